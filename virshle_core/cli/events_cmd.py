@@ -1,0 +1,63 @@
+"""``virshle events``: what happens on the nodes, live."""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+
+import click
+
+from . import Settings, verbosity_options
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(events)
+
+
+@click.command()
+@click.option("--node", "node_name", metavar="NAME", help="Only this node's events.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document per line (NDJSON).")
+@verbosity_options
+@click.pass_obj
+def events(settings: Settings, node_name: str | None, as_json: bool) -> None:
+    """Print node events as they happen (vm-created, vm-started...) until Ctrl-C."""
+    clients = settings.clients(node_name)
+    lines: queue.Queue = queue.Queue()
+
+    def follow(client) -> None:
+        try:
+            response = client.events()
+            for line in response.iter_lines():
+                lines.put((client.name, line, None))
+        except Exception as exc:  # reported, the other nodes go on
+            lines.put((client.name, None, exc))
+            return
+        lines.put((client.name, None, EOFError("the stream ended")))
+
+    for client in clients:
+        threading.Thread(target=follow, args=(client,), daemon=True).start()
+    open_streams = len(clients)
+    failed = False
+    while open_streams:
+        name, line, error = lines.get()
+        if error is not None:
+            open_streams -= 1
+            failed = failed or not isinstance(error, EOFError)
+            message = getattr(error, "message", None) or str(error)
+            click.echo(f"{name}: {message}", err=True)
+            continue
+        event = json.loads(line)
+        if event.get("event") == "hello":
+            continue
+        if as_json:
+            click.echo(json.dumps(event))
+        else:
+            vm = event.get("vm") or {}
+            detail = f" {vm.get('name')} (id {vm.get('id')})" if vm else ""
+            extra = {k: v for k, v in event.items() if k not in ("event", "node", "vm")}
+            tail = " " + " ".join(f"{k}={v}" for k, v in extra.items()) if extra else ""
+            click.echo(f"{time.strftime('%H:%M:%S')} {event.get('node')} {event['event']}{detail}{tail}")
+    if failed:
+        raise click.exceptions.Exit(1)

@@ -1,0 +1,177 @@
+"""``virshle node``: init, serve, ls, ping."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from . import Settings, verbosity_options
+from .render import bar, emit_json, state, table
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(node)
+
+
+@click.group()
+@verbosity_options
+def node() -> None:
+    """Prepare, run and list nodes (hosts that run VMs)."""
+
+
+@node.command("init")
+@click.option("--all", "all_", is_flag=True, help="Everything below (the default).")
+@click.option("--dir", "dir_", is_flag=True, help="Directories under [host] root, and the group 'virshle'.")
+@click.option("--db", is_flag=True, help="The VM database (created or migrated).")
+@click.option("--net", is_flag=True, help="Host network, through the plugins (bridge, orphans).")
+@click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
+@verbosity_options
+@click.pass_obj
+def node_init(settings: Settings, all_: bool, dir_: bool, db: bool, net: bool, as_json: bool) -> None:
+    """Create what this host needs to be a node; safe to run again.
+
+    \b
+    Makes [host] root (default /var/lib/virshle) with vm/ and cache/,
+    the database virshle.sqlite, the group 'virshle' that may use the
+    socket, and (with --net) the host network of the installed plugins.
+    """
+    from ..daemon.init import PARTS, init_node
+
+    parts = set(PARTS) if all_ or not (dir_ or db or net) else {
+        p for p, on in (("dir", dir_), ("db", db), ("net", net)) if on
+    }
+    done = init_node(settings.config, parts, node_name=settings.config.host.name)
+    if as_json:
+        emit_json({"root": str(settings.config.host.root_path), "done": done})
+        return
+    for part in ("dir", "db", "net"):
+        if part in done:
+            items = done[part] or ["already in place"]
+            click.echo(f"{part:<4} " + "\n     ".join(items))
+    click.echo(f"Node ready at {settings.config.host.root_path}. "
+               "Start it with `virshle node serve`.")
+
+
+@node.command("serve")
+@verbosity_options
+@click.pass_obj
+def node_serve(settings: Settings) -> None:
+    """Run the node daemon on [host] root/virshle.sock until SIGTERM or Ctrl-C."""
+    from .. import log
+
+    # A daemon says that it started and stopped, even without -v.
+    log.configure(max(settings.verbosity, 0) + 1 if settings.verbosity >= 0 else -1)
+    from ..daemon.server import serve
+
+    settings.warn_config()
+    serve(settings.config, node_name=settings.config.host.name)
+
+
+@node.command("ls")
+@click.option("-a", "--all", "all_", is_flag=True,
+              help="Add cpu, ram and disk: total, used and reserved (also `-all`).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.option("--node", "node_name", metavar="NAME", help="Only this node.")
+@verbosity_options
+@click.pass_obj
+def node_ls(settings: Settings, all_: bool, as_json: bool, node_name: str | None) -> None:
+    """List the managed nodes and their status (with --all, their health)."""
+    from ..client import fan_out
+
+    clients = settings.clients(node_name)
+
+    def probe(client):
+        return client.info() if all_ else client.ping()
+
+    results = fan_out(clients, probe)
+    documents = []
+    for client, answer, error in results:
+        doc = {"name": client.name, "url": client.entry.url, "weight": client.entry.weight,
+               "status": "online" if error is None else getattr(error, "status", "offline")}
+        if error is not None:
+            doc["reason"] = error.message
+        if all_:
+            info = answer or {}
+            for key in ("cpu", "ram", "disk", "vms", "saturation", "saturated", "hostname"):
+                doc[key] = info.get(key)
+        documents.append(doc)
+    if as_json:
+        emit_json(documents)
+        return
+    v = settings.verbosity
+    headers = ["name", "status"]
+    if v >= 1:
+        headers += ["url", "weight"]
+    if all_:
+        headers += ["vms", "cpu reserved", "ram reserved", "ram used", "disk reserved",
+                    "disk used", "saturation"]
+    rows = []
+    for doc in documents:
+        row = [doc["name"], state(doc["status"])]
+        if v >= 1:
+            row += [doc["url"], doc["weight"]]
+        if all_:
+            if doc["status"] == "online":
+                cpu, ram, disk = doc["cpu"], doc["ram"], doc["disk"]
+                row += [
+                    doc["vms"]["total"],
+                    f"{cpu['reserved']}/{cpu['total']} " + bar(cpu["reserved_pct"], scale=cpu["limit_pct"],
+                                                              good=200, warn=250),
+                    _size_pair(ram["reserved"], ram["total"]) + " " + bar(ram["reserved_pct"], scale=ram["limit_pct"]),
+                    bar(ram["used_pct"]),
+                    _size_pair(disk["reserved"], disk["total"]) + " " + bar(disk["reserved_pct"], scale=disk["limit_pct"]),
+                    bar(disk["used_pct"]),
+                    f"{doc['saturation']:.2f}" + (" (full)" if doc["saturated"] else ""),
+                ]
+            else:
+                row += ["-"] * 7
+        rows.append(row)
+    click.echo(table(headers, rows))
+    for doc in documents:
+        if doc["status"] != "online" and v >= 1:
+            click.echo(f"{doc['name']}: {doc['reason']}", err=True)
+    if v < 1 and any(d["status"] != "online" for d in documents):
+        click.echo("Some nodes are not online; -v says why.", err=True)
+
+
+def _size_pair(used: int, total: int) -> str:
+    from ..units import human_size
+
+    return f"{human_size(used)}/{human_size(total)}"
+
+
+@node.command("ping")
+@click.option("--node", "node_name", metavar="NAME", help="Only this node.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@verbosity_options
+@click.pass_obj
+def node_ping(settings: Settings, node_name: str | None, as_json: bool) -> None:
+    """Check that nodes answer; exit 1 if any does not."""
+    from ..client import fan_out
+
+    def timed(client):
+        start = time.perf_counter()
+        answer = client.ping()
+        return answer, (time.perf_counter() - start) * 1000
+
+    results = fan_out(settings.clients(node_name), timed)
+    documents = []
+    for client, answer, error in results:
+        if error is None:
+            pong, ms = answer
+            documents.append({"name": client.name, "status": "online", "ms": round(ms, 2),
+                              "version": pong.get("version")})
+        else:
+            documents.append({"name": client.name, "status": getattr(error, "status", "offline"),
+                              "reason": error.message})
+    if as_json:
+        emit_json(documents)
+    else:
+        for doc in documents:
+            if doc["status"] == "online":
+                click.echo(f"{doc['name']}: pong in {doc['ms']:.1f} ms (virshle {doc['version']})")
+            else:
+                click.echo(f"{doc['name']}: {doc['status']}: {doc['reason']}", err=True)
+    if any(d["status"] != "online" for d in documents):
+        raise click.exceptions.Exit(1)

@@ -1,0 +1,194 @@
+"""``virshle vm``: create, ls, info, rm."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import click
+
+from ..errors import NotFound, UsageError, VirshleError
+from . import Settings, verbosity_options
+from .render import emit_json, state, table
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(vm)
+
+
+@click.group()
+@verbosity_options
+def vm() -> None:
+    """Create, list and remove virtual machines."""
+
+
+def vm_ref_options(func: Callable) -> Callable:
+    """``--id | --name | --uuid`` and ``--node``: which VM, where."""
+    func = click.option("--node", "node_name", metavar="NAME",
+                        help="The node that has the VM (default: search every node).")(func)
+    func = click.option("--uuid", "vm_uuid", metavar="UUID", help="The VM's uuid.")(func)
+    func = click.option("--name", "vm_name", metavar="NAME", help="The VM's name.")(func)
+    func = click.option("--id", "vm_id", metavar="ID", type=int, help="The VM's id.")(func)
+    return func
+
+
+def _ref(vm_id: int | None, vm_name: str | None, vm_uuid: str | None) -> str:
+    given = [str(v) for v in (vm_id, vm_name, vm_uuid) if v is not None]
+    if len(given) != 1:
+        raise click.UsageError("name the VM with exactly one of --id, --name or --uuid")
+    return given[0]
+
+
+def find_vm(settings: Settings, ref: str, node_name: str | None) -> tuple[Any, dict]:
+    """The node client and VM document for ``ref``, searching every node unless --node."""
+    from ..client import fan_out
+
+    clients = settings.clients(node_name)
+    found, unavailable = [], []
+    for client, document, error in fan_out(clients, lambda c: c.vm(ref)):
+        if error is None:
+            found.append((client, document))
+        elif not isinstance(error, NotFound):
+            unavailable.append((client, error))
+    if len(found) > 1:
+        names = ", ".join(c.name for c, _ in found)
+        raise UsageError(f"VM {ref!r} exists on several nodes: {names}",
+                         "Choose one with --node.", code="ambiguous")
+    if found:
+        return found[0]
+    if len(clients) == 1 and unavailable:
+        raise unavailable[0][1]
+    where = f"node {clients[0].name!r}" if len(clients) == 1 else "any node"
+    extra = "".join(f"; node {c.name} unavailable: {e.message}" for c, e in unavailable)
+    raise NotFound(f"no VM {ref!r} on {where}{extra}",
+                   "List the VMs with `virshle vm ls`.", code="vm_not_found")
+
+
+@vm.command("create")
+@click.option("-t", "--template", "template_name", required=True, metavar="TEMPLATE",
+              help="The template to create from ([[template.vm]] name).")
+@click.option("--node", "node_name", metavar="NAME", help="Create on this node.")
+@click.option("-n", "--count", type=int, default=1, show_default=True, help="How many VMs.")
+@click.option("--name", "vm_name", metavar="NAME", help="The VM's name (default: a random one).")
+@click.option("--user-data", type=click.File("r"), metavar="FILE",
+              help="A user-data file kept with the VM.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@verbosity_options
+@click.pass_obj
+def vm_create(settings: Settings, template_name: str, node_name: str | None, count: int,
+              vm_name: str | None, user_data: Any, as_json: bool) -> None:
+    """Create VMs from a template; all of them or none."""
+    if count < 1:
+        raise click.BadParameter("must be at least 1", param_hint="-n/--count")
+    settings.warn_config()
+    clients = settings.clients(node_name)
+    if len(clients) > 1:
+        raise UsageError("several nodes are configured; choose one with --node",
+                         "Automatic placement comes with the load balancer.")
+    body: dict[str, Any] = {"template": template_name, "count": count}
+    if vm_name is not None:
+        body["name"] = vm_name
+    if user_data is not None:
+        body["user_data"] = user_data.read()
+    created = clients[0].create_vms(body)
+    if as_json:
+        emit_json(created)
+        return
+    for item in created:
+        click.echo(f"Created VM {item['name']} (id {item['id']}) on node {item['node']} "
+                   f"from template {item['template']}.")
+
+
+@vm.command("ls")
+@click.option("--node", "node_name", metavar="NAME", help="Only this node's VMs.")
+@click.option("--state", "state_filter",
+              type=click.Choice(["created", "running", "paused", "shutdown", "crashed"]),
+              help="Only VMs in this state.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@verbosity_options
+@click.pass_obj
+def vm_ls(settings: Settings, node_name: str | None, state_filter: str | None, as_json: bool) -> None:
+    """List VMs; -v adds disks and ips, -vv dates, -vvv uuids."""
+    from ..client import fan_out
+    from ..units import human_size
+
+    results = fan_out(settings.clients(node_name), lambda c: c.vms(state_filter))
+    documents, failures = [], []
+    for client, vms, error in results:
+        if error is not None:
+            failures.append((client.name, error))
+        else:
+            documents.extend(vms)
+    if as_json:
+        emit_json(documents)
+    else:
+        v = settings.verbosity
+        multi = len(results) > 1
+        headers = ["id", "name"] + (["node"] if multi else []) + ["vcpu", "vram", "state"]
+        if v >= 1:
+            headers += ["disks", "ips"]
+        if v >= 2:
+            headers += ["created_at", "updated_at"]
+        if v >= 3:
+            headers += ["uuid"]
+        rows = []
+        for item in documents:
+            row = [item["id"], item["name"]] + ([item["node"]] if multi else [])
+            row += [item["vcpu"], human_size(item["vram"]), state(item["state"])]
+            if v >= 1:
+                row += [", ".join(f"{d['name']} ({human_size(d['size'])})" for d in item["disks"]) or "-",
+                        ", ".join(item["ips"]) or "-"]
+            if v >= 2:
+                row += [item["created_at"], item["updated_at"]]
+            if v >= 3:
+                row += [item["uuid"]]
+            rows.append(row)
+        click.echo(table(headers, rows))
+    for name, error in failures:
+        click.echo(f"Error: node {name}: {error.message}", err=True)
+    if failures:
+        raise click.exceptions.Exit(1)
+
+
+@vm.command("info")
+@vm_ref_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@verbosity_options
+@click.pass_obj
+def vm_info(settings: Settings, vm_id, vm_name, vm_uuid, node_name, as_json: bool) -> None:
+    """Show one VM."""
+    from ..units import human_size
+
+    _client, document = find_vm(settings, _ref(vm_id, vm_name, vm_uuid), node_name)
+    if as_json:
+        emit_json(document)
+        return
+    rows = [
+        ("name", document["name"]), ("id", document["id"]), ("uuid", document["uuid"]),
+        ("node", document["node"]), ("template", document["template"]),
+        ("state", state(document["state"])), ("vcpu", document["vcpu"]),
+        ("vram", human_size(document["vram"])),
+        ("disks", ", ".join(f"{d['name']} {human_size(d['size'])} {d['path']}" for d in document["disks"]) or "-"),
+        ("nets", ", ".join(f"{n['name']} ({n['type']}) {n['mac'] or ''}" for n in document["nets"]) or "-"),
+        ("ips", ", ".join(document["ips"]) or "-"),
+        ("created", document["created_at"]), ("updated", document["updated_at"]),
+    ]
+    click.echo(table(["field", "value"], rows))
+
+
+@vm.command("rm")
+@vm_ref_options
+@click.option("-f", "--force", is_flag=True, help="Stop a running VM first.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@verbosity_options
+@click.pass_obj
+def vm_rm(settings: Settings, vm_id, vm_name, vm_uuid, node_name, force: bool, as_json: bool) -> None:
+    """Remove a VM: its process, disks, directory and row."""
+    client, document = find_vm(settings, _ref(vm_id, vm_name, vm_uuid), node_name)
+    removed = client.delete_vm(document["uuid"], force=force)
+    if as_json:
+        emit_json(removed)
+    else:
+        click.echo(f"Removed VM {removed['name']} (id {removed['id']}) from node {client.name}.")
+
+
+__all__ = ["vm", "VirshleError"]

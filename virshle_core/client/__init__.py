@@ -1,0 +1,175 @@
+"""Talking to nodes: transports, the API client, and fan-out over many nodes.
+
+A node is reached by its URL: ``unix:///var/lib/virshle/virshle.sock`` or
+``ssh://user@host:port/var/lib/virshle/virshle.sock``. Either way the
+client speaks HTTP/1.1 + JSON to the node daemon's ``/api/v1``.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any, Callable, Iterable, TypeVar
+from urllib.parse import quote, urlsplit
+
+from ..config import NodeEntry
+from ..errors import NodeUnavailable, VirshleError, from_json
+from . import http
+
+API = "/api/v1"
+CONNECT_TIMEOUT = 3.0
+T = TypeVar("T")
+
+
+class NodeClient:
+    """The API of one node."""
+
+    def __init__(self, entry: NodeEntry):
+        self.entry = entry
+        self.name = entry.name
+        self.url = urlsplit(entry.url)
+        self.timeout = float(entry.timeout)
+
+    def __repr__(self) -> str:
+        return f"NodeClient({self.name!r}, {self.entry.url!r})"
+
+    # --- transport ------------------------------------------------------------------
+
+    def connect(self) -> socket.socket:
+        if self.url.scheme == "unix":
+            return self._connect_unix(self.url.path)
+        raise NodeUnavailable(
+            f"node {self.name!r}: {self.url.scheme}:// nodes are not supported by this build yet",
+            "Use a unix:// URL for a local node.",
+            status="unreachable",
+        )
+
+    def _connect_unix(self, path: str) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(CONNECT_TIMEOUT)
+        try:
+            sock.connect(path)
+        except FileNotFoundError:
+            sock.close()
+            raise NodeUnavailable(
+                f"node {self.name!r}: no socket at {path}",
+                "Start the node daemon with `virshle node serve` (after `virshle node init --all`).",
+                status="socket_not_found",
+            ) from None
+        except PermissionError:
+            sock.close()
+            raise NodeUnavailable(
+                f"node {self.name!r}: permission denied on {path}",
+                "Join the 'virshle' group (usermod -aG virshle $USER) or run as root.",
+                status="auth_error",
+            ) from None
+        except (ConnectionRefusedError, socket.timeout, OSError) as exc:
+            sock.close()
+            raise NodeUnavailable(
+                f"node {self.name!r}: the daemon does not answer on {path} ({exc.__class__.__name__})",
+                "The socket is stale; restart `virshle node serve`.",
+                status="offline",
+            ) from None
+        sock.settimeout(self.timeout)
+        return sock
+
+    # --- requests -------------------------------------------------------------------
+
+    def open(self, method: str, path: str, body: Any = None,
+             timeout: float | None = None) -> http.Response:
+        sock = self.connect()
+        if timeout is not None:
+            sock.settimeout(timeout)
+        try:
+            return http.request(sock, method, API + path, body)
+        except socket.timeout:
+            sock.close()
+            raise NodeUnavailable(
+                f"node {self.name!r} did not answer {method} {path} within {self.timeout:g}s",
+                "Raise [[node]] timeout, or check the daemon's log.",
+                status="offline",
+            ) from None
+        except (OSError, http.HttpError) as exc:
+            sock.close()
+            raise NodeUnavailable(
+                f"node {self.name!r}: the connection broke during {method} {path}: {exc}",
+                "Check that the daemon is running.",
+                status="offline",
+            ) from None
+
+    def call(self, method: str, path: str, body: Any = None, timeout: float | None = None) -> Any:
+        """One request; the decoded JSON reply, or the daemon's error raised."""
+        response = self.open(method, path, body, timeout)
+        try:
+            data = response.json()
+        except socket.timeout:
+            raise NodeUnavailable(
+                f"node {self.name!r} did not finish answering {method} {path} in time",
+                status="offline",
+            ) from None
+        except ValueError:
+            raise VirshleError(f"node {self.name!r} sent a reply that is not JSON "
+                               f"(HTTP {response.status})") from None
+        if response.status >= 400:
+            error = from_json(data if isinstance(data, dict) else {}, response.status)
+            raise error
+        return data
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.call("GET", path, **kwargs)
+
+    def post(self, path: str, body: Any = None, **kwargs: Any) -> Any:
+        return self.call("POST", path, body if body is not None else {}, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> Any:
+        return self.call("DELETE", path, **kwargs)
+
+    # --- the node API ---------------------------------------------------------------
+
+    def ping(self) -> dict:
+        return self.get("/node/ping")
+
+    def info(self) -> dict:
+        return self.get("/node/info")
+
+    def templates(self) -> list[dict]:
+        return self.get("/templates")
+
+    def vms(self, state: str | None = None) -> list[dict]:
+        return self.get("/vms" + (f"?state={quote(state)}" if state else ""))
+
+    def vm(self, ref: str) -> dict:
+        return self.get(f"/vms/{quote(str(ref), safe='')}")
+
+    def create_vms(self, body: dict) -> list[dict]:
+        return self.post("/vms", body, timeout=max(self.timeout, 600.0))
+
+    def delete_vm(self, ref: str, force: bool = False) -> dict:
+        suffix = "?force=1" if force else ""
+        return self.delete(f"/vms/{quote(str(ref), safe='')}{suffix}", timeout=max(self.timeout, 120.0))
+
+    def events(self) -> http.Response:
+        response = self.open("GET", "/events", timeout=None)
+        response._sock.settimeout(None)
+        if response.status >= 400:
+            data = response.json()
+            raise from_json(data if isinstance(data, dict) else {}, response.status)
+        return response
+
+
+def fan_out(clients: Iterable[NodeClient], work: Callable[[NodeClient], T]
+            ) -> list[tuple[NodeClient, T | None, VirshleError | None]]:
+    """Run ``work`` on every node in parallel; keep each node's result or error."""
+    clients = list(clients)
+
+    def one(client: NodeClient) -> tuple[NodeClient, T | None, VirshleError | None]:
+        try:
+            return client, work(client), None
+        except VirshleError as exc:
+            return client, None, exc
+
+    if len(clients) <= 1:
+        return [one(c) for c in clients]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(32, len(clients))) as pool:
+        return list(pool.map(one, clients))

@@ -1,0 +1,613 @@
+"""The configuration file: attrs models, strict cattrs structuring, errors with lines.
+
+``load_config()`` reads ``--config PATH``, else ``$VIRSHLE_CONFIG``, else
+``/etc/virshle/config.toml`` (a missing default file means built-in
+defaults). The whole file is checked before any command runs; every problem
+is reported as ``FILE:LINE: key.path: what is wrong`` and the CLI exits 2.
+
+Plugins add their own tables through the ``virshle_config_sections`` hook:
+``register("dhcp.kea", KeaConfig)`` makes ``[dhcp.kea]`` a known table,
+structured into ``KeaConfig`` and available as ``config.section("dhcp.kea")``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import attrs
+
+from .errors import ConfigError
+from .units import parse_size
+
+DEFAULT_PATH = "/etc/virshle/config.toml"
+DEFAULT_ROOT = "/var/lib/virshle"
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+NODE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+TEMPLATE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+# Value types. They only mark a field for its structure hook (see _converter);
+# the values stored are plain ints, floats and strings.
+class PositiveInt(int):
+    """An integer >= 1."""
+
+
+class NonNegativeInt(int):
+    """An integer >= 0."""
+
+
+class Seconds(float):
+    """A duration in seconds, > 0."""
+
+
+class Bytes(int):
+    """A size: a number of GiB, or a string with a unit ("512MiB")."""
+
+
+class TemplateName(str):
+    """A template name: letters, digits, '-', '_' and '.'."""
+
+
+class NodeName(str):
+    """A node name: letters, digits, '-', '_' and '.'."""
+
+
+def field_check(check: Callable[[Any], str | None]) -> Callable[[Any, Any, Any], None]:
+    """An attrs validator from ``check(value) -> problem or None``.
+
+    Plugins use it for their config tables so that a bad value is reported
+    with its own key path and line, like the core's::
+
+        url: str = attrs.field(default="", validator=field_check(url_problem))
+    """
+
+    def validator(instance: Any, attribute: Any, value: Any) -> None:
+        problem = check(value)
+        if problem:
+            raise ValueError(f"\x01{attribute.name}\x01{problem}")
+
+    return validator
+
+
+# --- core tables -------------------------------------------------------------
+
+
+@attrs.define
+class HostLimits:
+    """``[host.limits]``: how much of the host VMs may reserve, in percent."""
+
+    cpu: PositiveInt = 300
+    ram: PositiveInt = 250
+    disk: PositiveInt = 95
+
+
+@attrs.define
+class HostConfig:
+    """``[host]``: this machine's node daemon."""
+
+    root: str = DEFAULT_ROOT
+    hypervisor: str = "auto"
+    stop_timeout: Seconds = 30.0
+    name: str = "default"
+    limits: HostLimits = attrs.Factory(HostLimits)
+
+    @property
+    def root_path(self) -> Path:
+        return Path(self.root).expanduser()
+
+    @property
+    def socket_path(self) -> Path:
+        return self.root_path / "virshle.sock"
+
+    @property
+    def db_path(self) -> Path:
+        return self.root_path / "virshle.sqlite"
+
+
+@attrs.define
+class NodeEntry:
+    """``[[node]]``: a node this CLI manages."""
+
+    name: NodeName
+    url: str
+    weight: NonNegativeInt = 1
+    timeout: Seconds = 10.0
+
+
+@attrs.define
+class TemplateDisk:
+    """``[[template.vm.disk]]``: a disk the VM gets its own copy of."""
+
+    name: TemplateName
+    path: str
+    readonly: bool = False
+
+    @property
+    def expanded_path(self) -> Path:
+        return Path(self.path).expanduser()
+
+
+@attrs.define
+class TemplateNet:
+    """``[[template.vm.net]]``: one NIC; ``type`` has exactly one key, the net type."""
+
+    name: TemplateName
+    type: dict[str, dict[str, Any]]
+
+    @property
+    def kind(self) -> str:
+        return next(iter(self.type))
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return self.type[self.kind]
+
+
+@attrs.define
+class VmTemplate:
+    """``[[template.vm]]``: a machine preset."""
+
+    name: TemplateName
+    vcpu: PositiveInt = 1
+    vram: Bytes = 1024**3
+    disk: list[TemplateDisk] = attrs.Factory(list)
+    net: list[TemplateNet] = attrs.Factory(list)
+    kernel: str | None = None
+    initramfs: str | None = None
+    cmdline: str | None = None
+    firmware: str | None = None
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name,
+            "vcpu": self.vcpu,
+            "vram": self.vram,
+            "disks": [
+                {"name": d.name, "path": str(d.expanded_path), "readonly": d.readonly}
+                for d in self.disk
+            ],
+            "nets": [{"name": n.name, "type": n.kind, "options": n.options} for n in self.net],
+            "kernel": self.kernel,
+            "initramfs": self.initramfs,
+            "cmdline": self.cmdline,
+            "firmware": self.firmware,
+        }
+
+
+@attrs.define
+class Templates:
+    """``[template]``: holds ``[[template.vm]]``."""
+
+    vm: list[VmTemplate] = attrs.Factory(list)
+
+
+@attrs.define
+class CoreConfig:
+    host: HostConfig = attrs.Factory(HostConfig)
+    node: list[NodeEntry] = attrs.Factory(list)
+    template: Templates = attrs.Factory(Templates)
+
+
+@attrs.define
+class Config:
+    """The whole configuration: core tables plus the plugins' sections."""
+
+    host: HostConfig = attrs.Factory(HostConfig)
+    nodes: list[NodeEntry] = attrs.Factory(list)
+    templates: list[VmTemplate] = attrs.Factory(list)
+    sections: dict[str, Any] = attrs.Factory(dict)
+    path: str | None = None
+    warnings: list[str] = attrs.Factory(list)
+
+    def section(self, name: str) -> Any:
+        """The structured plugin table ``name`` (e.g. ``"dhcp.kea"``), or None."""
+        return self.sections.get(name)
+
+    def template(self, name: str) -> VmTemplate | None:
+        for template in self.templates:
+            if template.name == name:
+                return template
+        return None
+
+    def managed_nodes(self) -> list[NodeEntry]:
+        """The nodes this CLI manages: ``[[node]]``, else the local node ``default``."""
+        if self.nodes:
+            return list(self.nodes)
+        return [NodeEntry(name="default", url=f"unix://{self.host.socket_path}")]
+
+
+# --- structuring ---------------------------------------------------------------
+
+
+def _strict(kind: type, noun: str) -> Callable[[Any, type], Any]:
+    def structure(value: Any, _type: type) -> Any:
+        if isinstance(value, bool) and kind is not bool:
+            raise TypeError(f"must be {noun}")
+        if kind is float and isinstance(value, int):
+            return float(value)
+        if not isinstance(value, kind):
+            raise TypeError(f"must be {noun}")
+        return value
+
+    return structure
+
+
+def _checked(base: type, noun: str, check: Callable[[Any], str | None]) -> Callable:
+    strict = _strict(base, noun)
+
+    def structure(value: Any, _type: type) -> Any:
+        value = strict(value, _type)
+        problem = check(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    return structure
+
+
+def _name_check(pattern: re.Pattern, what: str) -> Callable[[str], str | None]:
+    def check(value: str) -> str | None:
+        if not pattern.match(value):
+            return f'"{value}" is not a valid {what} (letters, digits, "-", "_", "." ; at most 63)'
+        return None
+
+    return check
+
+
+def _bytes(value: Any, _type: type) -> int:
+    return parse_size(value)
+
+
+_CONVERTER = None
+
+
+def converter():
+    """The strict cattrs converter: no unknown keys, no silent type coercion."""
+    global _CONVERTER
+    if _CONVERTER is None:
+        import cattrs
+
+        conv = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+        conv.register_structure_hook(str, _strict(str, "a string"))
+        conv.register_structure_hook(int, _strict(int, "an integer"))
+        conv.register_structure_hook(float, _strict(float, "a number"))
+        conv.register_structure_hook(bool, _strict(bool, "true or false"))
+        conv.register_structure_hook(
+            PositiveInt, _checked(int, "an integer", lambda v: None if v >= 1 else "must be >= 1")
+        )
+        conv.register_structure_hook(
+            NonNegativeInt, _checked(int, "an integer", lambda v: None if v >= 0 else "must be >= 0")
+        )
+        conv.register_structure_hook(
+            Seconds, _checked(float, "a number of seconds", lambda v: None if v > 0 else "must be > 0")
+        )
+        conv.register_structure_hook(Bytes, _bytes)
+        conv.register_structure_hook(
+            TemplateName, _checked(str, "a string", _name_check(TEMPLATE_NAME_PATTERN, "name"))
+        )
+        conv.register_structure_hook(
+            NodeName, _checked(str, "a string", _name_check(NODE_NAME_PATTERN, "node name"))
+        )
+        _CONVERTER = conv
+    return _CONVERTER
+
+
+def structure(data: Any, cls: type, *, where: str = "") -> Any:
+    """Structure ``data`` into ``cls`` strictly; raise ConfigError listing every problem.
+
+    Used for the config file and for API request bodies alike. ``where``
+    prefixes each key path (``"template.vm[0]"``).
+    """
+    try:
+        return converter().structure(data, cls)
+    except Exception as exc:  # cattrs raises ExceptionGroups of many kinds
+        problems = _problems(exc, where)
+        raise ConfigError("; ".join(f"{path}: {msg}" for path, msg in problems),
+                          problems=[f"{p}: {m}" for p, m in problems]) from None
+
+
+def _problems(exc: BaseException, where: str) -> list[tuple[str, str]]:
+    import cattrs
+    from cattrs.errors import ForbiddenExtraKeysError
+
+    def describe(error: BaseException, type_: Any) -> str:
+        if isinstance(error, ForbiddenExtraKeysError):
+            return "\x00" + "\x00".join(sorted(error.extra_fields))
+        if isinstance(error, KeyError):
+            return "is required"
+        message = str(error.args[0]) if getattr(error, "args", None) else ""
+        if isinstance(error, (TypeError, ValueError)) and (
+            message.startswith(("must", '"', "\x01"))
+        ):
+            return message
+        return f"must be {_noun(type_)}"
+
+    lines = cattrs.transform_error(exc, path="", format_exception=describe)
+    problems: list[tuple[str, str]] = []
+    for line in lines:
+        message, _, path = line.rpartition(" @ ")
+        path = (where + path).lstrip(".")
+        if message.startswith("\x01"):
+            _, field, message = message.split("\x01", 2)
+            path = f"{path}.{field}".lstrip(".")
+        if message.startswith("\x00"):
+            for key in message.strip("\x00").split("\x00"):
+                problems.append((f"{path}.{key}".lstrip("."), "unknown key"))
+        else:
+            problems.append((path or "(top level)", message))
+    return problems
+
+
+def _noun(type_: Any) -> str:
+    origin = getattr(type_, "__origin__", None)
+    if origin is list or type_ is list:
+        return "a list (write [[...]] tables)"
+    if origin is dict or type_ is dict or attrs.has(type_):
+        return "a table"
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(
+        type_, f"a {getattr(type_, '__name__', type_)}"
+    )
+
+
+# --- loading -------------------------------------------------------------------
+
+
+def config_path(explicit: str | None = None) -> tuple[str, bool]:
+    """The file to read and whether the user chose it (a chosen file must exist)."""
+    if explicit:
+        return explicit, True
+    env = os.environ.get("VIRSHLE_CONFIG")
+    if env:
+        return env, True
+    return DEFAULT_PATH, False
+
+
+def load_config(
+    explicit: str | None = None,
+    sections: dict[str, type] | None = None,
+) -> Config:
+    """Read, validate and structure the configuration.
+
+    :param explicit: ``--config PATH`` if given.
+    :param sections: plugin tables, ``{"dhcp.kea": KeaConfig}``.
+    :raises ConfigError: with every problem found, each with its line.
+    """
+    path, chosen = config_path(explicit)
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        if chosen:
+            raise ConfigError(
+                f"{path}: no such configuration file",
+                "Check the path given with --config or VIRSHLE_CONFIG.",
+            ) from None
+        return parse_config("", path=None, sections=sections)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration file: {exc.strerror}") from None
+    return parse_config(text, path=path, sections=sections)
+
+
+def parse_config(text: str, *, path: str | None, sections: dict[str, type] | None = None) -> Config:
+    """Validate and structure configuration text (see ``load_config``)."""
+    import tomllib
+
+    label = path or "config.toml"
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = re.search(r"line (\d+)", str(exc))
+        where = f"{label}:{line.group(1)}" if line else label
+        raise ConfigError(
+            f"{where}: not valid TOML: {exc}",
+            "Fix the syntax; see the config examples in README.md.",
+        ) from None
+
+    problems: list[tuple[str, str]] = []
+    plugin_sections: dict[str, Any] = {}
+    for dotted, cls in sorted((sections or {}).items()):
+        table = _pop_table(raw, dotted)
+        if table is _MISSING:
+            table = {}
+        if not isinstance(table, dict):
+            problems.append((dotted, "must be a table"))
+            continue
+        try:
+            plugin_sections[dotted] = structure(table, cls, where=dotted)
+        except ConfigError as exc:
+            problems.extend(_split(exc))
+    _drop_empty_tables(raw)
+
+    core = None
+    try:
+        core = structure(raw, CoreConfig)
+    except ConfigError as exc:
+        problems.extend(_split(exc))
+
+    warnings: list[str] = []
+    if core is not None:
+        problems.extend(_cross_checks(core))
+        for ti, template in enumerate(core.template.vm):
+            for di, disk in enumerate(template.disk):
+                if not disk.expanded_path.is_file():
+                    key = f"template.vm[{ti}].disk[{di}].path"
+                    warnings.append(
+                        f"{_where(label, text, key)}: {key}: {disk.expanded_path} is not a file "
+                        f"(template {template.name!r} cannot create VMs until it exists)"
+                    )
+
+    if problems:
+        lines = [f"{_where(label, text, key)}: {key}: {message}" for key, message in problems]
+        raise ConfigError(
+            lines[0] if len(lines) == 1 else f"{len(lines)} problems in {label}:\n  " + "\n  ".join(lines),
+            "Fix the configuration file; `virshle --help` names the options.",
+            problems=lines,
+        )
+
+    assert core is not None
+    return Config(
+        host=core.host,
+        nodes=core.node,
+        templates=core.template.vm,
+        sections=plugin_sections,
+        path=path,
+        warnings=warnings,
+    )
+
+
+def _split(exc: ConfigError) -> list[tuple[str, str]]:
+    out = []
+    for problem in exc.problems:
+        key, _, message = problem.partition(": ")
+        out.append((key, message))
+    return out
+
+
+def _cross_checks(core: CoreConfig) -> list[tuple[str, str]]:
+    problems = []
+    seen: dict[str, int] = {}
+    for i, template in enumerate(core.template.vm):
+        if template.name in seen:
+            problems.append((f"template.vm[{i}].name",
+                             f'"{template.name}" is already the name of template.vm[{seen[template.name]}]'))
+        seen.setdefault(template.name, i)
+        disk_names: set[str] = set()
+        for j, disk in enumerate(template.disk):
+            if disk.name in disk_names:
+                problems.append((f"template.vm[{i}].disk[{j}].name", f'"{disk.name}" is used twice'))
+            disk_names.add(disk.name)
+        net_names: set[str] = set()
+        for j, net in enumerate(template.net):
+            if len(net.type) != 1:
+                problems.append((f"template.vm[{i}].net[{j}].type",
+                                 "must name exactly one net type, e.g. [template.vm.net.type.tap]"))
+            elif not isinstance(net.options, dict):
+                problems.append((f"template.vm[{i}].net[{j}].type.{net.kind}", "must be a table"))
+            if net.name in net_names:
+                problems.append((f"template.vm[{i}].net[{j}].name", f'"{net.name}" is used twice'))
+            net_names.add(net.name)
+        if template.firmware and template.kernel:
+            problems.append((f"template.vm[{i}].firmware", "give either kernel (direct boot) or firmware, not both"))
+        for key in ("initramfs", "cmdline"):
+            if getattr(template, key) and not template.kernel:
+                problems.append((f"template.vm[{i}].{key}", "needs kernel (direct kernel boot)"))
+    names: dict[str, int] = {}
+    for i, node in enumerate(core.node):
+        if node.name in names:
+            problems.append((f"node[{i}].name", f'"{node.name}" is already the name of node[{names[node.name]}]'))
+        names.setdefault(node.name, i)
+        problem = url_problem(node.url)
+        if problem:
+            problems.append((f"node[{i}].url", problem))
+    return problems
+
+
+def url_problem(url: str) -> str | None:
+    """Why a node URL is unusable, or None."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        if not parts.path.startswith("/") or parts.netloc:
+            return f'"{url}" must be unix:///absolute/path/virshle.sock'
+        return None
+    if parts.scheme == "ssh":
+        if not parts.hostname or not parts.path.startswith("/"):
+            return f'"{url}" must be ssh://user@host:port/absolute/path/virshle.sock'
+        try:
+            parts.port
+        except ValueError:
+            return f'"{url}" has a bad port'
+        return None
+    return f'"{url}" has an unknown scheme; use unix:// or ssh://'
+
+
+_MISSING = object()
+
+
+def _pop_table(raw: dict, dotted: str) -> Any:
+    keys = dotted.split(".")
+    parent = raw
+    for key in keys[:-1]:
+        parent = parent.get(key) if isinstance(parent, dict) else None
+        if not isinstance(parent, dict):
+            return _MISSING
+    if not isinstance(parent, dict) or keys[-1] not in parent:
+        return _MISSING
+    return parent.pop(keys[-1])
+
+
+def _drop_empty_tables(raw: dict) -> None:
+    # [dhcp] only held [dhcp.kea]; once the plugin took its table, [dhcp] is not unknown.
+    for key in list(raw):
+        value = raw[key]
+        if isinstance(value, dict):
+            _drop_empty_tables(value)
+            if not value and key not in {"host", "template"}:
+                del raw[key]
+
+
+# --- where a key is written -------------------------------------------------------
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_\-\".]+)\s*=")
+_INDEX = re.compile(r"\[(\d+)\]")
+
+
+def _where(label: str, text: str, key: str) -> str:
+    line = locate(text, key)
+    return f"{label}:{line}" if line else label
+
+
+def locate(text: str, key_path: str) -> int | None:
+    """The line (1-based) where ``key_path`` (``template.vm[0].vcpu``) is written.
+
+    Falls back to the line of the closest enclosing table; None when the key
+    is not in the text at all (a built-in default).
+    """
+    array_counts: dict[str, int] = {}
+    current = ""
+    positions: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = _HEADER.match(line)
+        if header:
+            is_array = header.group(1) == "[["
+            names = [part.strip().strip('"') for part in header.group(2).split(".")]
+            path = ""
+            for i, name in enumerate(names):
+                path = f"{path}.{name}" if path else name
+                last = i == len(names) - 1
+                if last and is_array:
+                    array_counts[path] = array_counts.get(path, -1) + 1
+                    path = f"{path}[{array_counts[path]}]"
+                elif path in array_counts:
+                    path = f"{path}[{array_counts[path]}]"
+                positions.setdefault(path, number)
+            current = path
+            continue
+        key = _KEY.match(line)
+        if key:
+            name = key.group(1).strip().strip('"')
+            full = f"{current}.{name}" if current else name
+            positions.setdefault(full, number)
+    probe = key_path
+    while probe:
+        if probe in positions:
+            return positions[probe]
+        # template.vm[0].vcpu -> template.vm[0] -> template.vm ...
+        if probe.endswith("]"):
+            probe = probe[: probe.rindex("[")]
+        elif "." in probe:
+            probe = probe.rsplit(".", 1)[0]
+        else:
+            break
+    return None
+
+
+def warn(config: Config) -> None:
+    """Print the load warnings (missing template disks) once, on stderr."""
+    for message in config.warnings:
+        print(f"Warning: {message}", file=sys.stderr)

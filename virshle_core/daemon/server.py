@@ -1,0 +1,328 @@
+"""``virshle node serve``: the node's HTTP/1.1 + JSON API on its unix socket.
+
+Phases, as uvicorn's: start-up (open the store, bind the socket with mode
+0660 and group ``virshle``), the main loop (serve until SIGTERM or SIGINT),
+shut-down (stop accepting, let in-flight requests finish, end the event
+streams, remove the socket).
+
+Blocking work (the store, plugin hooks) runs in worker threads; operations
+on one VM are serialised by a per-VM lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import grp
+import json
+import os
+import signal
+import socket
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+import attrs
+from aiohttp import web
+
+from .. import events, lifecycle
+from ..config import Config, structure
+from ..errors import ConfigError, NotFound, UsageError, VirshleError
+from ..log import logger
+from ..models import NodeContext
+from ..plugins import hook
+from ..store import Store
+from . import nodeinfo
+from .openapi import Route, openapi_document
+
+API = "/api/v1"
+SHUTDOWN_TIMEOUT = 30.0
+
+
+class EventHub:
+    """Fans blinker signals out to every ``GET /events`` stream."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.queues: set[asyncio.Queue] = set()
+        for name in events.NAMES:
+            import blinker
+
+            blinker.signal(name).connect(self._receive_for(name), weak=False)
+
+    def _receive_for(self, name: str) -> Callable[..., None]:
+        def receive(sender: Any, **data: Any) -> None:
+            event = {"event": name, "node": sender, **data}
+            line = json.dumps(event, default=str) + "\n"
+            for queue in list(self.queues):
+                self.loop.call_soon_threadsafe(queue.put_nowait, line)
+
+        return receive
+
+    def close(self) -> None:
+        for queue in list(self.queues):
+            queue.put_nowait(None)
+
+
+class NodeDaemon:
+    def __init__(self, config: Config, node_name: str = "default"):
+        self.config = config
+        self.node = NodeContext(name=node_name, config=config)
+        self.store: Store | None = None
+        self.vm_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.hub: EventHub | None = None
+        self.routes = [
+            Route("GET", "/node/ping", self.ping, "Is the daemon alive?", response="Pong"),
+            Route("GET", "/node/info", self.info, "Host health, reservations and saturation.",
+                  response="NodeInfo"),
+            Route("GET", "/templates", self.templates, "The templates this node offers.",
+                  response="TemplateList"),
+            Route("GET", "/vms", self.list_vms, "The node's VMs, with live state and IPs.",
+                  response="VmList", query={"state": "Only VMs in this state."}),
+            Route("POST", "/vms", self.create_vms, "Create VMs from a template.",
+                  body=lifecycle.CreateRequest, response="VmList", status=201),
+            Route("GET", "/vms/{ref}", self.get_vm, "One VM, by id, name or uuid.",
+                  response="Vm"),
+            Route("DELETE", "/vms/{ref}", self.delete_vm, "Remove a VM and everything it holds.",
+                  response="Vm", query={"force": "Stop a running VM first (1/true)."}),
+            Route("GET", "/events", self.events, "Events as newline-delimited JSON, kept open.",
+                  response="EventStream", stream=True),
+            Route("GET", "/openapi.json", self.openapi, "This document.", response="OpenApi"),
+        ]
+
+    # --- application ---------------------------------------------------------------
+
+    def make_app(self) -> web.Application:
+        app = web.Application(middlewares=[self.errors_middleware], client_max_size=16 * 1024**2)
+        for route in self.routes:
+            app.router.add_route(route.method, API + route.path, route.handler)
+        app.on_shutdown.append(self._on_shutdown)
+        return app
+
+    @web.middleware
+    async def errors_middleware(self, request: web.Request, handler: Callable[..., Awaitable]):
+        try:
+            response = await handler(request)
+        except VirshleError as exc:
+            if exc.http_status >= 500:
+                logger.error("{} {}: {}", request.method, request.path, exc.message)
+            return web.json_response(exc.to_json(), status=exc.http_status)
+        except web.HTTPException as exc:
+            if exc.status == 404:
+                return error_response(404, "no_route", f"no route {request.method} {request.path}",
+                                      f"See {API}/openapi.json for the routes.")
+            if exc.status == 405:
+                return error_response(405, "method_not_allowed",
+                                      f"{request.method} is not allowed on {request.path}",
+                                      f"See {API}/openapi.json for the routes.")
+            raise
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.opt(exception=True).error("{} {} failed", request.method, request.path)
+            return error_response(500, "internal", f"{type(exc).__name__}: {exc}",
+                                  "This is a bug in Virshle or a plugin; the daemon log has the traceback.")
+        logger.debug("{} {} -> {}", request.method, request.path_qs, response.status)
+        return response
+
+    async def _on_shutdown(self, app: web.Application) -> None:
+        if self.hub:
+            self.hub.close()
+
+    # --- helpers -------------------------------------------------------------------
+
+    async def body(self, request: web.Request, cls: type) -> Any:
+        if not request.can_read_body:
+            raise UsageError("the request needs a JSON body", code="no_body")
+        try:
+            data = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise UsageError(f"the body is not valid JSON: {exc}", code="bad_json") from None
+        if not isinstance(data, dict):
+            raise UsageError("the body must be a JSON object", code="bad_body")
+        try:
+            return structure(data, cls)
+        except ConfigError as exc:
+            raise UsageError(
+                "bad request body: " + "; ".join(exc.problems),
+                f"Fields accepted: {', '.join(f.name for f in attrs.fields(cls))}.",
+                code="bad_body",
+            ) from None
+
+    async def run(self, func: Callable, *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(func, *args, **kwargs)
+
+    def _vm_json(self, vms: list) -> list[dict]:
+        for vm in vms:
+            vm.state = lifecycle.live_state(self.node, vm)
+        lifecycle.with_ips(self.node, vms)
+        return [vm.to_json() for vm in vms]
+
+    # --- routes ----------------------------------------------------------------------
+
+    async def ping(self, request: web.Request) -> web.Response:
+        from .. import __version__
+
+        return web.json_response({"pong": True, "node": self.node.name, "version": __version__})
+
+    async def info(self, request: web.Request) -> web.Response:
+        def collect() -> dict:
+            info = nodeinfo.host_info(self.config, self.store)
+            merged: dict[str, Any] = {}
+            for extra in hook().virshle_node_info(node=self.node):
+                for key, value in (extra or {}).items():
+                    merged.setdefault(key, value)
+            info["plugins"] = merged
+            info["templates"] = {
+                t.name: dict(zip(("fits", "reason"), nodeinfo.fits(info, t)))
+                for t in self.config.templates
+            }
+            return info
+
+        info = await self.run(collect)
+        return web.json_response({"name": self.node.name, **info})
+
+    async def templates(self, request: web.Request) -> web.Response:
+        return web.json_response([t.to_json() for t in self.config.templates])
+
+    async def list_vms(self, request: web.Request) -> web.Response:
+        state = request.query.get("state")
+        unknown = set(request.query) - {"state"}
+        if unknown:
+            raise UsageError(f"unknown query parameter(s): {', '.join(sorted(unknown))}")
+        from ..models import VM_STATES
+
+        if state is not None and state not in VM_STATES:
+            raise UsageError(f"unknown state {state!r}", f"States: {', '.join(VM_STATES)}.",
+                             code="bad_state")
+        vms = await self.run(lambda: self._vm_json(self.store.all()))
+        if state:
+            vms = [vm for vm in vms if vm["state"] == state]
+        return web.json_response(vms)
+
+    async def create_vms(self, request: web.Request) -> web.Response:
+        create = await self.body(request, lifecycle.CreateRequest)
+        vms = await self.run(lifecycle.create, self.node, self.store, create)
+        return web.json_response([vm.to_json() for vm in vms], status=201)
+
+    async def get_vm(self, request: web.Request) -> web.Response:
+        ref = request.match_info["ref"]
+        vm = await self.run(self.store.get, ref)
+        return web.json_response((await self.run(self._vm_json, [vm]))[0])
+
+    async def delete_vm(self, request: web.Request) -> web.Response:
+        ref = request.match_info["ref"]
+        force = request.query.get("force", "").lower() in ("1", "true", "yes")
+        vm = await self.run(self.store.get, ref)
+        async with self.vm_locks[vm.uuid]:
+            vm = await self.run(self.store.get, vm.uuid)
+            await self.run(lifecycle.delete, self.node, self.store, vm, force)
+        self.vm_locks.pop(vm.uuid, None)
+        return web.json_response(vm.to_json())
+
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        assert self.hub is not None
+        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await response.prepare(request)
+        queue: asyncio.Queue = asyncio.Queue()
+        self.hub.queues.add(queue)
+        try:
+            await response.write(json.dumps({"event": "hello", "node": self.node.name}).encode() + b"\n")
+            while True:
+                line = await queue.get()
+                if line is None:
+                    break
+                await response.write(line.encode())
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self.hub.queues.discard(queue)
+        return response
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        from .. import __version__
+
+        return web.json_response(openapi_document(self.routes, API, __version__))
+
+    # --- serving -----------------------------------------------------------------------
+
+    async def serve(self) -> None:
+        socket_path = self.config.host.socket_path
+        root = self.config.host.root_path
+        if not root.is_dir():
+            raise VirshleError(f"{root} does not exist",
+                               "Run `virshle node init --all` first.", code="not_initialized")
+        self.store = Store(self.config.host.db_path, node=self.node.name)
+        nodeinfo.prime_cpu()
+        self.hub = EventHub(asyncio.get_running_loop())
+        _clear_stale_socket(socket_path)
+
+        runner = web.AppRunner(self.make_app(), handle_signals=False, access_log=None,
+                               shutdown_timeout=SHUTDOWN_TIMEOUT)
+        await runner.setup()
+        old_umask = os.umask(0o117)  # the socket is born 0660, never briefly wider
+        try:
+            site = web.UnixSite(runner, str(socket_path))
+            await site.start()
+        finally:
+            os.umask(old_umask)
+        _set_mode_and_group(socket_path)
+        logger.info("node {!r} serving on {} ({} VMs)", self.node.name, socket_path,
+                    len(self.store.all()))
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+            logger.info("shutting down: finishing requests in flight")
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            await runner.cleanup()
+            try:
+                socket_path.unlink()
+            except FileNotFoundError:
+                pass
+            self.store.close()
+            logger.info("node {!r} stopped", self.node.name)
+
+
+def error_response(status: int, code: str, message: str, hint: str = "") -> web.Response:
+    return web.json_response({"error": code, "message": message, "hint": hint}, status=status)
+
+
+def _clear_stale_socket(path: Path) -> None:
+    if not path.exists():
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        logger.info("removing stale socket {}", path)
+        path.unlink()
+        return
+    finally:
+        probe.close()
+    raise VirshleError(f"another daemon is already serving on {path}",
+                       "Stop it first, or give this node another [host] root.",
+                       code="already_serving")
+
+
+def _set_mode_and_group(path: Path) -> None:
+    os.chmod(path, 0o660)
+    try:
+        gid = grp.getgrnam("virshle").gr_gid
+    except KeyError:
+        logger.warning("group 'virshle' does not exist; run `virshle node init --dir` so "
+                       "its members can use {}", path)
+        return
+    try:
+        os.chown(path, -1, gid)
+    except PermissionError:
+        logger.warning("cannot give {} to group virshle (not root)", path)
+
+
+def serve(config: Config, node_name: str = "default") -> None:
+    """Run the daemon until SIGTERM or SIGINT."""
+    asyncio.run(NodeDaemon(config, node_name).serve())

@@ -1,0 +1,293 @@
+"""The whole plugin contract: every hook Virshle calls, typed and documented.
+
+Hooks are plain synchronous functions. Call them with keyword arguments.
+The daemon runs them in a worker thread and serialises operations on one VM,
+so an implementation may block (run a command, wait for a socket).
+
+"Owner" hooks are ``firstresult``: the first implementation that returns
+something other than ``None`` answers, so an implementation returns ``None``
+for objects that are not its own (another net type, another hypervisor).
+"Merged" hooks collect every implementation's answer.
+
+Write an implementation with ``from virshle_core import hookimpl``, and
+declare only the arguments you use: pluggy passes arguments by name.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+
+    from .config import VmTemplate, TemplateDisk
+    from .models import (
+        ConsoleEndpoint,
+        Lease,
+        Net,
+        NetAttachment,
+        NodeCandidate,
+        NodeContext,
+        Vm,
+        VmmHandle,
+    )
+
+hookspec = pluggy.HookspecMarker("virshle")
+
+# ---------------------------------------------------------------------------
+# Start-up hooks: called in every process that loads plugins (CLI and daemon)
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def virshle_config_sections(register: Callable[[str, type], None]) -> None:
+    """Declare the plugin's own configuration tables.
+
+    Called before the configuration file is read. A table registered here
+    is validated as strictly as the core's own: unknown keys and wrong types
+    are configuration errors with their line. Read it back with
+    ``node.config.section(name)``; a missing table gives the class's defaults.
+
+    :param register: call ``register("dhcp.kea", KeaConfig)`` with the dotted
+        table name and an attrs class whose fields all have defaults.
+    :returns: nothing.
+    """
+
+
+@hookspec
+def virshle_register_commands(cli: "click.Group") -> None:
+    """Add click commands or groups to the ``virshle`` command line.
+
+    Called once, after every core command exists. A command whose name is
+    already taken is refused with a warning; it never replaces a core one.
+    Import heavy modules inside the command, not at module level: every
+    ``virshle`` invocation loads plugins.
+
+    :param cli: the top-level click group; use ``@cli.command()``.
+    :returns: nothing.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Node hooks
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def virshle_node_init(node: "NodeContext", parts: frozenset[str]) -> None:
+    """Prepare the host for this plugin; must be idempotent.
+
+    Called by ``virshle node init``. Create what is missing (a bridge, a
+    directory), repair what drifted, and reap orphans that are provably
+    yours (never touch what another program made).
+
+    :param node: the local node.
+    :param parts: the parts asked for, a subset of ``{"dir", "db", "net"}``;
+        network plugins act only when ``"net"`` is in it.
+    :returns: nothing. Raise ``VirshleError`` to report a failure.
+    """
+
+
+@hookspec
+def virshle_node_info(node: "NodeContext") -> dict[str, Any] | None:
+    """Extra health fields for ``node info`` and ``node ls --all``.
+
+    Every implementation is called and the dictionaries are merged into the
+    node info document under ``"plugins"`` (later keys do not override
+    earlier ones). Keep it fast: it runs for every listing.
+
+    :param node: the local node.
+    :returns: a JSON-serialisable dictionary, or None.
+    """
+
+
+@hookspec(firstresult=True)
+def virshle_choose_node(
+    candidates: list["NodeCandidate"], template: "VmTemplate | None"
+) -> str | None:
+    """Choose the node a new VM goes to when ``vm create`` has no ``--node``.
+
+    The ``lb`` plugin answers with a weighted random choice among the online,
+    unsaturated candidates that fit. Mark an implementation ``tryfirst=True``
+    to override it.
+
+    Stops at first non-None result.
+
+    :param candidates: every managed node, online or not, with its info.
+    :param template: the template of the VM to place, when known.
+    :returns: the chosen node's name, or None to let another plugin choose.
+    """
+
+
+# ---------------------------------------------------------------------------
+# VM creation hooks
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def virshle_pre_create(vm: "Vm", template: "VmTemplate", node: "NodeContext") -> None:
+    """Validate or prepare a VM before anything is made for it.
+
+    Called for every plugin, before disks are cloned. Raise ``VirshleError``
+    (or ``UsageError`` for bad input) to refuse the VM: nothing is left behind.
+    An implementation may fill fields of ``vm`` (e.g. MACs of its nets).
+
+    :param vm: the VM being created; ``vm.id`` is not set yet.
+    :param template: the template it comes from.
+    :param node: the node it is created on.
+    :returns: nothing.
+    """
+
+
+@hookspec(firstresult=True)
+def virshle_disk_clone(source: str, dest: str, disk: "TemplateDisk") -> dict[str, Any] | None:
+    """Make the VM's own disk ``dest`` from the template disk ``source``.
+
+    The template's file must never be written. The core's default copies the
+    file; a storage plugin may make a copy-on-write overlay or a reflink.
+
+    Stops at first non-None result.
+
+    :param source: absolute path of the template disk.
+    :param dest: absolute path to create (its directory exists).
+    :param disk: the template's disk entry (name, readonly).
+    :returns: ``{"format": "raw" | "qcow2", "size": bytes}``, or None to let
+        another plugin clone it.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Network hooks
+# ---------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def virshle_net_attach(vm: "Vm", net: "Net", node: "NodeContext") -> "NetAttachment | None":
+    """Create the host side of one NIC (a tap on a bridge, a macvtap...).
+
+    Called before the VMM starts, once per NIC. Return None when ``net.type``
+    is not yours.
+
+    Stops at first non-None result.
+
+    :param vm: the VM being started.
+    :param net: the NIC, with its type, options, MAC and interface name.
+    :param node: the local node.
+    :returns: what was made, handed back to ``virshle_net_detach``.
+    """
+
+
+@hookspec(firstresult=True)
+def virshle_net_detach(
+    vm: "Vm", net: "Net", attachment: "NetAttachment | None", node: "NodeContext"
+) -> bool | None:
+    """Remove the host side of one NIC; must succeed when it is already gone.
+
+    Stops at first non-None result.
+
+    :param vm: the VM being stopped or removed.
+    :param net: the NIC.
+    :param attachment: what ``virshle_net_attach`` returned, or None after a
+        daemon restart (rebuild what you need from ``net``).
+    :param node: the local node.
+    :returns: True when ``net.type`` is yours and it is removed, else None.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Hypervisor hooks
+# ---------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def virshle_start(
+    vm: "Vm", attachments: list["NetAttachment"], node: "NodeContext"
+) -> "VmmHandle | None":
+    """Start the VMM and boot the VM.
+
+    The VMM must run in its own session (it outlives the daemon), write a
+    pidfile and its control socket in ``vm.path``, and keep the serial
+    output in ``vm.path / "console.log"``. Return None when ``vm.hypervisor``
+    is not yours.
+
+    Stops at first non-None result.
+
+    :param vm: the VM to start.
+    :param attachments: the host side of each NIC, in ``vm.nets`` order.
+    :param node: the local node.
+    :returns: the started VMM.
+    """
+
+
+@hookspec(firstresult=True)
+def virshle_stop(vm: "Vm", force: bool, node: "NodeContext") -> bool | None:
+    """Stop the VM: a graceful shutdown, or kill at once with ``force``.
+
+    A graceful stop waits up to ``[host] stop_timeout`` seconds, then kills.
+
+    Stops at first non-None result.
+
+    :param vm: the VM to stop.
+    :param force: kill the VMM without asking the guest.
+    :param node: the local node.
+    :returns: True when the VM is yours and stopped, else None.
+    """
+
+
+@hookspec(firstresult=True)
+def virshle_vm_state(vm: "Vm", node: "NodeContext") -> str | None:
+    """Read the VM's live state from its VMM.
+
+    Stops at first non-None result.
+
+    :param vm: the VM.
+    :param node: the local node.
+    :returns: one of ``created, running, paused, shutdown, crashed``, or None
+        when the VM is not yours.
+    """
+
+
+@hookspec(firstresult=True)
+def virshle_console(vm: "Vm", node: "NodeContext") -> "ConsoleEndpoint | None":
+    """Say where the VM's serial console can be reached.
+
+    Stops at first non-None result.
+
+    :param vm: the VM.
+    :param node: the local node.
+    :returns: the console's socket and log file, or None when not yours.
+    """
+
+
+# ---------------------------------------------------------------------------
+# DHCP and clean-up hooks
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def virshle_lease_query(vms: list["Vm"], node: "NodeContext") -> list["Lease"] | None:
+    """Report the IP leases of these VMs' NICs.
+
+    Called once per listing with every VM listed: make one batched query,
+    never one per VM. Answers of all plugins are merged. When the DHCP
+    server is unreachable, log a warning and return None; never raise.
+
+    :param vms: the VMs being listed.
+    :param node: the local node.
+    :returns: the leases found, matched to NICs by MAC.
+    """
+
+
+@hookspec
+def virshle_post_delete(vm: "Vm", node: "NodeContext") -> None:
+    """Release what the VM held outside its directory (leases, reservations...).
+
+    Called for every plugin after the VM is stopped and its NICs detached,
+    before its row is deleted. Must succeed when there is nothing to release.
+
+    :param vm: the VM being removed.
+    :param node: the local node.
+    :returns: nothing.
+    """

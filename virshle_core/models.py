@@ -1,0 +1,193 @@
+"""The objects hooks receive and return: a VM, its disks and NICs, a node.
+
+These are the public names plugins are written against (with
+``virshle_core.hookimpl`` and the errors). They are plain attrs classes that
+turn into JSON with ``to_json()``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+if TYPE_CHECKING:
+    from .config import Config
+
+VM_STATES = ("created", "running", "paused", "shutdown", "crashed")
+
+
+@attrs.define
+class Disk:
+    """One disk of a VM: its own file under ``<root>/vm/<uuid>/disk/<name>``."""
+
+    name: str
+    path: str
+    size: int | None = None
+    readonly: bool = False
+    source: str | None = None
+    format: str = "raw"
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "path": self.path, "size": self.size,
+                "readonly": self.readonly, "format": self.format}
+
+
+@attrs.define
+class Net:
+    """One NIC of a VM: its net type (``tap``, ``mac_v_tap``...), MAC and host interface."""
+
+    name: str
+    type: str
+    options: dict[str, Any] = attrs.Factory(dict)
+    mac: str | None = None
+    ifname: str | None = None
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "type": self.type, "mac": self.mac,
+                "ifname": self.ifname, "options": self.options}
+
+
+@attrs.define
+class Vm:
+    """A virtual machine as the node knows it.
+
+    ``state`` is the last state the node read from the VMM through
+    ``virshle_vm_state``; ``ips`` is filled from ``virshle_lease_query``.
+    """
+
+    id: int | None
+    uuid: str
+    name: str
+    node: str
+    template: str
+    vcpu: int
+    vram: int
+    disks: list[Disk] = attrs.Factory(list)
+    nets: list[Net] = attrs.Factory(list)
+    state: str = "created"
+    ips: list[str] = attrs.Factory(list)
+    kernel: str | None = None
+    initramfs: str | None = None
+    cmdline: str | None = None
+    firmware: str | None = None
+    hypervisor: str | None = None
+    user_data: str | None = None
+    created_at: str = ""
+    updated_at: str = ""
+    dir: str = ""
+
+    @property
+    def path(self) -> Path:
+        """The VM's own directory, ``<root>/vm/<uuid>``."""
+        return Path(self.dir)
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id,
+            "uuid": self.uuid,
+            "name": self.name,
+            "node": self.node,
+            "template": self.template,
+            "state": self.state,
+            "vcpu": self.vcpu,
+            "vram": self.vram,
+            "disks": [d.to_json() for d in self.disks],
+            "nets": [n.to_json() for n in self.nets],
+            "ips": list(self.ips),
+            "kernel": self.kernel,
+            "initramfs": self.initramfs,
+            "cmdline": self.cmdline,
+            "firmware": self.firmware,
+            "hypervisor": self.hypervisor,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+@attrs.define
+class NetAttachment:
+    """What ``virshle_net_attach`` made on the host for one NIC.
+
+    ``ifname`` is the host interface (tap or macvtap); ``fds`` are open file
+    descriptors the VMM must inherit (macvtap); ``data`` is the plugin's own
+    bookkeeping, handed back to ``virshle_net_detach``.
+    """
+
+    net: str
+    type: str
+    ifname: str | None = None
+    mac: str | None = None
+    fds: list[int] = attrs.Factory(list)
+    data: dict[str, Any] = attrs.Factory(dict)
+
+
+@attrs.define
+class VmmHandle:
+    """What ``virshle_start`` started: the VMM process and where to reach it."""
+
+    pid: int
+    hypervisor: str
+    control: str | None = None
+    console: str | None = None
+
+
+@attrs.define
+class ConsoleEndpoint:
+    """Where a VM's serial console is: a unix socket to connect to, and its log file."""
+
+    socket: str | None = None
+    log: str | None = None
+
+
+@attrs.define
+class Lease:
+    """A DHCP lease of one VM NIC, as reported by ``virshle_lease_query``."""
+
+    mac: str
+    ip: str
+    hostname: str | None = None
+    expires: int | None = None
+    family: int = 4
+
+    def to_json(self) -> dict:
+        return attrs.asdict(self)
+
+
+@attrs.define
+class NodeContext:
+    """The node a hook runs on: its name, its root directory and the configuration.
+
+    Plugins read their own table with ``node.config.section("ovs")``.
+    """
+
+    name: str
+    config: "Config"
+
+    @property
+    def root(self) -> Path:
+        return self.config.host.root_path
+
+    def section(self, name: str) -> Any:
+        return self.config.section(name)
+
+
+@attrs.define
+class NodeCandidate:
+    """A node offered to ``virshle_choose_node``.
+
+    ``status`` is ``online`` for a usable node; ``info`` is its ``node info``
+    document (``saturated``, ``fits`` and resource figures); ``in_flight``
+    counts creates already sent to it in this run.
+    """
+
+    name: str
+    weight: int = 1
+    status: str = "online"
+    info: dict[str, Any] = attrs.Factory(dict)
+    in_flight: int = 0
+
+    @property
+    def saturated(self) -> bool:
+        return bool(self.info.get("saturated"))
