@@ -134,7 +134,8 @@ class Store:
         }
         with self._lock:
             try:
-                self.db["vms"].insert(row)
+                table = self.db["vms"]
+                table.insert(row)
             except sqlite3.IntegrityError as exc:
                 column = "name" if "name" in str(exc) else "uuid"
                 raise Conflict(
@@ -143,7 +144,7 @@ class Store:
                     "Choose another --name, or remove the old VM with `virshle vm rm`.",
                     code="name_taken" if column == "name" else "uuid_taken",
                 ) from None
-            vm.id = self.db["vms"].last_pk
+            vm.id = table.last_pk
         vm.created_at = vm.updated_at = stamp
         return vm
 
@@ -167,7 +168,9 @@ class Store:
             self.db.execute("DELETE FROM vms WHERE id = ?", [vm.id])
 
     def all(self) -> list[Vm]:
-        return [self._to_vm(row) for row in self.db["vms"].rows_where(order_by="id")]
+        with self._lock:
+            rows = list(self.db["vms"].rows_where(order_by="id"))
+        return [self._to_vm(row) for row in rows]
 
     def __iter__(self) -> Iterator[Vm]:
         return iter(self.all())
@@ -181,7 +184,8 @@ class Store:
         clauses.append(("uuid = ?", [ref]))
         clauses.append(("name = ?", [ref]))
         for where, args in clauses:
-            rows = list(self.db["vms"].rows_where(where, args))
+            with self._lock:
+                rows = list(self.db["vms"].rows_where(where, args))
             if rows:
                 return self._to_vm(rows[0])
         raise NotFound(

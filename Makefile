@@ -1,0 +1,27 @@
+# The two commands a newcomer runs (as root on Debian 12): `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PLUGINS := $(wildcard plugins/*/pyproject.toml)
+
+.PHONY: setup demo test test-fast bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml $(PLUGINS) scripts/setup.sh scripts/debian-packages.txt
+	PYTHON=$(PYTHON) scripts/setup.sh
+
+demo: setup
+	scripts/demo.sh
+
+test: setup
+	$(VENV)/bin/pytest
+
+# Without the slow end-to-end tests (those that boot guests).
+test-fast: setup
+	$(VENV)/bin/pytest -m "not e2e"
+
+bench: setup
+	$(VENV)/bin/python bench/run.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info plugins/*/*.egg-info .pytest_cache .hypothesis

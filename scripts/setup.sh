@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Set-up: Debian packages (when missing), then every distribution of the
+# repository installed editable into .venv/ with the dev tools.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+
+missing=()
+while read -r pkg; do
+  [[ -z "$pkg" || "$pkg" == \#* ]] && continue
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done < scripts/debian-packages.txt
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "setup: these Debian packages are missing: ${missing[*]}; run as root or install them." >&2
+    exit 1
+  fi
+  echo "setup: installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [[ ! -x .venv/bin/python ]]; then
+  echo "setup: creating .venv with $($PYTHON --version)"
+  "$PYTHON" -m venv .venv
+fi
+plugins=()
+for dir in plugins/*/; do plugins+=(-e "$dir"); done
+echo "setup: installing virshle and ${#plugins[@]} plugins (editable) into .venv"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]' "${plugins[@]}" 2>&1 \
+  | grep -v -e '^WARNING: Location' -e '^$' || true
+.venv/bin/virshle --version >/dev/null
+touch .venv/.installed
+echo "setup: done; .venv/bin/virshle and .venv/bin/v are ready"
