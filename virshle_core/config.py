@@ -258,6 +258,19 @@ def _name_check(pattern: re.Pattern, what: str) -> Callable[[str], str | None]:
     return check
 
 
+def _strict_list(type_: Any, conv: Any) -> Callable[[Any, type], list]:
+    from cattrs.cols import list_structure_factory
+
+    structure_items = list_structure_factory(type_, conv)
+
+    def structure(value: Any, _type: type) -> list:
+        if not isinstance(value, list):
+            raise TypeError("must be a list (write [[...]] tables)")
+        return structure_items(value, _type)
+
+    return structure
+
+
 def _bytes(value: Any, _type: type) -> int:
     return parse_size(value)
 
@@ -286,6 +299,8 @@ def converter():
             Seconds, _checked(float, "a number of seconds", lambda v: None if v > 0 else "must be > 0")
         )
         conv.register_structure_hook(Bytes, _bytes)
+        conv.register_structure_hook_factory(
+            lambda t: getattr(t, "__origin__", None) is list, lambda t: _strict_list(t, conv))
         conv.register_structure_hook(
             TemplateName, _checked(str, "a string", _name_check(TEMPLATE_NAME_PATTERN, "name"))
         )

@@ -191,7 +191,8 @@ def delete(node: NodeContext, store: Store, vm: Vm, force: bool = False) -> Vm:
             )
         hook().virshle_stop(vm=vm, force=True, node=node)
     for net in vm.nets:
-        hook().virshle_net_detach(vm=vm, net=net, attachment=None, node=node)
+        if hook().virshle_net_detach(vm=vm, net=net, attachment=None, node=node):
+            events.emit(events.NET_DETACHED, node.name, vm=vm.to_json(), net=net.name)
     hook().virshle_post_delete(vm=vm, node=node)
     shutil.rmtree(vm.path, ignore_errors=True)
     store.delete(vm)
@@ -233,3 +234,77 @@ def with_ips(node: NodeContext, vms: list[Vm]) -> list[Vm]:
     for vm in vms:
         vm.ips = [ip for net in vm.nets if net.mac for ip in by_mac.get(net.mac.lower(), [])]
     return vms
+
+
+def _owners_of(hook_name: str) -> list[str]:
+    from .plugins import get_plugin_manager
+
+    pm = get_plugin_manager()
+    caller = getattr(pm.hook, hook_name)
+    return sorted({pm.get_name(impl.plugin) or "?" for impl in caller.get_hookimpls()} - {"core"})
+
+
+def start(node: NodeContext, store: Store, vm: Vm) -> Vm:
+    """Attach every NIC, then boot the VMM; undo the attachments if the boot fails."""
+    state = live_state(node, vm)
+    if state in ("running", "paused"):
+        raise Conflict(f"VM {vm.name!r} is already {state}",
+                       f"Stop it with `virshle vm stop --name {vm.name}`.", code="vm_running")
+    undo = Undo()
+    attachments = []
+    try:
+        for net in vm.nets:
+            attachment = hook().virshle_net_attach(vm=vm, net=net, node=node)
+            if attachment is None:
+                raise UsageError(
+                    f"VM {vm.name!r}: no plugin handles net type {net.type!r} (net {net.name!r})",
+                    "Plugins that attach nets: " + (", ".join(_owners_of("virshle_net_attach")) or "none")
+                    + ". Install one, or fix [template.vm.net.type.*].",
+                    code="unknown_net_type",
+                )
+            attachments.append(attachment)
+            undo.push(f"net {net.name}", lambda net=net, a=attachment: hook().virshle_net_detach(
+                vm=vm, net=net, attachment=a, node=node))
+            events.emit(events.NET_ATTACHED, node.name, vm=vm.to_json(), net=net.name,
+                        ifname=attachment.ifname)
+        handle = hook().virshle_start(vm=vm, attachments=attachments, node=node)
+        if handle is None:
+            raise VirshleError(
+                f"VM {vm.name!r}: no hypervisor plugin could start it "
+                f"(hypervisor {vm.hypervisor or node.config.host.hypervisor!r})",
+                "Hypervisor plugins: " + (", ".join(_owners_of("virshle_start")) or "none")
+                + ". Check [host] hypervisor.",
+                code="no_hypervisor",
+            )
+    except BaseException:
+        undo.run()
+        raise
+    store.update(vm, state="running", hypervisor=handle.hypervisor)
+    events.emit(events.VM_STARTED, node.name, vm=vm.to_json(), pid=handle.pid)
+    return vm
+
+
+def stop(node: NodeContext, store: Store, vm: Vm, force: bool = False) -> tuple[Vm, bool]:
+    """Stop the VM and detach its NICs; returns (vm, whether it was running)."""
+    state = live_state(node, vm)
+    was_running = state in ("running", "paused")
+    if was_running:
+        stopped = hook().virshle_stop(vm=vm, force=force, node=node)
+        if not stopped:
+            raise VirshleError(f"VM {vm.name!r}: no hypervisor plugin could stop it",
+                               code="no_hypervisor")
+    for net in vm.nets:
+        if hook().virshle_net_detach(vm=vm, net=net, attachment=None, node=node):
+            events.emit(events.NET_DETACHED, node.name, vm=vm.to_json(), net=net.name)
+    store.update(vm, state="shutdown")
+    if was_running:
+        events.emit(events.VM_STOPPED, node.name, vm=vm.to_json(), force=force)
+    return vm, was_running
+
+
+def console(node: NodeContext, vm: Vm):
+    """Where the VM's serial console is; NotFound when no plugin knows."""
+    endpoint = hook().virshle_console(vm=vm, node=node)
+    if endpoint is None:
+        raise NotFound(f"VM {vm.name!r} has no console", "Start it first.", code="no_console")
+    return endpoint

@@ -15,6 +15,8 @@ from typing import Any
 import psutil
 
 from ..config import Config, VmTemplate
+from ..models import NodeContext
+from ..plugins import hook
 from ..store import Store
 
 WEIGHTS = {"disk": 10, "ram": 7, "cpu": 4}
@@ -93,3 +95,17 @@ def fits(info: dict[str, Any], template: VmTemplate) -> tuple[bool, str]:
     if need >= disk["available"]:
         return False, f"disk: {need} bytes needed, {disk['available']} available"
     return True, ""
+
+
+def collect(node: NodeContext, store: Store) -> dict[str, Any]:
+    """The ``node info`` document: host figures, which templates fit, plugin fields."""
+    info = host_info(node.config, store)
+    merged: dict[str, Any] = {}
+    for extra in hook().virshle_node_info(node=node):
+        for key, value in (extra or {}).items():
+            merged.setdefault(key, value)
+    info["plugins"] = merged
+    info["templates"] = {
+        t.name: dict(zip(("fits", "reason"), fits(info, t))) for t in node.config.templates
+    }
+    return {"name": node.name, **info}

@@ -165,21 +165,8 @@ class NodeDaemon:
         return web.json_response({"pong": True, "node": self.node.name, "version": __version__})
 
     async def info(self, request: web.Request) -> web.Response:
-        def collect() -> dict:
-            info = nodeinfo.host_info(self.config, self.store)
-            merged: dict[str, Any] = {}
-            for extra in hook().virshle_node_info(node=self.node):
-                for key, value in (extra or {}).items():
-                    merged.setdefault(key, value)
-            info["plugins"] = merged
-            info["templates"] = {
-                t.name: dict(zip(("fits", "reason"), nodeinfo.fits(info, t)))
-                for t in self.config.templates
-            }
-            return info
-
-        info = await self.run(collect)
-        return web.json_response({"name": self.node.name, **info})
+        info = await self.run(nodeinfo.collect, self.node, self.store)
+        return web.json_response(info)
 
     async def templates(self, request: web.Request) -> web.Response:
         return web.json_response([t.to_json() for t in self.config.templates])

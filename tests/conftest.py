@@ -1,0 +1,161 @@
+"""Fixtures that start real processes: the CLI and a real ``virshle node serve``.
+
+Every process a fixture starts is ended by the PID it recorded, even when
+the test fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import attrs
+import pytest
+
+BIN = Path(sys.executable).parent
+VIRSHLE = str(BIN / "virshle")
+
+
+@attrs.define
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def json(self):
+        return json.loads(self.stdout)
+
+
+def run_cli(*args: str, config: Path | None = None, env: dict | None = None,
+            timeout: float = 60, input: str | None = None) -> Result:
+    """Run the real ``virshle`` script in a subprocess."""
+    full_env = {k: v for k, v in os.environ.items()
+                if k not in ("VIRSHLE_PLUGINS", "VIRSHLE_DISABLE_PLUGINS", "VIRSHLE_CONFIG")}
+    full_env["COLUMNS"] = "200"
+    if config is not None:
+        full_env["VIRSHLE_CONFIG"] = str(config)
+    full_env.update(env or {})
+    proc = subprocess.run([VIRSHLE, *args], capture_output=True, text=True, env=full_env,
+                          timeout=timeout, input=input)
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def write_config(directory: Path, extra: str = "", disk: Path | None = None) -> Path:
+    """A config with a scratch root and one template ``xs`` whose disk exists."""
+    disk = disk or directory / "disk.img"
+    if not disk.exists():
+        disk.write_bytes(b"\0" * 1024 * 1024)
+    config = directory / "config.toml"
+    config.write_text(textwrap.dedent(f"""\
+        [host]
+        root = "{directory / 'root'}"
+
+        [[template.vm]]
+        name = "xs"
+        vcpu = 1
+        vram = 2
+
+        [[template.vm.disk]]
+        name = "os"
+        path = "{disk}"
+
+        [[template.vm.net]]
+        name = "main"
+        [template.vm.net.type.tap]
+        """) + extra)
+    return config
+
+
+@attrs.define
+class Daemon:
+    """A real ``virshle node serve`` process on its own root."""
+
+    directory: Path
+    config: Path
+    process: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+    @property
+    def root(self) -> Path:
+        return self.directory / "root"
+
+    @property
+    def socket(self) -> Path:
+        return self.root / "virshle.sock"
+
+    def cli(self, *args: str, **kwargs) -> Result:
+        return run_cli(*args, config=self.config, **kwargs)
+
+    def start(self, *serve_args: str, env: dict | None = None) -> "Daemon":
+        init = self.cli("node", "init", "--all")
+        assert init.returncode == 0, init.stderr
+        full_env = {k: v for k, v in os.environ.items()
+                    if k not in ("VIRSHLE_PLUGINS", "VIRSHLE_DISABLE_PLUGINS")}
+        full_env["VIRSHLE_CONFIG"] = str(self.config)
+        full_env.update(env or {})
+        self.log_path = self.directory / "daemon.log"
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen([VIRSHLE, "node", "serve", "-vv", *serve_args],
+                                        stdout=log, stderr=subprocess.STDOUT, env=full_env,
+                                        start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the daemon exited early:\n{self.log()}")
+            if self.socket.exists() and self.cli("node", "ping").returncode == 0:
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"the daemon did not come up:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path and self.log_path.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        code = self.process.returncode
+        self.process = None
+        return code
+
+
+@pytest.fixture
+def daemon(tmp_path: Path):
+    """A fresh daemon for tests that change or stop it."""
+    node = Daemon(tmp_path, write_config(tmp_path))
+    node.start()
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_daemon(tmp_path_factory):
+    """One daemon shared by the read-only tests."""
+    directory = tmp_path_factory.mktemp("shared-node")
+    node = Daemon(directory, write_config(directory))
+    node.start()
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+@pytest.fixture
+def cli():
+    return run_cli

@@ -1,0 +1,393 @@
+"""Each hook of the contract, called by the core the way the daemon calls it.
+
+Throwaway plugins are registered in-process (as llm and datasette test
+theirs) and always unregistered, even when the test fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from typing import Any
+
+import attrs
+import click
+import pytest
+
+from virshle_core import VirshleError, hookimpl, lifecycle
+from virshle_core.config import parse_config
+from virshle_core.daemon import nodeinfo
+from virshle_core.daemon.init import init_node
+from virshle_core.lifecycle import CreateRequest
+from virshle_core.models import ConsoleEndpoint, Lease, NetAttachment, NodeCandidate, NodeContext, VmmHandle
+from virshle_core.placement import choose_node
+from virshle_core.plugins import config_sections, get_plugin_manager
+from virshle_core.store import Store
+
+
+@pytest.fixture
+def register():
+    pm = get_plugin_manager()
+    names = []
+
+    def add(plugin, name=None):
+        name = name or f"test-{len(names)}-{id(plugin)}"
+        pm.register(plugin, name=name)
+        names.append(name)
+        return plugin
+
+    try:
+        yield add
+    finally:
+        for name in names:
+            pm.unregister(name=name)
+
+
+@pytest.fixture
+def node(tmp_path: Path):
+    disk = tmp_path / "template.img"
+    disk.write_bytes(os.urandom(256 * 1024))
+    text = f"""
+[host]
+root = "{tmp_path / 'root'}"
+
+[[template.vm]]
+name = "xs"
+vcpu = 2
+vram = "512MiB"
+[[template.vm.disk]]
+name = "os"
+path = "{disk}"
+[[template.vm.net]]
+name = "main"
+[template.vm.net.type.test_net]
+"""
+    config = parse_config(text, path=None, sections=config_sections())
+    init_node(config, {"dir", "db"})
+    ctx = NodeWithStore(name="default", config=config, store=Store(config.host.db_path))
+    yield ctx
+    ctx.store.close()
+
+
+@attrs.define
+class NodeWithStore(NodeContext):
+    """The node hooks see, carrying the store the daemon would hold beside it."""
+
+    store: Any = None
+
+
+def leftovers(node) -> list:
+    return sorted(p.name for p in (node.root / "vm").iterdir())
+
+
+# --- start-up hooks -------------------------------------------------------------------------
+
+
+def test_hook_virshle_config_sections(register):
+    import attrs
+
+    @attrs.define
+    class Things:
+        size: int = 3
+
+    class Plugin:
+        @hookimpl
+        def virshle_config_sections(self, register):
+            register("things.deep", Things)
+
+    register(Plugin())
+    sections = config_sections()
+    assert sections["things.deep"] is Things
+    config = parse_config("[things.deep]\nsize = 7\n", path="c.toml", sections=sections)
+    assert config.section("things.deep").size == 7
+    with pytest.raises(VirshleError) as info:
+        parse_config("[things.deep]\nsize = 'x'\n", path="c.toml", sections=sections)
+    assert info.value.problems == ["c.toml:2: things.deep.size: must be an integer"]
+
+
+def test_hook_virshle_register_commands(register, capsys):
+    class Plugin:
+        @hookimpl
+        def virshle_register_commands(self, cli):
+            @cli.command("greet")
+            def greet():
+                click.echo("hi")
+
+            @cli.command("node")
+            def impostor():
+                click.echo("impostor")
+
+    register(Plugin())
+    from virshle_core.cli import make_cli
+
+    cli = make_cli()
+    assert "greet" in cli.commands
+    assert cli.commands["node"].help.startswith("Prepare, run and list nodes")
+    assert "tried to replace the command 'node'" in capsys.readouterr().err
+
+
+# --- node hooks -----------------------------------------------------------------------------
+
+
+def test_hook_virshle_node_init(register, node):
+    seen = []
+
+    class Plugin:
+        @hookimpl
+        def virshle_node_init(self, node, parts):
+            seen.append((node.name, parts))
+
+    register(Plugin())
+    init_node(node.config, {"dir"})
+    assert seen == []  # only --net (and --all) prepare the network
+    init_node(node.config, {"dir", "db", "net"})
+    assert seen == [("default", frozenset({"dir", "db", "net"}))]
+
+
+def test_hook_virshle_node_info(register, node):
+    class First:
+        @hookimpl
+        def virshle_node_info(self, node):
+            return {"bridge": "br0", "shared": "first"}
+
+    class Second:
+        @hookimpl
+        def virshle_node_info(self, node):
+            return {"shared": "second"}
+
+    register(First(), "first")
+    register(Second(), "second")
+    info = nodeinfo.collect(node, node.store)
+    assert info["plugins"]["bridge"] == "br0"
+    assert info["plugins"]["shared"] in ("first", "second")
+    assert info["templates"]["xs"]["fits"] is True
+    assert {"cpu", "ram", "disk", "vms", "saturation", "saturated"} <= set(info)
+
+
+def test_hook_virshle_choose_node(register):
+    candidates = [NodeCandidate("a", weight=1), NodeCandidate("b", weight=1),
+                  NodeCandidate("c", weight=5, status="offline")]
+    assert choose_node(candidates) in ("a", "b")  # the lb plugin
+
+    class AlwaysB:
+        @hookimpl(tryfirst=True)
+        def virshle_choose_node(self, candidates, template):
+            return "b"
+
+    register(AlwaysB())
+    assert {choose_node(candidates) for _ in range(20)} == {"b"}
+
+
+def test_choose_node_explains_when_nothing_fits():
+    candidates = [NodeCandidate("a", status="offline"), NodeCandidate("b", weight=0),
+                  NodeCandidate("c", info={"saturated": True})]
+    with pytest.raises(VirshleError) as info:
+        choose_node(candidates)
+    assert info.value.message == "no node can take this VM (a: offline; b: weight 0; c: saturated)"
+
+
+# --- creation hooks -------------------------------------------------------------------------
+
+
+def test_hook_virshle_pre_create(register, node):
+    class Refuse:
+        @hookimpl
+        def virshle_pre_create(self, vm, template, node):
+            assert vm.id is None and template.name == "xs"
+            raise VirshleError("quota reached for this user")
+
+    register(Refuse())
+    with pytest.raises(VirshleError, match="failed at pre-create checks: quota reached"):
+        lifecycle.create(node, node.store, CreateRequest(template="xs"))
+    assert node.store.all() == [] and leftovers(node) == []
+
+
+def test_hook_virshle_disk_clone(register, node):
+    template_disk = Path(node.config.template("xs").disk[0].path)
+    before = hashlib.sha256(template_disk.read_bytes()).hexdigest()
+    (vm,) = lifecycle.create(node, node.store, CreateRequest(template="xs", name="plain"))
+    assert Path(vm.disks[0].path).read_bytes() == template_disk.read_bytes()  # the core's copy
+    assert vm.disks[0].size == 256 * 1024
+
+    calls = []
+
+    class Overlay:
+        @hookimpl
+        def virshle_disk_clone(self, source, dest, disk):
+            calls.append((source, dest, disk.name))
+            Path(dest).write_text("overlay")
+            return {"format": "qcow2", "size": 7}
+
+    register(Overlay())
+    (vm2,) = lifecycle.create(node, node.store, CreateRequest(template="xs", name="cow"))
+    assert calls == [(str(template_disk), vm2.disks[0].path, "os")]
+    assert (vm2.disks[0].format, vm2.disks[0].size) == ("qcow2", 7)
+    assert hashlib.sha256(template_disk.read_bytes()).hexdigest() == before
+
+
+def test_failed_disk_clone_leaves_nothing(register, node):
+    class Broken:
+        @hookimpl
+        def virshle_disk_clone(self, source, dest):
+            Path(dest).write_text("half")
+            raise OSError("disk full")
+
+    register(Broken())
+    with pytest.raises(VirshleError, match="failed at disk 'os': disk full"):
+        lifecycle.create(node, node.store, CreateRequest(template="xs", count=3))
+    assert node.store.all() == [] and leftovers(node) == []
+
+
+# --- net, hypervisor and DHCP hooks ----------------------------------------------------------
+
+
+class FakeVmm:
+    """A test plugin standing for a hypervisor and a net type, recording calls."""
+
+    def __init__(self):
+        self.calls = []
+        self.running = set()
+
+    @hookimpl
+    def virshle_net_attach(self, vm, net, node):
+        if net.type != "test_net":
+            return None
+        self.calls.append(("attach", vm.name, net.name))
+        return NetAttachment(net=net.name, type=net.type, ifname=f"t{vm.id}")
+
+    @hookimpl
+    def virshle_net_detach(self, vm, net, attachment, node):
+        if net.type != "test_net":
+            return None
+        self.calls.append(("detach", vm.name, net.name))
+        return True
+
+    @hookimpl
+    def virshle_start(self, vm, attachments, node):
+        self.calls.append(("start", vm.name, [a.ifname for a in attachments]))
+        self.running.add(vm.uuid)
+        return VmmHandle(pid=4242, hypervisor="fake")
+
+    @hookimpl
+    def virshle_stop(self, vm, force, node):
+        self.calls.append(("stop", vm.name, force))
+        self.running.discard(vm.uuid)
+        return True
+
+    @hookimpl
+    def virshle_vm_state(self, vm, node):
+        return "running" if vm.uuid in self.running else "shutdown"
+
+    @hookimpl
+    def virshle_console(self, vm, node):
+        return ConsoleEndpoint(socket=str(vm.path / "console.sock"), log=str(vm.path / "console.log"))
+
+
+def test_hook_virshle_net_attach(register, node):
+    fake = register(FakeVmm())
+    (vm,) = lifecycle.create(node, node.store, CreateRequest(template="xs", name="n1"))
+    lifecycle.start(node, node.store, vm)
+    assert fake.calls == [("attach", "n1", "main"), ("start", "n1", [f"t{vm.id}"])]
+
+
+def test_unknown_net_type_names_the_plugins(register, node):
+    (vm,) = lifecycle.create(node, node.store, CreateRequest(template="xs", name="n2"))
+    with pytest.raises(VirshleError) as info:
+        lifecycle.start(node, node.store, vm)
+    assert info.value.message == "VM 'n2': no plugin handles net type 'test_net' (net 'main')"
+    assert info.value.exit_code == 2
+
+
+def test_hook_virshle_net_detach(register, node):
+    fake = register(FakeVmm())
+    (vm,) = lifecycle.create(node, node.store, CreateRequest(template="xs", name="n3"))
+    lifecycle.start(node, node.store, vm)
+    lifecycle.stop(node, node.store, vm)
+    assert fake.calls[-1] == ("detach", "n3", "main")
+
+
+def test_hook_virshle_start(register, node):
+    fake = register(FakeVmm())
+
+    class Failing:
+        @hookimpl(tryfirst=True)
+        def virshle_start(self, vm, attachments, node):
+            raise VirshleError("the VMM exited at once")
+
+    register(Failing())
+    (vm,) = lifecycle.create(node, node.store, CreateRequest(template="xs", name="s1"))
+    with pytest.raises(VirshleError, match="exited at once"):
+        lifecycle.start(node, node.store, vm)
+    # the NIC attached before the failure is detached again
+    assert fake.calls == [("attach", "s1", "main"), ("detach", "s1", "main")]
+
+
+def test_hook_virshle_stop(register, node):
+    fake = register(FakeVmm())
+    (vm,) = lifecycle.create(node, node.store, CreateRequest(template="xs", name="st"))
+    lifecycle.start(node, node.store, vm)
+    _, was_running = lifecycle.stop(node, node.store, vm, force=True)
+    assert was_running and ("stop", "st", True) in fake.calls
+    _, was_running = lifecycle.stop(node, node.store, vm)
+    assert not was_running  # stopping a stopped VM is a no-op
+
+
+def test_hook_virshle_vm_state(register, node):
+    register(FakeVmm())
+    (vm,) = lifecycle.create(node, node.store, CreateRequest(template="xs", name="vs"))
+    assert lifecycle.live_state(node, vm) == "shutdown"
+    lifecycle.start(node, node.store, vm)
+    assert lifecycle.live_state(node, vm) == "running"
+    with pytest.raises(VirshleError, match="is running"):
+        lifecycle.delete(node, node.store, vm)
+
+
+def test_hook_virshle_console(register, node):
+    (vm,) = lifecycle.create(node, node.store, CreateRequest(template="xs", name="co"))
+    with pytest.raises(VirshleError, match="has no console"):
+        lifecycle.console(node, vm)
+    register(FakeVmm())
+    assert lifecycle.console(node, vm).log == str(vm.path / "console.log")
+
+
+def test_hook_virshle_lease_query(register, node):
+    (vm,) = lifecycle.create(node, node.store, CreateRequest(template="xs", name="lq"))
+    vm.nets[0].mac = "02:00:00:00:00:01"
+    queries = []
+
+    class Dhcp:
+        @hookimpl
+        def virshle_lease_query(self, vms, node):
+            queries.append([v.name for v in vms])
+            return [Lease(mac="02:00:00:00:00:01", ip="10.0.0.5")]
+
+    class Down:
+        @hookimpl
+        def virshle_lease_query(self, vms, node):
+            return None  # an unreachable DHCP server answers None, never raises
+
+    register(Dhcp())
+    register(Down())
+    (listed,) = lifecycle.with_ips(node, [vm])
+    assert listed.ips == ["10.0.0.5"]
+    assert queries == [["lq"]]  # one batched query
+
+
+def test_hook_virshle_post_delete(register, node):
+    released = []
+
+    class Dhcp:
+        @hookimpl
+        def virshle_post_delete(self, vm, node):
+            released.append(vm.name)
+
+    register(Dhcp())
+    fake = register(FakeVmm())
+    (vm,) = lifecycle.create(node, node.store, CreateRequest(template="xs", name="pd"))
+    lifecycle.start(node, node.store, vm)
+    lifecycle.delete(node, node.store, vm, force=True)
+    assert released == ["pd"]
+    assert ("stop", "pd", True) in fake.calls
+    assert node.store.all() == [] and leftovers(node) == []
