@@ -159,3 +159,19 @@ def shared_daemon(tmp_path_factory):
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def make_plugin_dist(directory: Path, name: str, code: str, version: str = "0.1") -> Path:
+    """Install a one-module plugin the way pip would (a dist-info with its entry point).
+
+    Put ``directory`` on PYTHONPATH to have Virshle discover it.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    module = f"virshle_test_{name}"
+    (directory / f"{module}.py").write_text(textwrap.dedent(code))
+    dist = directory / f"virshle_test_{name}-{version}.dist-info"
+    dist.mkdir(exist_ok=True)
+    (dist / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: virshle-test-{name}\nVersion: {version}\n\n")
+    (dist / "entry_points.txt").write_text(f"[virshle]\n{name} = {module}\n")
+    return directory

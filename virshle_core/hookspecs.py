@@ -57,7 +57,7 @@ def virshle_config_sections(register: Callable[[str, type], None]) -> None:
 
 
 @hookspec
-def virshle_register_commands(cli: "click.Group") -> None:
+def virshle_register_commands(cli: click.Group) -> None:
     """Add click commands or groups to the ``virshle`` command line.
 
     Called once, after every core command exists. A command whose name is
@@ -76,7 +76,7 @@ def virshle_register_commands(cli: "click.Group") -> None:
 
 
 @hookspec
-def virshle_node_init(node: "NodeContext", parts: frozenset[str]) -> None:
+def virshle_node_init(node: NodeContext, parts: frozenset[str]) -> None:
     """Prepare the host for this plugin; must be idempotent.
 
     Called by ``virshle node init``. Create what is missing (a bridge, a
@@ -91,7 +91,7 @@ def virshle_node_init(node: "NodeContext", parts: frozenset[str]) -> None:
 
 
 @hookspec
-def virshle_node_info(node: "NodeContext") -> dict[str, Any] | None:
+def virshle_node_info(node: NodeContext) -> dict[str, Any] | None:
     """Extra health fields for ``node info`` and ``node ls --all``.
 
     Every implementation is called and the dictionaries are merged into the
@@ -105,7 +105,7 @@ def virshle_node_info(node: "NodeContext") -> dict[str, Any] | None:
 
 @hookspec(firstresult=True)
 def virshle_choose_node(
-    candidates: list["NodeCandidate"], template: "VmTemplate | None"
+    candidates: list[NodeCandidate], template: VmTemplate | None
 ) -> str | None:
     """Choose the node a new VM goes to when ``vm create`` has no ``--node``.
 
@@ -127,7 +127,7 @@ def virshle_choose_node(
 
 
 @hookspec
-def virshle_pre_create(vm: "Vm", template: "VmTemplate", node: "NodeContext") -> None:
+def virshle_pre_create(vm: Vm, template: VmTemplate, node: NodeContext) -> None:
     """Validate or prepare a VM before anything is made for it.
 
     Called for every plugin, before disks are cloned. Raise ``VirshleError``
@@ -142,7 +142,7 @@ def virshle_pre_create(vm: "Vm", template: "VmTemplate", node: "NodeContext") ->
 
 
 @hookspec(firstresult=True)
-def virshle_disk_clone(source: str, dest: str, disk: "TemplateDisk") -> dict[str, Any] | None:
+def virshle_disk_clone(source: str, dest: str, disk: TemplateDisk) -> dict[str, Any] | None:
     """Make the VM's own disk ``dest`` from the template disk ``source``.
 
     The template's file must never be written. The core's default copies the
@@ -164,7 +164,7 @@ def virshle_disk_clone(source: str, dest: str, disk: "TemplateDisk") -> dict[str
 
 
 @hookspec(firstresult=True)
-def virshle_net_attach(vm: "Vm", net: "Net", node: "NodeContext") -> "NetAttachment | None":
+def virshle_net_attach(vm: Vm, net: Net, node: NodeContext) -> NetAttachment | None:
     """Create the host side of one NIC (a tap on a bridge, a macvtap...).
 
     Called before the VMM starts, once per NIC. Return None when ``net.type``
@@ -181,7 +181,7 @@ def virshle_net_attach(vm: "Vm", net: "Net", node: "NodeContext") -> "NetAttachm
 
 @hookspec(firstresult=True)
 def virshle_net_detach(
-    vm: "Vm", net: "Net", attachment: "NetAttachment | None", node: "NodeContext"
+    vm: Vm, net: Net, attachment: NetAttachment | None, node: NodeContext
 ) -> bool | None:
     """Remove the host side of one NIC; must succeed when it is already gone.
 
@@ -203,8 +203,8 @@ def virshle_net_detach(
 
 @hookspec(firstresult=True)
 def virshle_start(
-    vm: "Vm", attachments: list["NetAttachment"], node: "NodeContext"
-) -> "VmmHandle | None":
+    vm: Vm, attachments: list[NetAttachment], node: NodeContext
+) -> VmmHandle | None:
     """Start the VMM and boot the VM.
 
     The VMM must run in its own session (it outlives the daemon), write a
@@ -222,7 +222,7 @@ def virshle_start(
 
 
 @hookspec(firstresult=True)
-def virshle_stop(vm: "Vm", force: bool, node: "NodeContext") -> bool | None:
+def virshle_stop(vm: Vm, force: bool, node: NodeContext) -> bool | None:
     """Stop the VM: a graceful shutdown, or kill at once with ``force``.
 
     A graceful stop waits up to ``[host] stop_timeout`` seconds, then kills.
@@ -237,7 +237,7 @@ def virshle_stop(vm: "Vm", force: bool, node: "NodeContext") -> bool | None:
 
 
 @hookspec(firstresult=True)
-def virshle_vm_state(vm: "Vm", node: "NodeContext") -> str | None:
+def virshle_vm_state(vm: Vm, node: NodeContext) -> str | None:
     """Read the VM's live state from its VMM.
 
     Stops at first non-None result.
@@ -250,7 +250,7 @@ def virshle_vm_state(vm: "Vm", node: "NodeContext") -> str | None:
 
 
 @hookspec(firstresult=True)
-def virshle_console(vm: "Vm", node: "NodeContext") -> "ConsoleEndpoint | None":
+def virshle_console(vm: Vm, node: NodeContext) -> ConsoleEndpoint | None:
     """Say where the VM's serial console can be reached.
 
     Stops at first non-None result.
@@ -267,7 +267,7 @@ def virshle_console(vm: "Vm", node: "NodeContext") -> "ConsoleEndpoint | None":
 
 
 @hookspec
-def virshle_lease_query(vms: list["Vm"], node: "NodeContext") -> list["Lease"] | None:
+def virshle_lease_query(vms: list[Vm], node: NodeContext) -> list[Lease] | None:
     """Report the IP leases of these VMs' NICs.
 
     Called once per listing with every VM listed: make one batched query,
@@ -281,7 +281,7 @@ def virshle_lease_query(vms: list["Vm"], node: "NodeContext") -> list["Lease"] |
 
 
 @hookspec
-def virshle_post_delete(vm: "Vm", node: "NodeContext") -> None:
+def virshle_post_delete(vm: Vm, node: NodeContext) -> None:
     """Release what the VM held outside its directory (leases, reservations...).
 
     Called for every plugin after the VM is stopped and its NICs detached,

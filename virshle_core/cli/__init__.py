@@ -165,7 +165,9 @@ def main(argv: list[str] | None = None) -> None:
     args = _normalise(list(sys.argv[1:] if argv is None else argv))
     try:
         cli = make_cli()
-        cli.main(args=args, prog_name="virshle", standalone_mode=False)
+        code = cli.main(args=args, prog_name="virshle", standalone_mode=False)
+        if isinstance(code, int):  # click hands back ctx.exit(N) / Exit(N) as a value here
+            sys.exit(code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.Abort:

@@ -1,0 +1,139 @@
+"""The command line: global options, exit statuses, JSON on stdout only."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BIN, write_config
+
+
+def test_version_and_alias(cli):
+    result = cli("--version")
+    assert result.returncode == 0 and result.stdout.startswith("virshle, version 0.1.0")
+    alias = subprocess.run([str(BIN / "v"), "--version"], capture_output=True, text=True)
+    assert alias.stdout == result.stdout
+
+
+def test_help_lists_core_commands(cli):
+    result = cli("--help")
+    for command in ("node", "template", "vm", "plugins", "events"):
+        assert f"  {command}" in result.stdout
+
+
+def test_verbosity_after_the_subcommand(cli, tmp_path):
+    config = write_config(tmp_path)
+    assert cli("node", "init", "--all", config=config).returncode == 0
+    quiet = cli("node", "ls", config=config)
+    loud = cli("node", "ls", "-vvv", config=config)
+    assert "url" not in quiet.stdout.splitlines()[1]
+    assert "url" in loud.stdout.splitlines()[1]
+    assert "no socket at" in loud.stderr  # the reason, at -v
+
+
+def test_unknown_node_is_usage_error(cli, tmp_path):
+    result = cli("node", "ping", "--node", "mars", config=write_config(tmp_path))
+    assert result.returncode == 2
+    assert "no node named 'mars'; known nodes: default" in result.stderr
+
+
+def test_node_statuses_without_a_daemon(cli, tmp_path):
+    config = write_config(tmp_path, extra=f"""
+[[node]]
+name = "gone"
+url = "unix://{tmp_path}/gone.sock"
+
+[[node]]
+name = "stale"
+url = "unix://{tmp_path}/stale.sock"
+""")
+    import socket
+
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(tmp_path / "stale.sock"))  # bound, never listening: a dead daemon's socket
+    result = cli("node", "ls", "--json", config=config)
+    stale.close()
+    assert result.returncode == 0
+    statuses = {n["name"]: n["status"] for n in json.loads(result.stdout)}
+    assert statuses == {"gone": "socket_not_found", "stale": "offline"}
+    ping = cli("node", "ping", config=config)
+    assert ping.returncode == 1
+    assert "gone: socket_not_found: node 'gone': no socket at" in ping.stderr
+
+
+def test_json_output_is_one_document(cli, shared_daemon):
+    for args in (["node", "ls", "--json"], ["node", "ls", "--all", "--json"],
+                 ["template", "ls", "--json"], ["plugins", "ls", "--json"],
+                 ["vm", "ls", "--json"], ["node", "ping", "--json"]):
+        result = shared_daemon.cli(*args, "-vvvv")
+        assert result.returncode == 0, (args, result.stderr)
+        json.loads(result.stdout)  # exactly one document, logs went to stderr
+
+
+def test_node_init_is_idempotent(cli, tmp_path):
+    config = write_config(tmp_path)
+    first = cli("node", "init", "--all", "--json", config=config)
+    second = cli("node", "init", "--all", "--json", config=config)
+    assert first.returncode == second.returncode == 0
+    assert str(tmp_path / "root" / "vm") in first.json()["done"]["dir"]
+    assert str(tmp_path / "root" / "vm") not in second.json()["done"]["dir"]
+    assert (tmp_path / "root" / "virshle.sqlite").exists()
+    only_dir = cli("node", "init", "--dir", "--json", config=config).json()
+    assert set(only_dir["done"]) == {"dir"}
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--name", "Bad Name"], "'Bad Name' is not a valid VM name"),
+    (["--name", "a/b"], "'a/b' is not a valid VM name"),
+    (["--name", ".."], "'..' is not a valid VM name"),
+    (["--name", ""], "'' is not a valid VM name"),
+])
+def test_vm_create_bad_names_exit_2_and_leave_nothing(shared_daemon, args, message):
+    result = shared_daemon.cli("vm", "create", "-t", "xs", *args)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert shared_daemon.cli("vm", "ls", "--json").json() == []
+    assert list((shared_daemon.root / "vm").iterdir()) == []
+
+
+def test_vm_create_count_zero(shared_daemon):
+    result = shared_daemon.cli("vm", "create", "-t", "xs", "-n", "0")
+    assert result.returncode == 2 and "must be at least 1" in result.stderr
+
+
+def test_vm_create_unknown_template(shared_daemon):
+    result = shared_daemon.cli("vm", "create", "-t", "nope")
+    assert result.returncode == 1
+    assert "no template 'nope' on node 'default' (templates: xs)" in result.stderr
+
+
+def test_vm_create_ls_info_rm(daemon):
+    created = daemon.cli("vm", "create", "-t", "xs", "-n", "3", "--json")
+    assert created.returncode == 0, created.stderr
+    vms = created.json()
+    assert len({vm["name"] for vm in vms}) == 3 and [vm["id"] for vm in vms] == [1, 2, 3]
+    listing = daemon.cli("vm", "ls", "--json").json()
+    assert [vm["name"] for vm in listing] == [vm["name"] for vm in vms]
+    for key in ("id", "uuid", "name", "node", "template", "state", "vcpu", "vram", "disks",
+                "nets", "ips", "created_at", "updated_at"):
+        assert key in listing[0]
+    assert listing[0]["disks"][0]["size"] == 1024 * 1024
+    info = daemon.cli("vm", "info", "--id", "2", "--json").json()
+    assert info["name"] == vms[1]["name"]
+    table = daemon.cli("vm", "ls", "-vvv").stdout
+    assert vms[0]["uuid"] in table and "os (1MiB)" in table
+    for vm in vms:
+        assert daemon.cli("vm", "rm", "--uuid", vm["uuid"]).returncode == 0
+    assert daemon.cli("vm", "ls", "--json").json() == []
+    assert list((daemon.root / "vm").iterdir()) == []
+
+
+def test_vm_ref_needs_exactly_one(shared_daemon):
+    result = shared_daemon.cli("vm", "info", "--id", "1", "--name", "x")
+    assert result.returncode == 2
+    assert "exactly one of --id, --name or --uuid" in result.stderr

@@ -1,0 +1,294 @@
+"""The CLI against a real ``virshle node serve`` process on a temporary root."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import stat
+import threading
+import time
+
+import pytest
+
+from virshle_core.client import http
+
+
+def raw(daemon, method: str, path: str, body: bytes | None = None,
+        content_type: str = "application/json") -> tuple[int, object]:
+    """One raw HTTP request on the daemon's socket (no client library between)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(10)
+    sock.connect(str(daemon.socket))
+    head = f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+    if body is not None:
+        head += f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
+    sock.sendall(head.encode() + b"\r\n" + (body or b""))
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    sock.close()
+    head, _, payload = data.partition(b"\r\n\r\n")
+    status = int(head.split()[1])
+    if b"chunked" in head.lower():
+        decoded, rest = b"", payload
+        while rest:
+            size_line, _, rest = rest.partition(b"\r\n")
+            size = int(size_line, 16)
+            if not size:
+                break
+            decoded, rest = decoded + rest[:size], rest[size + 2:]
+        payload = decoded
+    return status, json.loads(payload) if payload else None
+
+
+def test_ping(shared_daemon):
+    result = shared_daemon.cli("node", "ping")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("default: pong in ")
+    status, body = raw(shared_daemon, "GET", "/api/v1/node/ping")
+    assert status == 200 and body["pong"] is True and body["node"] == "default"
+
+
+def test_node_ls_all_json_keys(shared_daemon):
+    result = shared_daemon.cli("node", "ls", "--all", "--json")
+    assert result.returncode == 0, result.stderr
+    (node,) = json.loads(result.stdout)
+    assert {"name", "url", "weight", "status", "cpu", "ram", "disk", "vms", "saturation"} <= set(node)
+    assert node["status"] == "online" and node["name"] == "default"
+    assert node["url"] == f"unix://{shared_daemon.socket}"
+    for resource in ("cpu", "ram", "disk"):
+        assert {"total", "used", "reserved"} <= set(node[resource])
+        assert node[resource]["total"] > 0
+    assert node["ram"]["total"] >= node["ram"]["used"] > 0
+    assert node["cpu"]["total"] == os.cpu_count()
+    assert isinstance(node["saturation"], float)
+
+
+def test_node_ls_seed_spelling_one_dash_all(shared_daemon):
+    result = shared_daemon.cli("node", "ls", "-all", "-vvv")
+    assert result.returncode == 0, result.stderr
+    header = result.stdout.splitlines()[1]
+    for column in ("name", "status", "url", "cpu reserved", "ram reserved", "disk reserved"):
+        assert column in header
+
+
+def test_template_ls(shared_daemon):
+    result = shared_daemon.cli("template", "ls", "--json")
+    assert result.returncode == 0, result.stderr
+    (xs,) = json.loads(result.stdout)
+    assert xs["name"] == "xs" and xs["vcpu"] == 1 and xs["vram"] == 2 * 1024**3
+    assert xs["nodes"] == ["default"] and xs["nets"][0]["type"] == "tap"
+    table = shared_daemon.cli("template", "ls")
+    assert "│ xs" in table.stdout and "2GiB" in table.stdout
+
+
+@pytest.mark.parametrize("body,field", [
+    (b'{"template": "xs", "colour": "red"}', "colour: unknown key"),
+    (b'{"template": 3}', "template: must be a string"),
+    (b'{"name": "x"}', "template: is required"),
+    (b'{"template": "xs", "count": "2"}', "count: must be an integer"),
+])
+def test_bad_body_is_400_with_the_error_shape(shared_daemon, body, field):
+    status, reply = raw(shared_daemon, "POST", "/api/v1/vms", body)
+    assert status == 400
+    assert set(reply) == {"error", "message", "hint"}
+    assert reply["error"] == "bad_body" and field in reply["message"]
+    assert shared_daemon.cli("vm", "ls", "--json").json() == []  # nothing created
+
+
+def test_not_json_is_400(shared_daemon):
+    status, reply = raw(shared_daemon, "POST", "/api/v1/vms", b"{not json")
+    assert status == 400 and reply["error"] == "bad_json"
+
+
+def test_unknown_vm_is_404(shared_daemon):
+    status, reply = raw(shared_daemon, "GET", "/api/v1/vms/nope")
+    assert status == 404
+    assert reply == {"error": "vm_not_found", "message": "no VM 'nope' on node 'default'",
+                     "hint": "List the VMs with `virshle vm ls`; refer to one by --id, --name or --uuid."}
+    result = shared_daemon.cli("vm", "info", "--name", "nope")
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: no VM 'nope' on node 'default'")
+
+
+def test_unknown_route_and_method(shared_daemon):
+    status, reply = raw(shared_daemon, "GET", "/api/v1/nothing")
+    assert status == 404 and reply["error"] == "no_route"
+    status, reply = raw(shared_daemon, "PUT", "/api/v1/node/ping")
+    assert status == 405 and reply["error"] == "method_not_allowed"
+
+
+def test_unknown_template_is_404(shared_daemon):
+    status, reply = raw(shared_daemon, "POST", "/api/v1/vms", b'{"template": "huge"}')
+    assert status == 404 and reply["error"] == "template_not_found"
+    assert "templates: xs" in reply["message"]
+
+
+def test_socket_mode_and_group(shared_daemon):
+    mode = os.stat(shared_daemon.socket)
+    assert stat.S_ISSOCK(mode.st_mode)
+    assert stat.S_IMODE(mode.st_mode) == 0o660
+    import grp
+
+    assert grp.getgrgid(mode.st_gid).gr_name == "virshle"
+
+
+def test_openapi_describes_exactly_the_routes_served(shared_daemon):
+    from openapi_spec_validator import validate
+
+    status, document = raw(shared_daemon, "GET", "/api/v1/openapi.json")
+    assert status == 200
+    validate(document)
+    documented = {(method.upper(), path) for path, ops in document["paths"].items() for method in ops}
+    # Ask the daemon for every documented route, and for routes it must not have.
+    for method, path in sorted(documented):
+        probe = path.replace("{ref}", "no-such-vm")
+        if path.endswith("/events"):
+            continue  # a stream; checked in test_events_stream
+        code, _ = raw(shared_daemon, method, probe, b"{}" if method == "POST" else None)
+        assert code not in (404, 405) or path.endswith("{ref}"), (method, path, code)
+    expected = {
+        ("GET", "/api/v1/node/ping"), ("GET", "/api/v1/node/info"), ("GET", "/api/v1/templates"),
+        ("GET", "/api/v1/vms"), ("POST", "/api/v1/vms"), ("GET", "/api/v1/vms/{ref}"),
+        ("DELETE", "/api/v1/vms/{ref}"), ("GET", "/api/v1/events"), ("GET", "/api/v1/openapi.json"),
+    }
+    assert documented == expected
+
+
+def test_openapi_matches_the_server_router():
+    """The document is generated from the route table; the router must hold nothing else."""
+    from virshle_core.config import parse_config
+    from virshle_core.daemon.openapi import openapi_document
+    from virshle_core.daemon.server import API, NodeDaemon
+
+    daemon = NodeDaemon(parse_config("", path=None))
+    app = daemon.make_app()
+    served = set()
+    for route in app.router.routes():
+        if route.method == "HEAD":
+            continue  # aiohttp adds HEAD beside each GET
+        served.add((route.method, route.resource.canonical))
+    document = openapi_document(daemon.routes, API, "test")
+    documented = {(m.upper(), p) for p, ops in document["paths"].items() for m in ops}
+    assert served == documented
+
+
+def test_events_stream_and_vm_create_delete(daemon):
+    lines = []
+    ready = threading.Event()
+
+    def follow():
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(str(daemon.socket))
+        response = http.request(sock, "GET", "/api/v1/events")
+        for line in response.iter_lines():
+            lines.append(json.loads(line))
+            ready.set()
+            if len(lines) >= 3:
+                break
+        response.close()
+
+    thread = threading.Thread(target=follow, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    assert lines[0] == {"event": "hello", "node": "default"}
+    created = daemon.cli("vm", "create", "-t", "xs", "--name", "evt", "--json")
+    assert created.returncode == 0, created.stderr
+    removed = daemon.cli("vm", "rm", "--name", "evt")
+    assert removed.returncode == 0, removed.stderr
+    thread.join(10)
+    assert [e["event"] for e in lines[1:]] == ["vm-created", "vm-deleted"]
+    assert lines[1]["vm"]["name"] == "evt" and lines[1]["node"] == "default"
+
+
+def test_virshle_events_command_prints_live(daemon):
+    import subprocess
+
+    from tests.conftest import VIRSHLE
+
+    env = {**os.environ, "VIRSHLE_CONFIG": str(daemon.config)}
+    proc = subprocess.Popen([VIRSHLE, "events", "--json"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        time.sleep(1.0)
+        assert daemon.cli("vm", "create", "-t", "xs", "--name", "live").returncode == 0
+        line = proc.stdout.readline()
+        event = json.loads(line)
+        assert event["event"] == "vm-created" and event["vm"]["name"] == "live"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_sigterm_finishes_and_removes_the_socket(daemon):
+    # an open event stream must not hold the shutdown
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(str(daemon.socket))
+    response = http.request(sock, "GET", "/api/v1/events")
+    assert response.status == 200
+    start = time.monotonic()
+    assert daemon.stop(signal.SIGTERM) == 0
+    assert time.monotonic() - start < 10
+    assert not daemon.socket.exists()
+    assert "node 'default' stopped" in daemon.log()
+    response.close()
+    result = daemon.cli("node", "ls", "--json")
+    assert result.json()[0]["status"] == "socket_not_found"
+
+
+def test_sigint_too(daemon):
+    assert daemon.stop(signal.SIGINT) == 0
+    assert not daemon.socket.exists()
+
+
+def test_in_flight_request_finishes_on_sigterm(tmp_path):
+    """A create that is running when SIGTERM arrives completes and is answered."""
+    from tests.conftest import Daemon, make_plugin_dist, write_config
+
+    marker = tmp_path / "create-started"
+    plugins = make_plugin_dist(tmp_path / "site", "slow", f"""
+        import pathlib, time
+        from virshle_core import hookimpl
+
+        @hookimpl
+        def virshle_pre_create(vm):
+            pathlib.Path({str(marker)!r}).write_text(vm.name)
+            time.sleep(2)
+        """)
+    node = Daemon(tmp_path, write_config(tmp_path))
+    node.start(env={"PYTHONPATH": str(plugins)})
+    try:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(str(node.socket))
+        sock.settimeout(60)
+        body = json.dumps({"template": "xs", "name": "inflight"}).encode()
+        sock.sendall(b"POST /api/v1/vms HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+        deadline = time.monotonic() + 20
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert marker.read_text() == "inflight"
+        node.process.send_signal(signal.SIGTERM)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+        assert data.startswith(b"HTTP/1.1 201"), data[:300]
+        assert node.process.wait(30) == 0
+        assert not node.socket.exists()
+    finally:
+        node.stop()
+
+
+def test_second_daemon_on_the_same_root_is_refused(shared_daemon):
+    import subprocess
+
+    from tests.conftest import VIRSHLE
+
+    env = {**os.environ, "VIRSHLE_CONFIG": str(shared_daemon.config)}
+    proc = subprocess.run([VIRSHLE, "node", "serve"], capture_output=True, text=True, env=env,
+                          timeout=30)
+    assert proc.returncode == 1
+    assert "another daemon is already serving" in proc.stderr
+    assert shared_daemon.cli("node", "ping").returncode == 0
