@@ -30,6 +30,8 @@ for dir in plugins/*/; do plugins+=(-e "$dir"); done
 echo "setup: installing virshle and ${#plugins[@]} plugins (editable) into .venv"
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]' "${plugins[@]}" 2>&1 \
   | grep -v -e '^WARNING: Location' -e '^$' || true
+# Bytecode now: a shell with PYTHONDONTWRITEBYTECODE would otherwise compile on every start.
+.venv/bin/python -m compileall -q virshle_core plugins examples >/dev/null || true
 .venv/bin/virshle --version >/dev/null
 touch .venv/.installed
 echo "setup: done; .venv/bin/virshle and .venv/bin/v are ready"

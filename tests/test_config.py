@@ -295,3 +295,34 @@ def _to_toml(document) -> str:
         return "{" + ", ".join(f'"{k}" = {value(i)}' for k, i in v.items()) + "}"
 
     return "\n".join(f'"{k}" = {value(v)}' for k, v in document.items()) + "\n"
+
+
+def test_the_validated_config_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("VIRSHLE_NO_CACHE", raising=False)
+    path = tmp_path / "config.toml"
+    path.write_text('[[template.vm]]\nname = "xs"\nvcpu = 2\n[[template.vm.disk]]\nname = "os"\npath = "/nope"\n')
+    first = load_config(str(path), config_sections())
+    (cached,) = (tmp_path / "cache" / "virshle").glob("config-*.pickle")
+    second = load_config(str(path), config_sections())
+    assert second == first  # read back from the cache, warnings recomputed
+    assert second.warnings and "template.vm[0].disk[0].path" in second.warnings[0]
+    path.write_text('[[template.vm]]\nname = "xs"\nvcpu = 0\n')
+    with pytest.raises(ConfigError):  # a changed file is validated again
+        load_config(str(path), config_sections())
+    assert cached.exists()  # errors are not cached
+
+
+def test_a_cache_others_can_write_is_ignored(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    path = tmp_path / "config.toml"
+    path.write_text('[[template.vm]]\nname = "xs"\n')
+    load_config(str(path), config_sections())
+    (cached,) = (tmp_path / "cache" / "virshle").glob("config-*.pickle")
+    import pickle
+
+    from virshle_core.config import Config
+
+    cached.write_bytes(pickle.dumps(Config(templates=[])))  # tampered
+    (tmp_path / "cache" / "virshle").chmod(0o777)
+    assert [t.name for t in load_config(str(path), config_sections()).templates] == ["xs"]

@@ -124,7 +124,7 @@ def test_hook_virshle_register_commands(register, capsys):
 
     cli = make_cli()
     assert "greet" in cli.commands
-    assert cli.commands["node"].help.startswith("Prepare, run and list nodes")
+    assert cli.get_command(None, "node").help.startswith("Prepare, run and list nodes")
     assert "tried to replace the command 'node'" in capsys.readouterr().err
 
 

@@ -403,7 +403,82 @@ def load_config(
         return parse_config("", path=None, sections=sections)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the configuration file: {exc.strerror}") from None
-    return parse_config(text, path=path, sections=sections)
+    cache = _ParsedCache(text, path, sections or {})
+    config = cache.load()
+    if config is None:
+        config = parse_config(text, path=path, sections=sections)
+        cache.store(config)
+    else:
+        config.warnings = _disk_warnings(path, text, config.templates)
+    return config
+
+
+class _ParsedCache:
+    """Validated configurations, pickled per user, keyed by everything they depend on.
+
+    Structuring with cattrs costs about a fifth of a `virshle node ls`; a
+    file that validated once is read back from here until it, a plugin
+    table's class, or Virshle changes. The cache directory belongs to the
+    user (mode 0700) and is ignored otherwise: pickles are only read from a
+    place nobody else can write.
+    """
+
+    def __init__(self, text: str, path: str, sections: dict[str, type]):
+        import hashlib
+
+        digest = hashlib.sha256()
+        digest.update(text.encode())
+        digest.update(os.path.abspath(path).encode())
+        for name, cls in sorted(sections.items()):
+            module = sys.modules.get(cls.__module__)
+            source = getattr(module, "__file__", "") or ""
+            try:
+                stamp = os.stat(source).st_mtime_ns
+            except OSError:
+                stamp = 0
+            digest.update(f"{name}={cls.__module__}.{cls.__qualname__}@{stamp};".encode())
+        digest.update(str(os.stat(__file__).st_mtime_ns).encode())
+        self.key = digest.hexdigest()[:32]
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        self.directory = Path(base) / "virshle"
+
+    def _trusted(self) -> bool:
+        try:
+            info = os.stat(self.directory)
+        except OSError:
+            return False
+        return info.st_uid == os.geteuid() and (info.st_mode & 0o077) == 0
+
+    def load(self) -> "Config | None":
+        if os.environ.get("VIRSHLE_NO_CACHE") or not self._trusted():
+            return None
+        try:
+            import pickle
+
+            with open(self.directory / f"config-{self.key}.pickle", "rb") as handle:
+                config = pickle.load(handle)
+        except Exception:
+            return None
+        return config if isinstance(config, Config) else None
+
+    def store(self, config: "Config") -> None:
+        if os.environ.get("VIRSHLE_NO_CACHE"):
+            return
+        try:
+            import pickle
+            import tempfile
+
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if not self._trusted():
+                return
+            for old in self.directory.glob("config-*.pickle"):
+                old.unlink(missing_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
+            with os.fdopen(fd, "wb") as handle:
+                pickle.dump(attrs.evolve(config, warnings=[]), handle)
+            os.replace(tmp, self.directory / f"config-{self.key}.pickle")
+        except Exception:
+            return  # a cache that cannot be written is only slower
 
 
 def parse_config(text: str, *, path: str | None, sections: dict[str, type] | None = None) -> Config:
@@ -445,14 +520,7 @@ def parse_config(text: str, *, path: str | None, sections: dict[str, type] | Non
     warnings: list[str] = []
     if core is not None:
         problems.extend(_cross_checks(core))
-        for ti, template in enumerate(core.template.vm):
-            for di, disk in enumerate(template.disk):
-                if not disk.expanded_path.is_file():
-                    key = f"template.vm[{ti}].disk[{di}].path"
-                    warnings.append(
-                        f"{_where(label, text, key)}: {key}: {disk.expanded_path} is not a file "
-                        f"(template {template.name!r} cannot create VMs until it exists)"
-                    )
+        warnings = _disk_warnings(label, text, core.template.vm)
 
     if problems:
         lines = [f"{_where(label, text, key)}: {key}: {message}" for key, message in problems]
@@ -471,6 +539,19 @@ def parse_config(text: str, *, path: str | None, sections: dict[str, type] | Non
         path=path,
         warnings=warnings,
     )
+
+
+def _disk_warnings(label: str, text: str, templates: list[VmTemplate]) -> list[str]:
+    warnings = []
+    for ti, template in enumerate(templates):
+        for di, disk in enumerate(template.disk):
+            if not disk.expanded_path.is_file():
+                key = f"template.vm[{ti}].disk[{di}].path"
+                warnings.append(
+                    f"{_where(label, text, key)}: {key}: {disk.expanded_path} is not a file "
+                    f"(template {template.name!r} cannot create VMs until it exists)"
+                )
+    return warnings
 
 
 def _split(exc: ConfigError) -> list[tuple[str, str]]:

@@ -15,6 +15,13 @@ import click
 
 from ..errors import ConfigError, VirshleError
 
+CORE_COMMANDS = (
+    ("node", "node", "node"),
+    ("template", "template", "template"),
+    ("vm", "vm", "vm"),
+    ("plugins", "plugins_cmd", "plugins"),
+    ("events", "events_cmd", "events"),
+)
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -85,13 +92,36 @@ def verbosity_options(func: Callable) -> Callable:
 
 
 class VirshleGroup(click.Group):
-    """A group whose core commands plugins cannot silently replace."""
+    """A group whose core commands plugins cannot silently replace.
+
+    Core commands may be *lazy*: ``lazy={"vm": "virshle_core.cli.vm:vm"}``
+    imports that module only when the command runs (or help lists it), so
+    ``virshle node ls`` does not pay for ``vm``'s imports.
+    """
 
     sealed: bool = False
 
+    def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy:
+            import importlib
+
+            module, _, attr = self.lazy.pop(name).partition(":")
+            command = getattr(importlib.import_module(module), attr)
+            if isinstance(command, VirshleGroup):
+                command.sealed = True
+            self.commands[name] = command
+        return super().get_command(ctx, name)
+
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
         name = name or cmd.name
-        if self.sealed and name in self.commands:
+        if self.sealed and (name in self.commands or name in self.lazy):
             from .render import warn
 
             warn(f"a plugin tried to replace the command {name!r}; the core command is kept")
@@ -106,7 +136,8 @@ class VirshleGroup(click.Group):
 def make_cli() -> click.Group:
     """Build the command line: core commands, then plugin commands."""
 
-    @click.group(cls=VirshleGroup, context_settings=CONTEXT_SETTINGS)
+    @click.group(cls=VirshleGroup, context_settings=CONTEXT_SETTINGS, lazy={
+        name: f"virshle_core.cli.{module}:{attr}" for name, module, attr in CORE_COMMANDS})
     @click.option("-v", "--verbose", count=True,
                   help="More detail: repeat up to -vvvv (also more table columns).")
     @click.option("-q", "--quiet", is_flag=True, help="Only print errors.")
@@ -129,14 +160,7 @@ def make_cli() -> click.Group:
         if ctx.invoked_subcommand is not None:
             settings.config  # noqa: B018
 
-    from . import events_cmd, node, plugins_cmd, template, vm
-
-    for module in (node, template, vm, plugins_cmd, events_cmd):
-        module.register(cli)
     cli.sealed = True
-    for command in list(cli.commands.values()):
-        if isinstance(command, VirshleGroup):
-            command.sealed = True
 
     from ..plugins import hook
 

@@ -12,9 +12,6 @@ import click
 from . import Settings, verbosity_options
 
 
-def register(cli: click.Group) -> None:
-    cli.add_command(events)
-
 
 @click.command()
 @click.option("--node", "node_name", metavar="NAME", help="Only this node's events.")

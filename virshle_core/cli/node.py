@@ -6,15 +6,12 @@ import time
 
 import click
 
-from . import Settings, verbosity_options
+from . import Settings, VirshleGroup, verbosity_options
 from .render import bar, emit_json, state, table
 
 
-def register(cli: click.Group) -> None:
-    cli.add_command(node)
 
-
-@click.group()
+@click.group(cls=VirshleGroup)
 @verbosity_options
 def node() -> None:
     """Prepare, run and list nodes (hosts that run VMs)."""

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import click
 
-from . import verbosity_options
+from . import VirshleGroup, verbosity_options
 from .render import emit_json, table
 
 
-def register(cli: click.Group) -> None:
-    cli.add_command(plugins)
 
-
-@click.group()
+@click.group(cls=VirshleGroup)
 @verbosity_options
 def plugins() -> None:
     """Installed plugins (entry points in the group 'virshle')."""

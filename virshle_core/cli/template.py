@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import click
 
-from . import Settings, verbosity_options
+from . import Settings, VirshleGroup, verbosity_options
 from .render import emit_json, table
 
 
-def register(cli: click.Group) -> None:
-    cli.add_command(template)
 
-
-@click.group()
+@click.group(cls=VirshleGroup)
 @verbosity_options
 def template() -> None:
     """VM templates (presets defined as [[template.vm]] in config.toml)."""

@@ -7,15 +7,12 @@ from typing import Any, Callable
 import click
 
 from ..errors import NotFound, UsageError, VirshleError
-from . import Settings, verbosity_options
+from . import Settings, VirshleGroup, verbosity_options
 from .render import emit_json, state, table
 
 
-def register(cli: click.Group) -> None:
-    cli.add_command(vm)
 
-
-@click.group()
+@click.group(cls=VirshleGroup)
 @verbosity_options
 def vm() -> None:
     """Create, list and remove virtual machines."""
