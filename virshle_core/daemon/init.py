@@ -83,6 +83,11 @@ def init_node(config: Config, parts: set[str], node_name: str = "default") -> di
     node = NodeContext(name=node_name, config=config)
     if parts & {"net"}:
         hook().virshle_node_init(node=node, parts=frozenset(parts))
-        done["net"] = ["plugins prepared the network"]
+        from ..plugins import get_plugin_manager
+
+        pm = get_plugin_manager()
+        preparers = sorted(pm.get_name(impl.plugin) for impl in hook().virshle_node_init.get_hookimpls())
+        done["net"] = [f"prepared by plugin {name}" for name in preparers] or [
+            "no installed plugin prepares the network"]
     events.emit(events.NODE_INITIALIZED, node_name, parts=sorted(parts), root=str(root))
     return done
