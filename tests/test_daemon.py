@@ -147,12 +147,17 @@ def test_openapi_describes_exactly_the_routes_served(shared_daemon):
         probe = path.replace("{ref}", "no-such-vm")
         if path.endswith("/events"):
             continue  # a stream; checked in test_events_stream
-        code, _ = raw(shared_daemon, method, probe, b"{}" if method == "POST" else None)
-        assert code not in (404, 405) or path.endswith("{ref}"), (method, path, code)
+        code, reply = raw(shared_daemon, method, probe, b"{}" if method == "POST" else None)
+        if "{ref}" in path:
+            assert (code, reply["error"]) == (404, "vm_not_found"), (method, path, code)
+        else:
+            assert code not in (404, 405), (method, path, code)
     expected = {
         ("GET", "/api/v1/node/ping"), ("GET", "/api/v1/node/info"), ("GET", "/api/v1/templates"),
         ("GET", "/api/v1/vms"), ("POST", "/api/v1/vms"), ("GET", "/api/v1/vms/{ref}"),
         ("DELETE", "/api/v1/vms/{ref}"), ("GET", "/api/v1/events"), ("GET", "/api/v1/openapi.json"),
+        ("POST", "/api/v1/vms/{ref}/start"), ("POST", "/api/v1/vms/{ref}/stop"),
+        ("GET", "/api/v1/vms/{ref}/console"), ("GET", "/api/v1/vms/{ref}/logs"),
     }
     assert documented == expected
 

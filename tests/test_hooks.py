@@ -208,8 +208,12 @@ def test_hook_virshle_disk_clone(register, node):
     template_disk = Path(node.config.template("xs").disk[0].path)
     before = hashlib.sha256(template_disk.read_bytes()).hexdigest()
     (vm,) = lifecycle.create(node, node.store, CreateRequest(template="xs", name="plain"))
-    assert Path(vm.disks[0].path).read_bytes() == template_disk.read_bytes()  # the core's copy
-    assert vm.disks[0].size == 256 * 1024
+    # the core's clone: one verified copy in the cache, a qcow2 overlay on it per VM
+    (cached,) = [p for p in (node.root / "cache").iterdir() if p.name.startswith("template.img-")
+                 and not p.name.endswith(".sha256")]
+    assert hashlib.sha256(cached.read_bytes()).hexdigest() == before
+    assert (vm.disks[0].format, vm.disks[0].size) == ("qcow2", 256 * 1024)
+    assert Path(vm.disks[0].path).read_bytes()[:4] == b"QFI\xfb"
 
     calls = []
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pluggy
 
 from .errors import ConfigError, Conflict, NotFound, UsageError, VirshleError
+from .log import log_command, logger
 
 hookimpl = pluggy.HookimplMarker("virshle")
 """Marker for plugin hook implementations: ``@hookimpl`` above a ``virshle_*`` function."""
@@ -21,6 +22,8 @@ __all__ = [
     "ConfigError",
     "NotFound",
     "Conflict",
+    "log_command",
+    "logger",
     "__version__",
 ]
 

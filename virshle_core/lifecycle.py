@@ -308,3 +308,14 @@ def console(node: NodeContext, vm: Vm):
     if endpoint is None:
         raise NotFound(f"VM {vm.name!r} has no console", "Start it first.", code="no_console")
     return endpoint
+
+
+def refresh(node: NodeContext, store: Store, vm: Vm) -> Vm:
+    """Read the live state; record and announce it when it changed."""
+    live = live_state(node, vm)
+    if live != vm.state:
+        old = vm.state
+        store.update(vm, state=live)
+        logger.info("VM {} is now {} (was {})", vm.name, live, old)
+        events.emit(events.VM_STATE_CHANGED, node.name, vm=vm.to_json(), old=old, new=live)
+    return vm

@@ -15,7 +15,7 @@ from .render import emit_json, state, table
 @click.group(cls=VirshleGroup)
 @verbosity_options
 def vm() -> None:
-    """Create, list and remove virtual machines."""
+    """Create, start, stop, list and remove virtual machines."""
 
 
 def vm_ref_options(func: Callable) -> Callable:
@@ -170,6 +170,78 @@ def vm_info(settings: Settings, vm_id, vm_name, vm_uuid, node_name, as_json: boo
         ("created", document["created_at"]), ("updated", document["updated_at"]),
     ]
     click.echo(table(["field", "value"], rows))
+
+
+@vm.command("start")
+@vm_ref_options
+@click.option("--attach", is_flag=True, help="Then join this terminal to its serial console.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@verbosity_options
+@click.pass_obj
+def vm_start(settings: Settings, vm_id, vm_name, vm_uuid, node_name, attach: bool, as_json: bool) -> None:
+    """Boot a VM (and with --attach, show its console; Ctrl-] detaches)."""
+    client, document = find_vm(settings, _ref(vm_id, vm_name, vm_uuid), node_name)
+    started = client.start_vm(document["uuid"])
+    if as_json and not attach:
+        emit_json(started)
+        return
+    click.echo(f"Started VM {started['name']} (id {started['id']}) on node {client.name}.", err=attach)
+    if attach:
+        from .console import attach as attach_console
+
+        attach_console(client, started["uuid"], started["name"])
+
+
+@vm.command("stop")
+@vm_ref_options
+@click.option("-f", "--force", is_flag=True, help="Kill the VM at once instead of asking the guest.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@verbosity_options
+@click.pass_obj
+def vm_stop(settings: Settings, vm_id, vm_name, vm_uuid, node_name, force: bool, as_json: bool) -> None:
+    """Stop a VM: the ACPI power button, then a kill after [host] stop_timeout."""
+    client, document = find_vm(settings, _ref(vm_id, vm_name, vm_uuid), node_name)
+    result = client.stop_vm(document["uuid"], force=force)
+    if as_json:
+        emit_json(result)
+    elif result["was_running"]:
+        click.echo(f"Stopped VM {document['name']} on node {client.name}.")
+    else:
+        click.echo(f"VM {document['name']} is not running ({result['vm']['state']}); nothing to do.")
+
+
+@vm.command("attach")
+@vm_ref_options
+@verbosity_options
+@click.pass_obj
+def vm_attach(settings: Settings, vm_id, vm_name, vm_uuid, node_name) -> None:
+    """Join this terminal to a running VM's serial console; Ctrl-] detaches."""
+    from .console import attach as attach_console
+
+    client, document = find_vm(settings, _ref(vm_id, vm_name, vm_uuid), node_name)
+    attach_console(client, document["uuid"], document["name"])
+
+
+@vm.command("logs")
+@vm_ref_options
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new output until Ctrl-C.")
+@verbosity_options
+@click.pass_obj
+def vm_logs(settings: Settings, vm_id, vm_name, vm_uuid, node_name, follow: bool) -> None:
+    """Print what the VM's serial console printed (kept even while nobody is attached)."""
+    import sys
+
+    client, document = find_vm(settings, _ref(vm_id, vm_name, vm_uuid), node_name)
+    response = client.logs(document["uuid"], follow=follow)
+    out = sys.stdout.buffer
+    try:
+        for chunk in response.iter_chunks():
+            out.write(chunk)
+            out.flush()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        response.close()
 
 
 @vm.command("rm")

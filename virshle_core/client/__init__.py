@@ -147,6 +147,42 @@ class NodeClient:
         suffix = "?force=1" if force else ""
         return self.delete(f"/vms/{quote(str(ref), safe='')}{suffix}", timeout=max(self.timeout, 120.0))
 
+    def start_vm(self, ref: str) -> dict:
+        return self.post(f"/vms/{quote(str(ref), safe='')}/start", timeout=max(self.timeout, 120.0))
+
+    def stop_vm(self, ref: str, force: bool = False) -> dict:
+        return self.post(f"/vms/{quote(str(ref), safe='')}/stop", {"force": force},
+                         timeout=max(self.timeout, 600.0))
+
+    def logs(self, ref: str, follow: bool = False) -> http.Response:
+        path = f"/vms/{quote(str(ref), safe='')}/logs" + ("?follow=1" if follow else "")
+        response = self.open("GET", path)
+        if follow:
+            response._sock.settimeout(None)
+        if response.status >= 400:
+            data = response.json()
+            raise from_json(data if isinstance(data, dict) else {}, response.status)
+        return response
+
+    def console(self, ref: str):
+        """The VM's serial console as a WebSocket (raw bytes both ways)."""
+        import json
+
+        from .ws import UpgradeRefused, WebSocket
+
+        sock = self.connect()
+        try:
+            ws = WebSocket.connect(sock, f"{API}/vms/{quote(str(ref), safe='')}/console")
+        except UpgradeRefused as exc:
+            sock.close()
+            try:
+                payload = json.loads(exc.body or b"{}")
+            except ValueError:
+                payload = {}
+            raise from_json(payload if isinstance(payload, dict) else {}, exc.status) from None
+        sock.settimeout(None)
+        return ws
+
     def events(self) -> http.Response:
         response = self.open("GET", "/events", timeout=None)
         response._sock.settimeout(None)

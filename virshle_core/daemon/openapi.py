@@ -21,6 +21,7 @@ class Route:
     query: dict[str, str] = attrs.Factory(dict)
     status: int = 200
     stream: bool = False
+    content_type: str | None = None
 
 
 _SIZE = {"type": "integer", "minimum": 0}
@@ -118,6 +119,17 @@ SCHEMAS: dict[str, Any] = {
                        '{"event": "hello"}.',
     },
     "OpenApi": {"type": "object"},
+    "StopResult": {
+        "type": "object",
+        "required": ["vm", "was_running"],
+        "properties": {"vm": {"$ref": "#/components/schemas/Vm"},
+                       "was_running": {"type": "boolean",
+                                       "description": "False: it was already stopped (no-op)."}},
+    },
+    "ConsoleStream": {"type": "string", "description": "WebSocket upgrade; binary messages carry "
+                      "the serial console's bytes both ways."},
+    "ConsoleLog": {"type": "string", "description": "text/plain: the console output kept in "
+                   "console.log (the rotated console.log.1 first)."},
 }
 
 
@@ -160,7 +172,7 @@ def openapi_document(routes: list[Route], prefix: str, version: str) -> dict[str
                 str(route.status): {
                     "description": route.summary,
                     "content": {
-                        ("application/x-ndjson" if route.stream else "application/json"): {
+                        (route.content_type or ("application/x-ndjson" if route.stream else "application/json")): {
                             "schema": {"$ref": f"#/components/schemas/{route.response}"}
                         }
                     },

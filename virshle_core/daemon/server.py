@@ -26,7 +26,7 @@ from aiohttp import web
 
 from .. import events, lifecycle
 from ..config import Config, structure
-from ..errors import ConfigError, NotFound, UsageError, VirshleError
+from ..errors import ConfigError, Conflict, NotFound, UsageError, VirshleError
 from ..log import logger
 from ..models import NodeContext
 from ..plugins import hook
@@ -36,6 +36,17 @@ from .openapi import Route, openapi_document
 
 API = "/api/v1"
 SHUTDOWN_TIMEOUT = 30.0
+
+
+@attrs.define
+class StopRequest:
+    """The body of ``POST /api/v1/vms/{ref}/stop``."""
+
+    force: bool = False
+
+
+LOG_CAP = 1024 * 1024
+SUPERVISE_EVERY = 1.0
 
 
 class EventHub:
@@ -70,6 +81,8 @@ class NodeDaemon:
         self.store: Store | None = None
         self.vm_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.hub: EventHub | None = None
+        self.streams: set = set()
+        self.follow_tasks: set = set()
         self.routes = [
             Route("GET", "/node/ping", self.ping, "Is the daemon alive?", response="Pong"),
             Route("GET", "/node/info", self.info, "Host health, reservations and saturation.",
@@ -84,6 +97,16 @@ class NodeDaemon:
                   response="Vm"),
             Route("DELETE", "/vms/{ref}", self.delete_vm, "Remove a VM and everything it holds.",
                   response="Vm", query={"force": "Stop a running VM first (1/true)."}),
+            Route("POST", "/vms/{ref}/start", self.start_vm, "Boot a VM.", response="Vm"),
+            Route("POST", "/vms/{ref}/stop", self.stop_vm,
+                  "Stop a VM: ACPI power button, then a kill after [host] stop_timeout.",
+                  body=StopRequest, response="StopResult"),
+            Route("GET", "/vms/{ref}/console", self.console, "The serial console: a WebSocket "
+                  "carrying raw bytes both ways (binary messages).", response="ConsoleStream",
+                  stream=True, status=101, content_type="application/octet-stream"),
+            Route("GET", "/vms/{ref}/logs", self.logs, "What the serial console printed.",
+                  response="ConsoleLog", stream=True, content_type="text/plain",
+                  query={"follow": "Keep the stream open and send new output (1/true)."}),
             Route("GET", "/events", self.events, "Events as newline-delimited JSON, kept open.",
                   response="EventStream", stream=True),
             Route("GET", "/openapi.json", self.openapi, "This document.", response="OpenApi"),
@@ -127,6 +150,10 @@ class NodeDaemon:
     async def _on_shutdown(self, app: web.Application) -> None:
         if self.hub:
             self.hub.close()
+        for ws in list(self.streams):
+            await ws.close(code=1001, message=b"node daemon shutting down")
+        for task in list(self.follow_tasks):
+            task.cancel()
 
     # --- helpers -------------------------------------------------------------------
 
@@ -153,9 +180,15 @@ class NodeDaemon:
 
     def _vm_json(self, vms: list) -> list[dict]:
         for vm in vms:
-            vm.state = lifecycle.live_state(self.node, vm)
+            if not self.vm_locks.get(vm.uuid) or not self.vm_locks[vm.uuid].locked():
+                lifecycle.refresh(self.node, self.store, vm)
         lifecycle.with_ips(self.node, vms)
         return [vm.to_json() for vm in vms]
+
+    async def locked_vm(self, ref: str):
+        """The VM named by ``ref``, with its lock held (an async context manager)."""
+        vm = await self.run(self.store.get, ref)
+        return vm, self.vm_locks[vm.uuid]
 
     # --- routes ----------------------------------------------------------------------
 
@@ -206,6 +239,131 @@ class NodeDaemon:
         self.vm_locks.pop(vm.uuid, None)
         return web.json_response(vm.to_json())
 
+    async def start_vm(self, request: web.Request) -> web.Response:
+        vm, lock = await self.locked_vm(request.match_info["ref"])
+        async with lock:
+            vm = await self.run(self.store.get, vm.uuid)
+            vm = await self.run(lifecycle.start, self.node, self.store, vm)
+        return web.json_response(vm.to_json())
+
+    async def stop_vm(self, request: web.Request) -> web.Response:
+        body = await self.body(request, StopRequest) if request.can_read_body else StopRequest()
+        vm, lock = await self.locked_vm(request.match_info["ref"])
+        async with lock:
+            vm = await self.run(self.store.get, vm.uuid)
+            vm, was_running = await self.run(lifecycle.stop, self.node, self.store, vm, body.force)
+        return web.json_response({"vm": vm.to_json(), "was_running": was_running})
+
+    async def console(self, request: web.Request) -> web.StreamResponse:
+        vm = await self.run(self.store.get, request.match_info["ref"])
+        state = await self.run(lifecycle.live_state, self.node, vm)
+        if state not in ("running", "paused"):
+            raise Conflict(f"VM {vm.name!r} is {state}; its console is not live",
+                           f"Start it with `virshle vm start --name {vm.name}`, or read "
+                           f"`virshle vm logs --name {vm.name}`.", code="vm_not_running")
+        endpoint = await self.run(lifecycle.console, self.node, vm)
+        if not endpoint.socket:
+            raise NotFound(f"VM {vm.name!r} has no interactive console", code="no_console")
+        try:
+            reader, writer = await asyncio.open_unix_connection(endpoint.socket)
+        except OSError as exc:
+            raise VirshleError(f"VM {vm.name!r}: cannot reach its console: {exc}",
+                               code="console_unreachable") from None
+        ws = web.WebSocketResponse(heartbeat=30)
+        await ws.prepare(request)
+        self.streams.add(ws)
+        logger.info("console of VM {} attached", vm.name)
+
+        async def vm_to_client() -> None:
+            while data := await reader.read(65536):
+                await ws.send_bytes(data)
+            await ws.close()
+
+        pump = asyncio.create_task(vm_to_client())
+        try:
+            async for message in ws:
+                if message.type == web.WSMsgType.BINARY:
+                    writer.write(message.data)
+                    await writer.drain()
+                elif message.type == web.WSMsgType.TEXT:
+                    writer.write(message.data.encode())
+                    await writer.drain()
+                else:
+                    break
+        finally:
+            pump.cancel()
+            writer.close()
+            self.streams.discard(ws)
+            logger.info("console of VM {} detached", vm.name)
+        return ws
+
+    async def logs(self, request: web.Request) -> web.StreamResponse:
+        vm = await self.run(self.store.get, request.match_info["ref"])
+        follow = request.query.get("follow", "").lower() in ("1", "true", "yes")
+        endpoint = await self.run(lifecycle.console, self.node, vm)
+        path = Path(endpoint.log) if endpoint.log else None
+        response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
+        await response.prepare(request)
+        if path is None:
+            await response.write_eof()
+            return response
+        rotated = path.with_name(path.name + ".1")
+        if rotated.exists():
+            await response.write(await self.run(rotated.read_bytes))
+        position = 0
+        stream = asyncio.current_task()
+        self.follow_tasks.add(stream)
+        try:
+            while True:
+                try:
+                    size = path.stat().st_size
+                except FileNotFoundError:
+                    size = 0
+                if size < position:
+                    position = 0  # rotated under us: start the new file
+                if size > position:
+                    with open(path, "rb") as handle:
+                        handle.seek(position)
+                        data = handle.read(size - position)
+                    position += len(data)
+                    await response.write(data)
+                if not follow:
+                    break
+                await asyncio.sleep(0.2)
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self.follow_tasks.discard(stream)
+        return response
+
+    async def supervise(self) -> None:
+        """Notice VMM exits and state changes; keep console logs under their cap."""
+        while True:
+            await asyncio.sleep(SUPERVISE_EVERY)
+            try:
+                vms = await self.run(self.store.all)
+                for vm in vms:
+                    lock = self.vm_locks.get(vm.uuid)
+                    if lock is not None and lock.locked():
+                        continue  # an operation on it is under way
+                    if vm.state in ("running", "paused"):
+                        await self.run(lifecycle.refresh, self.node, self.store, vm)
+                    await self.run(_rotate_console_log, self.node, vm)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.opt(exception=True).error("supervisor pass failed")
+
+    async def readopt(self) -> None:
+        """At start: read every VM's true state; running VMMs are ours again."""
+        vms = await self.run(self.store.all)
+        running = 0
+        for vm in vms:
+            vm = await self.run(lifecycle.refresh, self.node, self.store, vm)
+            running += vm.state in ("running", "paused")
+        if vms:
+            logger.info("re-adopted {} running VM(s) of {}", running, len(vms))
+
     async def events(self, request: web.Request) -> web.StreamResponse:
         assert self.hub is not None
         response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
@@ -242,6 +400,8 @@ class NodeDaemon:
         nodeinfo.prime_cpu()
         self.hub = EventHub(asyncio.get_running_loop())
         _clear_stale_socket(socket_path)
+        await self.readopt()
+        supervisor = asyncio.create_task(self.supervise())
 
         runner = web.AppRunner(self.make_app(), handle_signals=False, access_log=None,
                                shutdown_timeout=SHUTDOWN_TIMEOUT)
@@ -264,6 +424,7 @@ class NodeDaemon:
             await stop.wait()
             logger.info("shutting down: finishing requests in flight")
         finally:
+            supervisor.cancel()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
             await runner.cleanup()
@@ -273,6 +434,21 @@ class NodeDaemon:
                 pass
             self.store.close()
             logger.info("node {!r} stopped", self.node.name)
+
+
+def _rotate_console_log(node: NodeContext, vm) -> None:
+    """Copy-and-truncate a console log over its cap (the VMM appends, so it writes on)."""
+    log = Path(vm.dir) / "console.log"
+    try:
+        if log.stat().st_size <= LOG_CAP:
+            return
+    except FileNotFoundError:
+        return
+    import shutil
+
+    shutil.copyfile(log, log.with_name("console.log.1"))
+    with open(log, "r+b") as handle:
+        handle.truncate(0)
 
 
 def error_response(status: int, code: str, message: str, hint: str = "") -> web.Response:

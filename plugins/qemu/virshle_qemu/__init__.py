@@ -1,16 +1,30 @@
-"""The QEMU backend (``[qemu]``): QMP control, KVM only where the CPU really has it."""
+"""The QEMU backend (``[qemu]``): QMP control, KVM only where the CPU really has it.
+
+Each VM is one ``qemu-system-x86_64 -daemonize`` process in its own session,
+so it outlives the node daemon. Everything it needs lives in the VM's
+directory: ``vmm.pid``, ``qmp.sock`` (control), ``console.sock`` (the serial
+port) and ``console.log`` (everything the serial port printed, kept by QEMU
+itself even while no daemon runs).
+
+QEMU runs with ``-no-shutdown``: when the guest powers off, QEMU stays and
+reports the ``shutdown`` status, so a power-off is told apart from a crash
+even when the daemon was not watching; the plugin then ends the process.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import attrs
 
-from virshle_core import hookimpl
+from virshle_core import VirshleError, hookimpl
 from virshle_core.config import field_check
+from virshle_core.models import ConsoleEndpoint, VmmHandle
 
 ACCELS = ("auto", "kvm", "tcg")
+NAME = "qemu"
 
 
 @attrs.define
@@ -21,6 +35,8 @@ class QemuConfig:
     accel: str = attrs.field(
         default="auto",
         validator=field_check(lambda v: None if v in ACCELS else f'must be one of {", ".join(ACCELS)}'))
+    machine: str = "q35"
+    ovmf: str = "/usr/share/OVMF/OVMF_CODE.fd"
 
 
 def cpu_has_virtualisation(cpuinfo: str = "/proc/cpuinfo") -> bool:
@@ -43,6 +59,17 @@ def choose_accel(config: QemuConfig) -> str:
     return "kvm" if usable and cpu_has_virtualisation() else "tcg"
 
 
+def config_of(node) -> QemuConfig:
+    return node.section("qemu") or QemuConfig()
+
+
+def is_mine(vm, node) -> bool:
+    """A VM started by QEMU; before its first start, one the node would start on QEMU."""
+    if vm.hypervisor:
+        return vm.hypervisor == NAME
+    return node.config.host.hypervisor in (NAME, "auto")
+
+
 @hookimpl
 def virshle_config_sections(register):
     register("qemu", QemuConfig)
@@ -50,5 +77,44 @@ def virshle_config_sections(register):
 
 @hookimpl
 def virshle_node_info(node):
-    config = node.section("qemu") or QemuConfig()
+    config = config_of(node)
     return {"qemu": {"binary": shutil.which(config.binary), "accel": choose_accel(config)}}
+
+
+@hookimpl(trylast=True)  # with hypervisor = "auto", cloud-hypervisor goes first when installed
+def virshle_start(vm, attachments, node):
+    if vm.hypervisor not in (None, NAME) or node.config.host.hypervisor not in (NAME, "auto"):
+        return None
+    from .vmm import start
+
+    return start(vm, attachments, config_of(node))
+
+
+@hookimpl
+def virshle_stop(vm, force, node):
+    if not (vm.hypervisor == NAME):
+        return None
+    from .vmm import stop
+
+    stop(vm, force, timeout=float(node.config.host.stop_timeout))
+    return True
+
+
+@hookimpl
+def virshle_vm_state(vm, node):
+    if vm.hypervisor != NAME:
+        return None
+    from .vmm import state
+
+    return state(vm)
+
+
+@hookimpl
+def virshle_console(vm, node):
+    if vm.hypervisor != NAME:
+        return None
+    return ConsoleEndpoint(socket=str(Path(vm.dir) / "console.sock"),
+                           log=str(Path(vm.dir) / "console.log"))
+
+
+__all__ = ["QemuConfig", "choose_accel", "cpu_has_virtualisation", "VirshleError", "VmmHandle"]

@@ -1,0 +1,249 @@
+"""Starting, stopping and reading one QEMU process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from virshle_core import VirshleError, log_command
+from virshle_core.models import VmmHandle
+
+from . import NAME, QemuConfig, choose_accel
+
+_qmp_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+ESP_GUID = bytes.fromhex("28732ac11ff8d211ba4b00a0c93ec93b")  # C12A7328-F81F-11D2-BA4B-00A0C93EC93B
+
+
+def paths(vm) -> dict[str, Path]:
+    base = Path(vm.dir)
+    return {"pid": base / "vmm.pid", "qmp": base / "qmp.sock", "console": base / "console.sock",
+            "log": base / "console.log"}
+
+
+def is_uefi_image(path: str) -> bool:
+    """A raw disk with a GPT holding an EFI system partition."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(512)
+            header = handle.read(92)
+            if header[:8] != b"EFI PART":
+                return False
+            entries_lba = int.from_bytes(header[72:80], "little")
+            count = min(int.from_bytes(header[80:84], "little"), 128)
+            size = int.from_bytes(header[84:88], "little")
+            handle.seek(entries_lba * 512)
+            table = handle.read(count * size)
+    except OSError:
+        return False
+    return any(table[i * size:i * size + 16] == ESP_GUID for i in range(count))
+
+
+def build_argv(vm, attachments: list, config: QemuConfig, binary: str, accel: str) -> list[str]:
+    """The QEMU command line for ``vm``: an argument list, never a shell string."""
+    p = paths(vm)
+    argv = [
+        binary, "-name", f"{vm.name},process=virshle-{vm.name}",
+        "-uuid", vm.uuid,
+        "-machine", config.machine, "-accel", accel,
+        "-cpu", "host" if accel == "kvm" else "max",
+        "-smp", str(vm.vcpu), "-m", f"{max(1, vm.vram // 1024**2)}M",
+        "-nodefaults", "-no-user-config", "-display", "none", "-no-shutdown",
+        "-chardev", f"socket,id=serial0,path={p['console']},server=on,wait=off,"
+                    f"logfile={p['log']},logappend=on",
+        "-serial", "chardev:serial0",
+        "-qmp", f"unix:{p['qmp']},server=on,wait=off",
+        "-pidfile", str(p["pid"]),
+        "-daemonize",
+    ]
+    if vm.kernel:
+        argv += ["-kernel", vm.kernel]
+        if vm.initramfs:
+            argv += ["-initrd", vm.initramfs]
+        argv += ["-append", vm.cmdline or "console=ttyS0"]
+    elif vm.firmware:
+        argv += ["-bios", vm.firmware]
+    elif vm.disks and vm.disks[0].source and is_uefi_image(vm.disks[0].source):
+        argv += ["-bios", config.ovmf]
+    for index, disk in enumerate(vm.disks):
+        drive = f"file={disk.path},if=virtio,format={disk.format},index={index}"
+        if disk.readonly:
+            drive += ",readonly=on"
+        argv += ["-drive", drive]
+    for attachment in attachments:
+        argv += nic_args(attachment)
+    return argv
+
+
+def nic_args(attachment) -> list[str]:
+    """``-netdev``/``-device`` for one attached NIC (tap by name, or an inherited fd)."""
+    ident = f"net-{attachment.net}"
+    if attachment.fds:
+        netdev = f"tap,id={ident},fd={attachment.fds[0]}"
+    else:
+        netdev = f"tap,id={ident},ifname={attachment.ifname},script=no,downscript=no"
+    device = f"virtio-net-pci,netdev={ident}"
+    if attachment.mac:
+        device += f",mac={attachment.mac}"
+    return ["-netdev", netdev, "-device", device]
+
+
+def start(vm, attachments: list, config: QemuConfig) -> VmmHandle:
+    binary = shutil.which(config.binary)
+    if not binary:
+        raise VirshleError(
+            f"VM {vm.name!r}: {config.binary} is not installed",
+            "Install the Debian package qemu-system-x86, or set [qemu] binary.",
+            code="hypervisor_missing",
+        )
+    for label, path in (("kernel", vm.kernel), ("initramfs", vm.initramfs), ("firmware", vm.firmware)):
+        if path and not Path(path).is_file():
+            raise VirshleError(f"VM {vm.name!r}: {label} {path} is not a file",
+                               "Fix the template's path in config.toml.", code="boot_file_missing")
+    p = paths(vm)
+    for key in ("pid", "qmp", "console"):
+        p[key].unlink(missing_ok=True)
+    argv = build_argv(vm, attachments, config, binary, choose_accel(config))
+    log_command(argv)
+    inherited = [fd for a in attachments for fd in a.fds]
+    proc = subprocess.run(argv, capture_output=True, text=True, pass_fds=inherited,
+                          start_new_session=True, timeout=60)
+    if proc.returncode != 0:
+        detail = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+        raise VirshleError(f"VM {vm.name!r}: QEMU did not start: {detail}",
+                           "Run the daemon with -vvvv to see the QEMU command line.",
+                           code="vmm_failed")
+    pid = read_pid(vm)
+    if pid is None:
+        raise VirshleError(f"VM {vm.name!r}: QEMU started but wrote no pidfile", code="vmm_failed")
+    return VmmHandle(pid=pid, hypervisor=NAME, control=str(p["qmp"]), console=str(p["console"]))
+
+
+def read_pid(vm) -> int | None:
+    try:
+        return int(paths(vm)["pid"].read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def alive(pid: int, vm) -> bool:
+    """The process exists and is this VM's QEMU (pids get reused)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            cmdline = handle.read()
+    except OSError:
+        return False
+    if vm.uuid.encode() not in cmdline:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def qmp(vm, command: str, arguments: dict | None = None, timeout: float = 5.0) -> Any:
+    """One QMP command through qemu.qmp; a fresh connection, serialised per VM."""
+    from qemu.qmp import QMPClient
+
+    async def run() -> Any:
+        client = QMPClient(vm.name)
+        await asyncio.wait_for(client.connect(str(paths(vm)["qmp"])), timeout)
+        try:
+            return await asyncio.wait_for(client.execute(command, arguments), timeout)
+        finally:
+            try:
+                await client.disconnect()
+            except (EOFError, ConnectionError, OSError):
+                pass  # "quit" closes the socket under us
+
+    with _qmp_locks[vm.uuid]:
+        return asyncio.run(run())
+
+
+def state(vm) -> str:
+    pid = read_pid(vm)
+    if pid is None:
+        # no pidfile: QEMU exited cleanly (it removes it), or never ran
+        return "created" if vm.state == "created" else "shutdown"
+    if not alive(pid, vm):
+        return "crashed"
+    try:
+        status = qmp(vm, "query-status")["status"]
+    except Exception:
+        return "running"  # alive but busy; the next reading will tell
+    if status in ("running", "debug"):
+        return "running"
+    if status == "shutdown":
+        _finish(vm, pid)  # the guest powered off; end the lingering process
+        return "shutdown"
+    if status in ("internal-error", "guest-panicked", "io-error"):
+        return "crashed"
+    return "paused"
+
+
+def _finish(vm, pid: int, timeout: float = 5.0) -> None:
+    try:
+        qmp(vm, "quit")
+    except Exception:
+        pass
+    if not _wait_gone(pid, vm, timeout):
+        _kill(pid)
+        _wait_gone(pid, vm, 5)
+    _clean(vm)
+
+
+def _wait_gone(pid: int, vm, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive(pid, vm):
+            return True
+        time.sleep(0.05)
+    return not alive(pid, vm)
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _clean(vm) -> None:
+    p = paths(vm)
+    for key in ("pid", "qmp", "console"):
+        p[key].unlink(missing_ok=True)
+
+
+def stop(vm, force: bool, timeout: float) -> None:
+    pid = read_pid(vm)
+    if pid is None or not alive(pid, vm):
+        _clean(vm)
+        return
+    if force:
+        _kill(pid)
+        _wait_gone(pid, vm, 10)
+        _clean(vm)
+        return
+    try:
+        qmp(vm, "system_powerdown")
+    except Exception:
+        pass
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive(pid, vm):
+            break
+        try:
+            if qmp(vm, "query-status")["status"] == "shutdown":
+                break
+        except Exception:
+            pass
+        time.sleep(0.2)
+    _finish(vm, pid)
