@@ -118,6 +118,20 @@ class Daemon:
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path and self.log_path.exists() else ""
 
+    def kill_vmms(self) -> None:
+        """End every VMM this node started, by the pid in its VM directory (tests' clean-up)."""
+        for pidfile in (self.root / "vm").glob("*/vmm.pid"):
+            try:
+                pid = int(pidfile.read_text().strip())
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except (OSError, ValueError):
+                continue
+            if pidfile.parent.name.encode() in cmdline:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int | None:
         if self.process is None:
             return None
@@ -142,6 +156,7 @@ def daemon(tmp_path: Path):
         yield node
     finally:
         node.stop()
+        node.kill_vmms()
 
 
 @pytest.fixture(scope="session")
@@ -175,3 +190,65 @@ def make_plugin_dist(directory: Path, name: str, code: str, version: str = "0.1"
         f"Metadata-Version: 2.1\nName: virshle-test-{name}\nVersion: {version}\n\n")
     (dist / "entry_points.txt").write_text(f"[virshle]\n{name} = {module}\n")
     return directory
+
+
+REPO = Path(__file__).parent.parent
+GUEST_DIR = REPO / ".cache" / "guest"
+MARKER = "VIRSHLE-GUEST-READY"
+
+
+@pytest.fixture(scope="session")
+def guest() -> Path:
+    """The small test guest (kernel + busybox initramfs + a 64 MiB disk), built once and cached."""
+    subprocess.run([str(REPO / "scripts" / "build-guest.sh"), str(GUEST_DIR)], check=True)
+    return GUEST_DIR
+
+
+def installed_hypervisors() -> list[str]:
+    import shutil
+
+    found = []
+    if shutil.which("qemu-system-x86_64"):
+        found.append("qemu")
+    if shutil.which("cloud-hypervisor"):
+        found.append("ch")
+    return found
+
+
+def write_guest_config(directory: Path, guest: Path, hypervisor: str = "qemu", extra: str = "") -> Path:
+    """A node config whose template ``tiny`` boots the test guest."""
+    disk = directory / "template-disk.raw"
+    if not disk.exists():
+        import shutil
+
+        shutil.copyfile(guest / "disk.raw", disk)
+    config = directory / "config.toml"
+    config.write_text(textwrap.dedent(f"""\
+        [host]
+        root = "{directory / 'root'}"
+        hypervisor = "{hypervisor}"
+        stop_timeout = 20
+
+        [[template.vm]]
+        name = "tiny"
+        vcpu = 1
+        vram = "256MiB"
+        kernel = "{guest / 'vmlinuz'}"
+        initramfs = "{guest / 'initramfs.gz'}"
+        cmdline = "console=ttyS0 quiet panic=-1"
+
+        [[template.vm.disk]]
+        name = "os"
+        path = "{disk}"
+        """) + extra)
+    return config
+
+
+def wait_for(predicate, timeout: float = 60, every: float = 0.2, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

@@ -9,6 +9,8 @@ import time
 
 import click
 
+from ..client import http
+from ..errors import VirshleError
 from . import Settings, verbosity_options
 
 
@@ -28,10 +30,12 @@ def events(settings: Settings, node_name: str | None, as_json: bool) -> None:
             response = client.events()
             for line in response.iter_lines():
                 lines.put((client.name, line, None))
-        except Exception as exc:  # reported, the other nodes go on
+        except VirshleError as exc:  # reported, the other nodes go on
             lines.put((client.name, None, exc))
             return
-        lines.put((client.name, None, EOFError("the stream ended")))
+        except (OSError, http.HttpError):
+            pass
+        lines.put((client.name, None, EOFError("the event stream ended (the daemon stopped?)")))
 
     for client in clients:
         threading.Thread(target=follow, args=(client,), daemon=True).start()
@@ -43,7 +47,7 @@ def events(settings: Settings, node_name: str | None, as_json: bool) -> None:
             open_streams -= 1
             failed = failed or not isinstance(error, EOFError)
             message = getattr(error, "message", None) or str(error)
-            click.echo(f"{name}: {message}", err=True)
+            click.echo(f"node {name}: {message}", err=True)
             continue
         event = json.loads(line)
         if event.get("event") == "hello":
