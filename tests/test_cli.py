@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BIN, write_config
+from tests.support import BIN, Daemon, write_config
 
 
 def test_version_and_alias(cli):
@@ -77,12 +77,13 @@ def test_json_output_is_one_document(cli, shared_daemon):
 
 def test_node_init_is_idempotent(cli, tmp_path):
     config = write_config(tmp_path)
+    root = Daemon(tmp_path, config).root
     first = cli("node", "init", "--all", "--json", config=config)
     second = cli("node", "init", "--all", "--json", config=config)
     assert first.returncode == second.returncode == 0
-    assert str(tmp_path / "root" / "vm") in first.json()["done"]["dir"]
-    assert str(tmp_path / "root" / "vm") not in second.json()["done"]["dir"]
-    assert (tmp_path / "root" / "virshle.sqlite").exists()
+    assert str(root / "vm") in first.json()["done"]["dir"]
+    assert str(root / "vm") not in second.json()["done"]["dir"]
+    assert (root / "virshle.sqlite").exists()
     only_dir = cli("node", "init", "--dir", "--json", config=config).json()
     assert set(only_dir["done"]) == {"dir"}
 

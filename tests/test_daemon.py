@@ -211,7 +211,7 @@ def test_events_stream_and_vm_create_delete(daemon):
 def test_virshle_events_command_prints_live(daemon):
     import subprocess
 
-    from tests.conftest import VIRSHLE
+    from tests.support import VIRSHLE
 
     env = {**os.environ, "VIRSHLE_CONFIG": str(daemon.config)}
     proc = subprocess.Popen([VIRSHLE, "events", "--json"], stdout=subprocess.PIPE,
@@ -250,7 +250,7 @@ def test_sigint_too(daemon):
 
 def test_in_flight_request_finishes_on_sigterm(tmp_path):
     """A create that is running when SIGTERM arrives completes and is answered."""
-    from tests.conftest import Daemon, make_plugin_dist, write_config
+    from tests.support import Daemon, make_plugin_dist, write_config
 
     marker = tmp_path / "create-started"
     plugins = make_plugin_dist(tmp_path / "site", "slow", f"""
@@ -289,7 +289,7 @@ def test_in_flight_request_finishes_on_sigterm(tmp_path):
 def test_second_daemon_on_the_same_root_is_refused(shared_daemon):
     import subprocess
 
-    from tests.conftest import VIRSHLE
+    from tests.support import VIRSHLE
 
     env = {**os.environ, "VIRSHLE_CONFIG": str(shared_daemon.config)}
     proc = subprocess.run([VIRSHLE, "node", "serve"], capture_output=True, text=True, env=env,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import (MARKER, VIRSHLE, Daemon, installed_hypervisors, wait_for,
+from tests.support import (MARKER, VIRSHLE, Daemon, installed_hypervisors, wait_for,
                             write_guest_config)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not installed_hypervisors(),

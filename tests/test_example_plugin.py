@@ -82,7 +82,7 @@ def test_it_cannot_replace_a_core_command(cli, hello_site):
 
 
 def test_its_node_info_reaches_node_ls(hello_site, tmp_path):
-    from tests.conftest import Daemon, write_config
+    from tests.support import Daemon, write_config
 
     node = Daemon(tmp_path, write_config(tmp_path))
     node.start(env={"PYTHONPATH": str(hello_site)})

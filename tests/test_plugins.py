@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.conftest import make_plugin_dist
+from tests.support import make_plugin_dist
 
 BUILT_IN = {"ch", "qemu", "ovs", "macvtap", "kea", "lb"}
 

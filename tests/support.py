@@ -46,6 +46,27 @@ def run_cli(*args: str, config: Path | None = None, env: dict | None = None,
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
+_short_base: list[Path] = []
+
+
+def short_dir(prefix: str = "n") -> Path:
+    """A fresh directory with a short path: unix socket paths must fit in 108 bytes."""
+    import tempfile
+
+    if not _short_base:
+        _short_base.append(Path(tempfile.mkdtemp(prefix="vsh-", dir="/tmp")))
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=_short_base[0]))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_short_dirs():
+    yield
+    import shutil
+
+    for base in _short_base:
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def write_config(directory: Path, extra: str = "", disk: Path | None = None) -> Path:
     """A config with a scratch root and one template ``xs`` whose disk exists."""
     disk = disk or directory / "disk.img"
@@ -54,7 +75,7 @@ def write_config(directory: Path, extra: str = "", disk: Path | None = None) -> 
     config = directory / "config.toml"
     config.write_text(textwrap.dedent(f"""\
         [host]
-        root = "{directory / 'root'}"
+        root = "{short_dir()}"
 
         [[template.vm]]
         name = "xs"
@@ -83,7 +104,9 @@ class Daemon:
 
     @property
     def root(self) -> Path:
-        return self.directory / "root"
+        import tomllib
+
+        return Path(tomllib.loads(self.config.read_text())["host"]["root"])
 
     @property
     def socket(self) -> Path:
@@ -225,7 +248,7 @@ def write_guest_config(directory: Path, guest: Path, hypervisor: str = "qemu", e
     config = directory / "config.toml"
     config.write_text(textwrap.dedent(f"""\
         [host]
-        root = "{directory / 'root'}"
+        root = "{short_dir()}"
         hypervisor = "{hypervisor}"
         stop_timeout = 20
 
