@@ -190,6 +190,10 @@ BAD = [
         [[template.vm]]
         name = "x s"
      """, 'config.toml:2: template.vm[0].name: "x s" is not a valid name (letters, digits, "-", "_", "." ; at most 63)'),
+    ("root_too_long", f"""
+        [host]
+        root = "/{'r' * 60}"
+     """, f'config.toml:2: host.root: "/{"r" * 60}" is 61 bytes long; at most 54 fit (VM sockets live under it, and a unix socket path holds 107 bytes)'),
     ("not_toml", """
         [[template.vm]
         name = "xs"

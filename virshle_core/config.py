@@ -562,8 +562,15 @@ def _split(exc: ConfigError) -> list[tuple[str, str]]:
     return out
 
 
+MAX_ROOT = 107 - len("/vm/") - 36 - len("/console.sock")  # a unix socket path is at most 107 bytes
+
+
 def _cross_checks(core: CoreConfig) -> list[tuple[str, str]]:
     problems = []
+    root = str(core.host.root_path)
+    if len(root.encode()) > MAX_ROOT:
+        problems.append(("host.root", f'"{root}" is {len(root.encode())} bytes long; at most {MAX_ROOT} '
+                         "fit (VM sockets live under it, and a unix socket path holds 107 bytes)"))
     seen: dict[str, int] = {}
     for i, template in enumerate(core.template.vm):
         if template.name in seen:

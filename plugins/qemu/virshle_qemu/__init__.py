@@ -36,7 +36,8 @@ class QemuConfig:
         default="auto",
         validator=field_check(lambda v: None if v in ACCELS else f'must be one of {", ".join(ACCELS)}'))
     machine: str = "q35"
-    ovmf: str = "/usr/share/OVMF/OVMF_CODE.fd"
+    ovmf_code: str = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+    ovmf_vars: str = "/usr/share/OVMF/OVMF_VARS_4M.fd"
 
 
 def cpu_has_virtualisation(cpuinfo: str = "/proc/cpuinfo") -> bool:

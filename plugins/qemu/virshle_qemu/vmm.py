@@ -71,7 +71,9 @@ def build_argv(vm, attachments: list, config: QemuConfig, binary: str, accel: st
     elif vm.firmware:
         argv += ["-bios", vm.firmware]
     elif vm.disks and vm.disks[0].source and is_uefi_image(vm.disks[0].source):
-        argv += ["-bios", config.ovmf]
+        # OVMF: the code read-only, the variables (NVRAM) the VM's own copy
+        argv += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={config.ovmf_code}",
+                 "-drive", f"if=pflash,format=raw,unit=1,file={Path(vm.dir) / 'OVMF_VARS.fd'}"]
     for index, disk in enumerate(vm.disks):
         drive = f"file={disk.path},if=virtio,format={disk.format},index={index}"
         if disk.readonly:
@@ -111,6 +113,8 @@ def start(vm, attachments: list, config: QemuConfig) -> VmmHandle:
     for key in ("pid", "qmp", "console"):
         p[key].unlink(missing_ok=True)
     argv = build_argv(vm, attachments, config, binary, choose_accel(config))
+    if any(a.startswith("if=pflash") for a in argv):
+        _ensure_uefi_files(vm, config)
     log_command(argv)
     inherited = [fd for a in attachments for fd in a.fds]
     proc = subprocess.run(argv, capture_output=True, text=True, pass_fds=inherited,
@@ -124,6 +128,17 @@ def start(vm, attachments: list, config: QemuConfig) -> VmmHandle:
     if pid is None:
         raise VirshleError(f"VM {vm.name!r}: QEMU started but wrote no pidfile", code="vmm_failed")
     return VmmHandle(pid=pid, hypervisor=NAME, control=str(p["qmp"]), console=str(p["console"]))
+
+
+def _ensure_uefi_files(vm, config: QemuConfig) -> None:
+    for path in (config.ovmf_code, config.ovmf_vars):
+        if not Path(path).is_file():
+            raise VirshleError(f"VM {vm.name!r}: its disk is a UEFI image but {path} is missing",
+                               "Install the Debian package ovmf, or set [qemu] ovmf_code/ovmf_vars.",
+                               code="firmware_missing")
+    nvram = Path(vm.dir) / "OVMF_VARS.fd"
+    if not nvram.exists():
+        shutil.copyfile(config.ovmf_vars, nvram)
 
 
 def read_pid(vm) -> int | None:
