@@ -22,6 +22,7 @@ test-fast: setup
 
 bench: setup
 	$(VENV)/bin/python bench/run.py
+	$(VENV)/bin/python bench/vm.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info plugins/*/*.egg-info .pytest_cache .hypothesis
