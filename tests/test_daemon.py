@@ -297,3 +297,22 @@ def test_second_daemon_on_the_same_root_is_refused(shared_daemon):
     assert proc.returncode == 1
     assert "another daemon is already serving" in proc.stderr
     assert shared_daemon.cli("node", "ping").returncode == 0
+
+
+def test_create_streams_progress_to_clients_that_ask(daemon):
+    from virshle_core.client import NodeClient
+    from virshle_core.config import NodeEntry
+    from virshle_core.errors import NotFound
+
+    client = NodeClient(NodeEntry(name="default", url=f"unix://{daemon.socket}"))
+    seen = []
+    created = client.create_vms({"template": "xs", "name": "prog"},
+                                on_progress=lambda what, done, total: seen.append((what, done, total)))
+    assert created[0]["name"] == "prog"
+    assert seen and seen[-1][1] == seen[-1][2] == 2 * 1024 * 1024  # copied, then verified
+    assert seen[-1][0] == "caching disk.img"
+    again = []
+    client.create_vms({"template": "xs"}, on_progress=lambda *a: again.append(a))
+    assert again == []  # the cache is warm: nothing long to report
+    with pytest.raises(NotFound, match="no template 'nope'"):
+        client.create_vms({"template": "nope"}, on_progress=lambda *a: None)

@@ -64,13 +64,16 @@ def _hello_config(directory: Path) -> Path:
 def test_a_receiver_gets_a_signal(cli, hello_site, tmp_path):
     log = tmp_path / "events.jsonl"
     config = tmp_path / "c.toml"
-    config.write_text(f'[host]\nroot = "{tmp_path / "root"}"\n')
+    from tests.support import short_dir
+
+    root = short_dir()
+    config.write_text(f'[host]\nroot = "{root}"\n')
     result = cli("node", "init", "--dir", config=config,
                  env={"PYTHONPATH": str(hello_site), "VIRSHLE_HELLO_LOG": str(log)})
     assert result.returncode == 0, result.stderr
     (event,) = [json.loads(line) for line in log.read_text().splitlines()]
     assert event == {"event": "node-initialized", "node": "default", "parts": ["dir"],
-                     "root": str(tmp_path / "root")}
+                     "root": str(root)}
 
 
 def test_it_cannot_replace_a_core_command(cli, hello_site):

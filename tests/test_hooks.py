@@ -16,6 +16,7 @@ import attrs
 import click
 import pytest
 
+from tests.support import short_dir
 from virshle_core import VirshleError, hookimpl, lifecycle
 from virshle_core.config import parse_config
 from virshle_core.daemon import nodeinfo
@@ -51,7 +52,7 @@ def node(tmp_path: Path):
     disk.write_bytes(os.urandom(256 * 1024))
     text = f"""
 [host]
-root = "{tmp_path / 'root'}"
+root = "{short_dir()}"
 
 [[template.vm]]
 name = "xs"

@@ -23,6 +23,7 @@ from typing import Any
 from . import hookimpl
 from .errors import VirshleError
 from .log import log_command, logger
+from .progress import report
 
 CHUNK = 4 * 1024 * 1024
 QCOW2_MAGIC = b"QFI\xfb"
@@ -58,16 +59,22 @@ def cached_copy(source: Path, cache_dir: Path) -> Path:
         partial = cache_dir / f".{name}.partial"
         logger.info("caching {} ({} bytes) in {}", source, info.st_size, cache_dir)
         digest = hashlib.sha256()
+        done, total = 0, info.st_size * 2  # copy, then verify
+        label = f"caching {source.name}"
         with open(source, "rb") as src, open(partial, "wb") as dst:
             while chunk := src.read(CHUNK):
                 digest.update(chunk)
                 dst.write(chunk)
+                done += len(chunk)
+                report(label, done, total)
             dst.flush()
             os.fsync(dst.fileno())
         check = hashlib.sha256()
         with open(partial, "rb") as copy:
             while chunk := copy.read(CHUNK):
                 check.update(chunk)
+                done += len(chunk)
+                report(label, done, total)
         if check.hexdigest() != digest.hexdigest():
             partial.unlink(missing_ok=True)
             raise VirshleError(f"the cached copy of {source} does not match its checksum",

@@ -18,6 +18,36 @@ def vm() -> None:
     """Create, start, stop, list and remove virtual machines."""
 
 
+class ProgressLine:
+    """One line on stderr for long work, shown only on a terminal and after a moment."""
+
+    def __init__(self, delay: float = 0.5):
+        import sys
+        import time
+
+        self.enabled = sys.stderr.isatty()
+        self.started = time.monotonic()
+        self.delay = delay
+        self.shown = False
+
+    def update(self, what: str, done: int, total: int) -> None:
+        import time
+
+        if not self.enabled or time.monotonic() - self.started < self.delay:
+            return
+        from ..units import human_size
+
+        width = 30
+        filled = int(width * done / total) if total else width
+        click.echo(f"\r{what}: [{'#' * filled}{' ' * (width - filled)}] "
+                   f"{100 * done / max(total, 1):5.1f}% of {human_size(total // 2)}", err=True, nl=False)
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            click.echo("", err=True)
+
+
 def vm_ref_options(func: Callable) -> Callable:
     """``--id | --name | --uuid`` and ``--node``: which VM, where."""
     func = click.option("--node", "node_name", metavar="NAME",
@@ -86,7 +116,11 @@ def vm_create(settings: Settings, template_name: str, node_name: str | None, cou
         body["name"] = vm_name
     if user_data is not None:
         body["user_data"] = user_data.read()
-    created = clients[0].create_vms(body)
+    bar = ProgressLine()
+    try:
+        created = clients[0].create_vms(body, on_progress=bar.update)
+    finally:
+        bar.close()
     if as_json:
         emit_json(created)
         return

@@ -140,8 +140,39 @@ class NodeClient:
     def vm(self, ref: str) -> dict:
         return self.get(f"/vms/{quote(str(ref), safe='')}")
 
-    def create_vms(self, body: dict) -> list[dict]:
-        return self.post("/vms", body, timeout=max(self.timeout, 600.0))
+    def create_vms(self, body: dict, on_progress=None) -> list[dict]:
+        """Create VMs; ``on_progress(what, done, total)`` hears about long copies."""
+        if on_progress is None:
+            return self.post("/vms", body, timeout=max(self.timeout, 600.0))
+        import json
+
+        sock = self.connect()
+        sock.settimeout(max(self.timeout, 3600.0))
+        try:
+            response = http.request(sock, "POST", API + "/vms", body,
+                                    headers={"Accept": "application/x-ndjson"})
+        except (OSError, http.HttpError) as exc:
+            sock.close()
+            raise NodeUnavailable(f"node {self.name!r}: the connection broke during create: {exc}",
+                                  status="offline") from None
+        if not response.headers.get("content-type", "").startswith("application/x-ndjson"):
+            data = response.json()
+            if response.status >= 400:
+                raise from_json(data if isinstance(data, dict) else {}, response.status)
+            return data
+        try:
+            for line in response.iter_lines():
+                message = json.loads(line)
+                if "progress" in message:
+                    on_progress(**message["progress"])
+                elif "error" in message:
+                    raise from_json(message["error"], message.get("status", 500))
+                elif "result" in message:
+                    return message["result"]
+        finally:
+            response.close()
+        raise NodeUnavailable(f"node {self.name!r} ended the create without a result",
+                              status="offline")
 
     def delete_vm(self, ref: str, force: bool = False) -> dict:
         suffix = "?force=1" if force else ""

@@ -24,7 +24,7 @@ from typing import Any, Awaitable, Callable
 import attrs
 from aiohttp import web
 
-from .. import events, lifecycle
+from .. import events, lifecycle, progress
 from ..config import Config, structure
 from ..errors import ConfigError, Conflict, NotFound, UsageError, VirshleError
 from ..log import logger
@@ -219,10 +219,47 @@ class NodeDaemon:
             vms = [vm for vm in vms if vm["state"] == state]
         return web.json_response(vms)
 
-    async def create_vms(self, request: web.Request) -> web.Response:
+    async def create_vms(self, request: web.Request) -> web.StreamResponse:
         create = await self.body(request, lifecycle.CreateRequest)
-        vms = await self.run(lifecycle.create, self.node, self.store, create)
-        return web.json_response([vm.to_json() for vm in vms], status=201)
+        if "application/x-ndjson" not in request.headers.get("Accept", ""):
+            vms = await self.run(lifecycle.create, self.node, self.store, create)
+            return web.json_response([vm.to_json() for vm in vms], status=201)
+        # A client that accepts NDJSON gets progress lines while it waits, then the result.
+        response = web.StreamResponse(status=201, headers={"Content-Type": "application/x-ndjson"})
+        await response.prepare(request)
+        loop = asyncio.get_running_loop()
+        lines: asyncio.Queue = asyncio.Queue()
+
+        def reporter(what: str, done: int, total: int) -> None:
+            line = {"progress": {"what": what, "done": done, "total": total}}
+            loop.call_soon_threadsafe(lines.put_nowait, line)
+
+        def work() -> list:
+            progress.set_reporter(progress.Throttled(reporter))
+            try:
+                return lifecycle.create(self.node, self.store, create)
+            finally:
+                progress.set_reporter(None)
+
+        task = asyncio.ensure_future(self.run(work))
+        while not task.done() or not lines.empty():
+            getter = asyncio.ensure_future(lines.get())
+            await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
+            if getter.done():
+                await response.write(json.dumps(getter.result()).encode() + b"\n")
+            else:
+                getter.cancel()
+        try:
+            final = {"result": [vm.to_json() for vm in task.result()]}
+        except VirshleError as exc:
+            final = {"error": exc.to_json(), "status": exc.http_status}
+        except Exception as exc:
+            logger.opt(exception=True).error("POST /vms failed")
+            final = {"error": {"error": "internal", "message": f"{type(exc).__name__}: {exc}",
+                               "hint": ""}, "status": 500}
+        await response.write(json.dumps(final).encode() + b"\n")
+        await response.write_eof()
+        return response
 
     async def get_vm(self, request: web.Request) -> web.Response:
         ref = request.match_info["ref"]
