@@ -112,12 +112,12 @@ def request(sock: socket.socket, method: str, path: str, body: Any = None,
             headers: dict[str, str] | None = None) -> Response:
     """Send one request on ``sock`` and read the reply's head."""
     payload = b""
-    head = [f"{method} {path} HTTP/1.1", "Host: virshle", "Connection: close",
-            "Accept: application/json"]
+    headers = {"Accept": "application/json", **(headers or {})}
+    head = [f"{method} {path} HTTP/1.1", "Host: virshle", "Connection: close"]
     if body is not None:
         payload = json.dumps(body).encode()
         head += ["Content-Type: application/json", f"Content-Length: {len(payload)}"]
-    for key, value in (headers or {}).items():
+    for key, value in headers.items():
         head.append(f"{key}: {value}")
     sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + payload)
     reader = _Reader(sock)
