@@ -138,3 +138,17 @@ def test_vm_ref_needs_exactly_one(shared_daemon):
     result = shared_daemon.cli("vm", "info", "--id", "1", "--name", "x")
     assert result.returncode == 2
     assert "exactly one of --id, --name or --uuid" in result.stderr
+
+
+def test_vm_create_name_taken(daemon):
+    assert daemon.cli("vm", "create", "-t", "xs", "--name", "taken").returncode == 0
+    again = daemon.cli("vm", "create", "-t", "xs", "--name", "taken")
+    assert again.returncode == 1
+    assert "a VM named 'taken' already exists on node 'default'" in again.stderr
+    assert len(daemon.cli("vm", "ls", "--json").json()) == 1
+    assert len(list((daemon.root / "vm").iterdir())) == 1
+
+
+def test_quiet_init_prints_nothing(cli, tmp_path):
+    result = cli("node", "init", "--all", "-q", config=write_config(tmp_path))
+    assert result.returncode == 0 and result.stdout == ""

@@ -42,6 +42,8 @@ def node_init(settings: Settings, all_: bool, dir_: bool, db: bool, net: bool, a
     if as_json:
         emit_json({"root": str(settings.config.host.root_path), "done": done})
         return
+    if settings.verbosity < 0:
+        return
     for part in ("dir", "db", "net"):
         if part in done:
             items = done[part] or ["already in place"]
