@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
 # Build the small test guest: Debian's cloud kernel (extracted, not installed)
 # and a busybox-static initramfs that loads the virtio drivers, prints
-# VIRSHLE-GUEST-READY on the serial console, asks DHCP for an address and
-# powers off on the ACPI power button.
+# VIRSHLE-GUEST-READY on the serial console, asks DHCP for an address, runs
+# an SSH server (Debian's dropbear) and powers off on the ACPI power button.
 #
-#   scripts/build-guest.sh OUTDIR      -> OUTDIR/vmlinuz OUTDIR/initramfs.gz OUTDIR/disk.raw
+#   scripts/build-guest.sh OUTDIR
+#     -> OUTDIR/vmlinuz OUTDIR/initramfs.gz OUTDIR/disk.raw
+#        OUTDIR/id_ed25519{,.pub}  a client key the guest's root authorises
+#        OUTDIR/host_key.pub       the guest's SSH host key (for known_hosts)
 #
 # Idempotent: an OUTDIR that holds a complete guest of this recipe is kept.
 set -euo pipefail
 out=${1:?usage: build-guest.sh OUTDIR}
-recipe=5
+recipe=7
 if [[ -f "$out/recipe" && $(cat "$out/recipe") == "$recipe" && -f "$out/vmlinuz" && -f "$out/initramfs.gz" ]]; then
   exit 0
 fi
-for tool in busybox cpio gzip dpkg apt-get; do
+for tool in busybox cpio gzip dpkg apt-get dropbear dropbearkey ssh-keygen; do
   command -v "$tool" >/dev/null || { echo "build-guest: $tool is missing (make setup installs it)" >&2; exit 1; }
 done
 work=$(mktemp -d)
@@ -41,7 +44,7 @@ done
 cat > "$root/init" <<'INIT'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
-export PATH=/bin
+export PATH=/bin:/usr/sbin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
@@ -58,7 +61,9 @@ button=$(awk '/^N: Name="Power Button"/{found=1} found && /^H: Handlers=/{for(i=
 if [ -n "$button" ]; then
   (head -c 1 "/dev/input/$button" >/dev/null; echo "virshle-guest: power button, powering off"; sync; poweroff -f) &
 fi
+mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
 ip link set lo up
+/usr/sbin/dropbear -s -r /etc/dropbear/dropbear_ed25519_host_key -p 22
 for dev in /sys/class/net/eth*; do
   [ -e "$dev" ] || continue
   name=${dev##*/}
@@ -82,8 +87,27 @@ esac
 DHCP
 chmod +x "$root/etc/udhcpc.script"
 
+# SSH: dropbear with the libraries it links, a host key made now, the client key authorised
+mkdir -p "$root"/{etc/dropbear,root/.ssh,lib64,lib/x86_64-linux-gnu,usr/sbin}
+cp "$(command -v dropbear)" "$root/usr/sbin/dropbear"
+ldd "$(command -v dropbear)" | awk '/=> \//{print $3} /^[ \t]*\/lib64\//{print $1}' | while read -r lib; do
+  mkdir -p "$root$(dirname "$lib")"
+  cp -L "$lib" "$root$lib"
+done
+dropbearkey -t ed25519 -f "$root/etc/dropbear/dropbear_ed25519_host_key" >/dev/null 2>&1
+dropbearkey -y -f "$root/etc/dropbear/dropbear_ed25519_host_key" | grep '^ssh-' > "$work/host_key.pub"
+rm -f "$work/id_ed25519" "$work/id_ed25519.pub"
+ssh-keygen -q -t ed25519 -N "" -C "virshle-test" -f "$work/id_ed25519"
+cp "$work/id_ed25519.pub" "$root/root/.ssh/authorized_keys"
+chmod 700 "$root/root" "$root/root/.ssh"; chmod 600 "$root/root/.ssh/authorized_keys"
+printf 'root:x:0:0:root:/root:/bin/sh\n' > "$root/etc/passwd"
+printf 'root:x:0:\n' > "$root/etc/group"
+printf '/bin/sh\n' > "$root/etc/shells"
+
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -9) > "$out/initramfs.gz.tmp"
 truncate -s 64M "$out/disk.raw"
+cp "$work/id_ed25519" "$work/id_ed25519.pub" "$work/host_key.pub" "$out/"
+chmod 600 "$out/id_ed25519"
 mv "$out/vmlinuz.tmp" "$out/vmlinuz"
 mv "$out/initramfs.gz.tmp" "$out/initramfs.gz"
 echo "$recipe" > "$out/recipe"

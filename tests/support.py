@@ -33,7 +33,7 @@ class Result:
 
 
 def run_cli(*args: str, config: Path | None = None, env: dict | None = None,
-            timeout: float = 60, input: str | None = None) -> Result:
+            timeout: float = 60, input: str | None = None, prefix: list | None = None) -> Result:
     """Run the real ``virshle`` script in a subprocess."""
     full_env = {k: v for k, v in os.environ.items()
                 if k not in ("VIRSHLE_PLUGINS", "VIRSHLE_DISABLE_PLUGINS", "VIRSHLE_CONFIG")}
@@ -41,7 +41,7 @@ def run_cli(*args: str, config: Path | None = None, env: dict | None = None,
     if config is not None:
         full_env["VIRSHLE_CONFIG"] = str(config)
     full_env.update(env or {})
-    proc = subprocess.run([VIRSHLE, *args], capture_output=True, text=True, env=full_env,
+    proc = subprocess.run([*(prefix or []), VIRSHLE, *args], capture_output=True, text=True, env=full_env,
                           timeout=timeout, input=input)
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
@@ -101,6 +101,13 @@ class Daemon:
     config: Path
     process: subprocess.Popen | None = None
     log_path: Path | None = None
+    netns: str | None = None
+    init_parts: tuple[str, ...] = ("--dir", "--db")
+
+    def node_cli(self, *args: str, **kwargs) -> Result:
+        """The CLI inside the node's namespace (what touches the host network must be there)."""
+        prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
+        return run_cli(*args, config=self.config, prefix=prefix, **kwargs)
 
     @property
     def root(self) -> Path:
@@ -116,7 +123,7 @@ class Daemon:
         return run_cli(*args, config=self.config, **kwargs)
 
     def start(self, *serve_args: str, env: dict | None = None) -> "Daemon":
-        init = self.cli("node", "init", "--all")
+        init = self.node_cli("node", "init", *self.init_parts)
         assert init.returncode == 0, init.stderr
         full_env = {k: v for k, v in os.environ.items()
                     if k not in ("VIRSHLE_PLUGINS", "VIRSHLE_DISABLE_PLUGINS")}
@@ -124,7 +131,8 @@ class Daemon:
         full_env.update(env or {})
         self.log_path = self.directory / "daemon.log"
         log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([VIRSHLE, "node", "serve", "-vv", *serve_args],
+        prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
+        self.process = subprocess.Popen([*prefix, VIRSHLE, "node", "serve", "-vvvv", *serve_args],
                                         stdout=log, stderr=subprocess.STDOUT, env=full_env,
                                         start_new_session=True)
         log.close()

@@ -28,7 +28,7 @@ def test_help_lists_core_commands(cli):
 
 def test_verbosity_after_the_subcommand(cli, tmp_path):
     config = write_config(tmp_path)
-    assert cli("node", "init", "--all", config=config).returncode == 0
+    assert cli("node", "init", "--dir", "--db", config=config).returncode == 0
     quiet = cli("node", "ls", config=config)
     loud = cli("node", "ls", "-vvv", config=config)
     assert "url" not in quiet.stdout.splitlines()[1]
@@ -78,8 +78,8 @@ def test_json_output_is_one_document(cli, shared_daemon):
 def test_node_init_is_idempotent(cli, tmp_path):
     config = write_config(tmp_path)
     root = Daemon(tmp_path, config).root
-    first = cli("node", "init", "--all", "--json", config=config)
-    second = cli("node", "init", "--all", "--json", config=config)
+    first = cli("node", "init", "--dir", "--db", "--json", config=config)
+    second = cli("node", "init", "--dir", "--db", "--json", config=config)
     assert first.returncode == second.returncode == 0
     assert str(root / "vm") in first.json()["done"]["dir"]
     assert str(root / "vm") not in second.json()["done"]["dir"]
@@ -150,5 +150,5 @@ def test_vm_create_name_taken(daemon):
 
 
 def test_quiet_init_prints_nothing(cli, tmp_path):
-    result = cli("node", "init", "--all", "-q", config=write_config(tmp_path))
+    result = cli("node", "init", "--dir", "--db", "-q", config=write_config(tmp_path))
     assert result.returncode == 0 and result.stdout == ""

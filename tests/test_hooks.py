@@ -132,7 +132,21 @@ def test_hook_virshle_register_commands(register, capsys):
 # --- node hooks -----------------------------------------------------------------------------
 
 
-def test_hook_virshle_node_init(register, node):
+@pytest.fixture
+def core_only():
+    """Only the core's plugin and the test's own: the built-ins would touch the host network."""
+    pm = get_plugin_manager()
+    removed = [(name, plugin) for name, plugin in pm.list_name_plugin() if name != "core"]
+    for name, _ in removed:
+        pm.unregister(name=name)
+    try:
+        yield
+    finally:
+        for name, plugin in removed:
+            pm.register(plugin, name=name)
+
+
+def test_hook_virshle_node_init(register, node, core_only):
     seen = []
 
     class Plugin:

@@ -55,9 +55,10 @@ def test_forward_migration_keeps_rows(tmp_path, monkeypatch):
     def v2(db):
         db["vms"].add_column("autostart", int, not_null_default=0)
 
+    before = len(store_module.MIGRATIONS)
     monkeypatch.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS + [v2])
     store = Store(path)
-    assert store.version == 2
+    assert store.version == before + 1
     assert store.get("keep-me").name == "keep-me"
     assert "autostart" in store.db["vms"].columns_dict
     store.close()
@@ -87,5 +88,40 @@ def test_a_failed_migration_changes_nothing(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         Store(path)
     conn = sqlite3.connect(path)
-    assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == 1
+    assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == len(
+        store_module.MIGRATIONS) - 1
     assert "half" not in [r[1] for r in conn.execute("PRAGMA table_info(vms)")]
+
+
+def test_nics_get_unique_macs_and_interface_names(tmp_path):
+    from virshle_core.models import Net
+
+    store = Store(tmp_path / "v.sqlite")
+    vms = []
+    for index in range(40):
+        vm = make_vm(f"n{index}")
+        vm.nets = [Net(name="main", type="tap"), Net(name="up", type="mac_v_tap")]
+        vms.append(store.insert(vm))
+    macs = [n.mac for vm in vms for n in vm.nets]
+    names = [n.ifname for vm in vms for n in vm.nets]
+    assert len(set(macs)) == len(macs) == 80 and len(set(names)) == 80
+    assert all(m.startswith("02:76:73:") for m in macs)
+    assert all(len(n) <= 15 for n in names)
+    assert store.get("n3").nets[1].ifname == "vm4n1"  # stored, stable
+    assert store.macs() == set(macs)
+
+
+def test_v1_databases_get_their_nics_on_upgrade(tmp_path, monkeypatch):
+    import json
+
+    path = tmp_path / "v.sqlite"
+    monkeypatch.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS[:1])
+    old = Store(path)
+    old.db["vms"].insert({"uuid": "u1", "name": "old", "template": "xs", "vcpu": 1, "vram": 1,
+                          "state": "created", "nets": json.dumps([{"name": "main", "type": "tap",
+                                                                    "options": {}}])})
+    old.close()
+    monkeypatch.undo()
+    store = Store(path)
+    (net,) = store.get("old").nets
+    assert net.mac.startswith("02:76:73:") and net.ifname == "vm1n0"

@@ -11,6 +11,7 @@ import pluggy
 
 from .errors import ConfigError, Conflict, NotFound, UsageError, VirshleError
 from .log import log_command, logger
+from .notices import notice
 
 hookimpl = pluggy.HookimplMarker("virshle")
 """Marker for plugin hook implementations: ``@hookimpl`` above a ``virshle_*`` function."""
@@ -23,6 +24,7 @@ __all__ = [
     "NotFound",
     "Conflict",
     "log_command",
+    "notice",
     "logger",
     "__version__",
 ]

@@ -6,6 +6,7 @@ step fails, the stack unwinds in reverse and the error names the step.
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid as uuid_lib
 from pathlib import Path
@@ -190,9 +191,8 @@ def delete(node: NodeContext, store: Store, vm: Vm, force: bool = False) -> Vm:
                 code="vm_running",
             )
         hook().virshle_stop(vm=vm, force=True, node=node)
-    for net in vm.nets:
-        if hook().virshle_net_detach(vm=vm, net=net, attachment=None, node=node):
-            events.emit(events.NET_DETACHED, node.name, vm=vm.to_json(), net=net.name)
+    if state not in ("created", "shutdown"):  # its NICs may still exist (running, crashed)
+        _detach_all(node, vm)
     hook().virshle_post_delete(vm=vm, node=node)
     shutil.rmtree(vm.path, ignore_errors=True)
     store.delete(vm)
@@ -279,6 +279,14 @@ def start(node: NodeContext, store: Store, vm: Vm) -> Vm:
     except BaseException:
         undo.run()
         raise
+    finally:
+        # the VMM inherited its own copies of NIC descriptors (macvtap); ours go
+        for attachment in attachments:
+            for fd in attachment.fds:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
     store.update(vm, state="running", hypervisor=handle.hypervisor)
     events.emit(events.VM_STARTED, node.name, vm=vm.to_json(), pid=handle.pid)
     return vm
@@ -293,13 +301,23 @@ def stop(node: NodeContext, store: Store, vm: Vm, force: bool = False) -> tuple[
         if not stopped:
             raise VirshleError(f"VM {vm.name!r}: no hypervisor plugin could stop it",
                                code="no_hypervisor")
-    for net in vm.nets:
-        if hook().virshle_net_detach(vm=vm, net=net, attachment=None, node=node):
-            events.emit(events.NET_DETACHED, node.name, vm=vm.to_json(), net=net.name)
+    if was_running or state == "crashed":
+        _detach_all(node, vm)
     store.update(vm, state="shutdown")
     if was_running:
         events.emit(events.VM_STOPPED, node.name, vm=vm.to_json(), force=force)
     return vm, was_running
+
+
+def _detach_all(node: NodeContext, vm: Vm) -> None:
+    for net in vm.nets:
+        try:
+            detached = hook().virshle_net_detach(vm=vm, net=net, attachment=None, node=node)
+        except VirshleError as exc:
+            logger.warning("VM {}: net {} could not be detached: {}", vm.name, net.name, exc.message)
+            continue
+        if detached:
+            events.emit(events.NET_DETACHED, node.name, vm=vm.to_json(), net=net.name)
 
 
 def console(node: NodeContext, vm: Vm):

@@ -172,6 +172,18 @@ class NodeContext:
     def section(self, name: str) -> Any:
         return self.config.section(name)
 
+    def list_vms(self) -> list["Vm"]:
+        """Every VM this node's database knows (plugins use it to tell their orphans)."""
+        from .store import Store
+
+        if not self.config.host.db_path.exists():
+            return []
+        store = Store(self.config.host.db_path, node=self.name)
+        try:
+            return store.all()
+        finally:
+            store.close()
+
 
 @attrs.define
 class NodeCandidate:

@@ -20,6 +20,22 @@ from .errors import Conflict, NotFound, UsageError
 from .models import Disk, Net, Vm
 
 
+MAC_PREFIX = "02:76:73"
+"""Locally administered, unicast: every MAC Virshle gives a NIC starts with it."""
+
+
+def random_mac() -> str:
+    import secrets
+
+    tail = secrets.token_bytes(3)
+    return MAC_PREFIX + "".join(f":{b:02x}" for b in tail)
+
+
+def interface_name(vm_id: int, index: int) -> str:
+    """``vm<id>n<index>``: unique as the id is, and at most 15 characters for any id below 10^10."""
+    return f"vm{vm_id}n{index}"
+
+
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -52,7 +68,23 @@ def _v1(db: sqlite_utils.Database) -> None:
     db.execute("CREATE UNIQUE INDEX idx_vms_name ON vms(name)")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+def _v2(db: sqlite_utils.Database) -> None:
+    # One row per NIC: the unique indexes make MAC and host interface allocation atomic.
+    db.execute("""CREATE TABLE nics (
+        vm_id INTEGER NOT NULL REFERENCES vms(id) ON DELETE CASCADE,
+        name TEXT NOT NULL, mac TEXT NOT NULL UNIQUE, ifname TEXT NOT NULL UNIQUE,
+        PRIMARY KEY (vm_id, name))""")
+    for row in db.execute("SELECT id, nets FROM vms").fetchall():
+        nets = json.loads(row[1] or "[]")
+        for index, net in enumerate(nets):
+            net["mac"] = net.get("mac") or random_mac()
+            net["ifname"] = net.get("ifname") or interface_name(row[0], index)
+            db.execute("INSERT INTO nics VALUES (?, ?, ?, ?)",
+                       [row[0], net["name"], net["mac"], net["ifname"]])
+        db.execute("UPDATE vms SET nets = ? WHERE id = ?", [json.dumps(nets), row[0]])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
 """Migration ``i`` takes the schema from version ``i`` to ``i + 1``. Only append."""
 
 
@@ -133,10 +165,16 @@ class Store:
             "user_data": vm.user_data, "created_at": stamp, "updated_at": stamp,
         }
         with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
             try:
                 table = self.db["vms"]
                 table.insert(row)
+                vm.id = table.last_pk
+                self._allocate_nics(vm)
+                self.db.execute("COMMIT")
             except sqlite3.IntegrityError as exc:
+                self.db.execute("ROLLBACK")
+                vm.id = None
                 column = "name" if "name" in str(exc) else "uuid"
                 raise Conflict(
                     f"a VM named {vm.name!r} already exists on node {self.node!r}"
@@ -144,9 +182,40 @@ class Store:
                     "Choose another --name, or remove the old VM with `virshle vm rm`.",
                     code="name_taken" if column == "name" else "uuid_taken",
                 ) from None
-            vm.id = table.last_pk
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                vm.id = None
+                raise
         vm.created_at = vm.updated_at = stamp
         return vm
+
+    def _allocate_nics(self, vm: Vm) -> None:
+        """Give each NIC a unique MAC and host interface name (inside the insert's transaction)."""
+        for index, net in enumerate(vm.nets):
+            net.ifname = interface_name(vm.id, index)
+            for _attempt in range(50):
+                net.mac = net.mac or random_mac()
+                try:
+                    self.db.execute("SAVEPOINT nic")
+                    self.db.execute("INSERT INTO nics VALUES (?, ?, ?, ?)",
+                                    [vm.id, net.name, net.mac, net.ifname])
+                    self.db.execute("RELEASE nic")
+                    break
+                except sqlite3.IntegrityError as exc:
+                    self.db.execute("ROLLBACK TO nic")
+                    self.db.execute("RELEASE nic")
+                    if "ifname" in str(exc):
+                        raise Conflict(f"interface name {net.ifname} is already taken") from None
+                    net.mac = None  # a MAC collision: draw again
+            else:
+                raise Conflict("could not find a free MAC address after 50 draws")
+        if vm.nets:
+            self.db.execute("UPDATE vms SET nets = ? WHERE id = ?",
+                            [json.dumps([_net_row(n) for n in vm.nets]), vm.id])
+
+    def macs(self) -> set[str]:
+        with self._lock:
+            return {row[0] for row in self.db.execute("SELECT mac FROM nics").fetchall()}
 
     def update(self, vm: Vm, **fields: Any) -> Vm:
         for key, value in fields.items():
@@ -165,6 +234,7 @@ class Store:
 
     def delete(self, vm: Vm) -> None:
         with self._lock:
+            self.db.execute("DELETE FROM nics WHERE vm_id = ?", [vm.id])
             self.db.execute("DELETE FROM vms WHERE id = ?", [vm.id])
 
     def all(self) -> list[Vm]:

@@ -176,8 +176,20 @@ def vm_ls(settings: Settings, node_name: str | None, state_filter: str | None, a
         click.echo(table(headers, rows))
     for name, error in failures:
         click.echo(f"Error: node {name}: {error.message}", err=True)
+    show_node_warnings(settings, [client for client, _, _ in results])
     if failures:
         raise click.exceptions.Exit(1)
+
+
+def show_node_warnings(settings: Settings, clients: list) -> None:
+    """What nodes noticed (e.g. an unreachable DHCP server), printed at -v."""
+    if settings.verbosity < 1:
+        return
+    from .render import warn
+
+    for client in clients:
+        for message in client.warnings:
+            warn(f"node {client.name}: {message}")
 
 
 @vm.command("info")
@@ -189,7 +201,8 @@ def vm_info(settings: Settings, vm_id, vm_name, vm_uuid, node_name, as_json: boo
     """Show one VM."""
     from ..units import human_size
 
-    _client, document = find_vm(settings, _ref(vm_id, vm_name, vm_uuid), node_name)
+    client, document = find_vm(settings, _ref(vm_id, vm_name, vm_uuid), node_name)
+    show_node_warnings(settings, [client])
     if as_json:
         emit_json(document)
         return

@@ -28,6 +28,7 @@ class NodeClient:
         self.name = entry.name
         self.url = urlsplit(entry.url)
         self.timeout = float(entry.timeout)
+        self.warnings: list[str] = []  # notices the node sent back (e.g. DHCP unreachable)
 
     def __repr__(self) -> str:
         return f"NodeClient({self.name!r}, {self.entry.url!r})"
@@ -112,6 +113,11 @@ class NodeClient:
         if response.status >= 400:
             error = from_json(data if isinstance(data, dict) else {}, response.status)
             raise error
+        warnings = response.headers.get("x-virshle-warnings")
+        if warnings:
+            import json
+
+            self.warnings.extend(w for w in json.loads(warnings) if w not in self.warnings)
         return data
 
     def get(self, path: str, **kwargs: Any) -> Any:

@@ -47,6 +47,7 @@ class StopRequest:
 
 LOG_CAP = 1024 * 1024
 SUPERVISE_EVERY = 1.0
+LEASE_EVERY = 2  # supervisor rounds between two lease queries
 
 
 class EventHub:
@@ -82,6 +83,7 @@ class NodeDaemon:
         self.vm_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.hub: EventHub | None = None
         self.streams: set = set()
+        self.known_ips: dict[str, set[str]] = {}
         self.follow_tasks: set = set()
         self.routes = [
             Route("GET", "/node/ping", self.ping, "Is the daemon alive?", response="Pong"),
@@ -214,10 +216,20 @@ class NodeDaemon:
         if state is not None and state not in VM_STATES:
             raise UsageError(f"unknown state {state!r}", f"States: {', '.join(VM_STATES)}.",
                              code="bad_state")
-        vms = await self.run(lambda: self._vm_json(self.store.all()))
+        vms, warnings = await self.run(self._with_notices, lambda: self._vm_json(self.store.all()))
         if state:
             vms = [vm for vm in vms if vm["state"] == state]
-        return web.json_response(vms)
+        return web.json_response(vms, headers=_warning_headers(warnings))
+
+    @staticmethod
+    def _with_notices(func: Callable) -> tuple[Any, list[str]]:
+        from .. import notices
+
+        collected = notices.collect()
+        try:
+            return func(), list(collected)
+        finally:
+            notices.stop_collecting()
 
     async def create_vms(self, request: web.Request) -> web.StreamResponse:
         create = await self.body(request, lifecycle.CreateRequest)
@@ -264,7 +276,8 @@ class NodeDaemon:
     async def get_vm(self, request: web.Request) -> web.Response:
         ref = request.match_info["ref"]
         vm = await self.run(self.store.get, ref)
-        return web.json_response((await self.run(self._vm_json, [vm]))[0])
+        documents, warnings = await self.run(self._with_notices, lambda: self._vm_json([vm]))
+        return web.json_response(documents[0], headers=_warning_headers(warnings))
 
     async def delete_vm(self, request: web.Request) -> web.Response:
         ref = request.match_info["ref"]
@@ -374,9 +387,11 @@ class NodeDaemon:
         return response
 
     async def supervise(self) -> None:
-        """Notice VMM exits and state changes; keep console logs under their cap."""
+        """Notice VMM exits, state changes and new leases; keep console logs under their cap."""
+        rounds = 0
         while True:
             await asyncio.sleep(SUPERVISE_EVERY)
+            rounds += 1
             try:
                 vms = await self.run(self.store.all)
                 for vm in vms:
@@ -386,10 +401,32 @@ class NodeDaemon:
                     if vm.state in ("running", "paused"):
                         await self.run(lifecycle.refresh, self.node, self.store, vm)
                     await self.run(_rotate_console_log, self.node, vm)
+                if rounds % LEASE_EVERY == 0:
+                    await self.run(self._watch_leases, [vm for vm in vms if vm.state == "running"])
             except asyncio.CancelledError:
                 raise
             except Exception:
                 logger.opt(exception=True).error("supervisor pass failed")
+
+    def _watch_leases(self, running: list) -> None:
+        """Announce ``lease-acquired`` when a running VM shows an address it did not have."""
+        running = [vm for vm in running if vm.nets]
+        if not running:
+            self.known_ips.clear()
+            return
+        lifecycle.with_ips(self.node, running)
+        alive = set()
+        for vm in running:
+            alive.add(vm.uuid)
+            known = self.known_ips.setdefault(vm.uuid, set())
+            for ip in vm.ips:
+                if ip not in known:
+                    known.add(ip)
+                    mac = next((n.mac for n in vm.nets if n.mac), None)
+                    logger.info("VM {} got the address {}", vm.name, ip)
+                    events.emit(events.LEASE_ACQUIRED, self.node.name, vm=vm.to_json(), ip=ip, mac=mac)
+        for uuid in set(self.known_ips) - alive:
+            del self.known_ips[uuid]
 
     async def readopt(self) -> None:
         """At start: read every VM's true state; running VMMs are ours again."""
@@ -486,6 +523,10 @@ def _rotate_console_log(node: NodeContext, vm) -> None:
     shutil.copyfile(log, log.with_name("console.log.1"))
     with open(log, "r+b") as handle:
         handle.truncate(0)
+
+
+def _warning_headers(warnings: list[str]) -> dict[str, str]:
+    return {"X-Virshle-Warnings": json.dumps(warnings)} if warnings else {}
 
 
 def error_response(status: int, code: str, message: str, hint: str = "") -> web.Response:

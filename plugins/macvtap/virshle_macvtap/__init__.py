@@ -1,4 +1,13 @@
-"""Net type ``mac_v_tap``: a macvtap in bridge mode on an upstream link (``[macvtap]``)."""
+"""Net type ``mac_v_tap``: a macvtap in bridge mode on an upstream link (``[macvtap]``).
+
+The parent link is the net's own option (``[template.vm.net.type.mac_v_tap]
+link = "eth0"``), else ``[macvtap] link``, else the interface of the default
+route. The macvtap carries the VM's MAC; its character device
+``/dev/tap<ifindex>`` is opened here and the descriptor handed to the VMM
+(QEMU ``-netdev tap,fd=N``). The upstream network's DHCP server gives the VM
+its address; the host itself cannot reach the VM through the macvtap (no
+hairpin), which is how macvtap works.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +23,38 @@ class MacvtapConfig:
     link: str | None = None
 
 
+def config_of(node) -> MacvtapConfig:
+    return node.section("macvtap") or MacvtapConfig()
+
+
 @hookimpl
 def virshle_config_sections(register):
     register("macvtap", MacvtapConfig)
+
+
+@hookimpl
+def virshle_net_attach(vm, net, node):
+    if net.type != "mac_v_tap":
+        return None
+    from .link import attach
+
+    return attach(vm, net, net.options.get("link") or config_of(node).link)
+
+
+@hookimpl
+def virshle_net_detach(vm, net, node):
+    if net.type != "mac_v_tap":
+        return None
+    from .link import detach
+
+    detach(vm, net)
+    return True
+
+
+@hookimpl
+def virshle_node_init(node, parts):
+    if "net" not in parts:
+        return
+    from .link import reap_orphans
+
+    reap_orphans({vm.uuid for vm in node.list_vms()})

@@ -1,4 +1,18 @@
-"""Net type ``tap``: a tap device on an Open vSwitch bridge (``[ovs]``)."""
+"""Net type ``tap``: a tap device on an Open vSwitch bridge (``[ovs]``).
+
+At start, each NIC gets a persistent tap (``vnet_hdr``, single queue, as
+QEMU and cloud-hypervisor open it) named by the core (``vm<id>n<index>``),
+added to the bridge as a plain port tagged with ``external_ids`` (VM uuid,
+net name, creation time). Never an OVS ``type=tap`` port: OVS holds those
+and the VMM gets EBUSY. At stop and rm the port and the tap go.
+
+``node init --net`` creates the bridge when it is missing (the kernel
+datapath when the ``openvswitch`` module is loaded, else ``netdev``, the
+userspace one) and reaps ports and taps of VMs the database does not know.
+
+Every change is logged at ``-vvvv`` as the ``ovs-vsctl`` / ``ip`` command
+it is (OVSDB is driven through ``ovs-vsctl`` with argument lists).
+"""
 
 from __future__ import annotations
 
@@ -23,8 +37,58 @@ class OvsConfig:
         default="auto",
         validator=field_check(lambda v: None if v in DATAPATHS
                               else f'must be one of {", ".join(DATAPATHS)}'))
+    grace: float = 60.0
+    """Seconds an unknown port must have existed before node init reaps it."""
+
+
+def config_of(node) -> OvsConfig:
+    return node.section("ovs") or OvsConfig()
 
 
 @hookimpl
 def virshle_config_sections(register):
     register("ovs", OvsConfig)
+
+
+@hookimpl
+def virshle_node_init(node, parts):
+    if "net" not in parts:
+        return
+    import shutil
+
+    from virshle_core import notice
+
+    from .switch import Switch
+
+    if not shutil.which("ovs-vsctl"):
+        notice("Open vSwitch is not installed: no bridge was prepared (net type tap needs it; "
+               "install the Debian package openvswitch-switch)")
+        return
+    switch = Switch(config_of(node))
+    switch.ensure_bridge()
+    switch.reap_orphans({vm.uuid for vm in node.list_vms()})
+
+
+@hookimpl
+def virshle_net_attach(vm, net, node):
+    if net.type != "tap":
+        return None
+    from .switch import Switch
+
+    return Switch(config_of(node)).attach(vm, net)
+
+
+@hookimpl
+def virshle_net_detach(vm, net, node):
+    if net.type != "tap":
+        return None
+    from .switch import Switch
+
+    Switch(config_of(node)).detach(vm, net)
+    return True
+
+
+@hookimpl
+def virshle_node_info(node):
+    config = config_of(node)
+    return {"ovs": {"bridge": config.bridge, "db": config.db}}

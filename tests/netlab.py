@@ -1,0 +1,213 @@
+"""A network lab of real components, in network namespaces the tests create.
+
+- ``Netns``: a namespace (``ip netns add``), deleted at the end;
+- ``Ovs``: ovsdb-server + ovs-vswitchd in a namespace, userspace datapath,
+  every file (db, sockets, pids, logs) in one directory;
+- ``Kea``: kea-dhcp4 serving one subnet on an interface of a namespace,
+  with lease_cmds and its unix control socket.
+
+Every process is started with a pidfile (or kept as a Popen) and ended by
+that pid. Traffic stays inside the namespaces: the subnets are the lab's own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+LEASE_CMDS = "/usr/lib/x86_64-linux-gnu/kea/hooks/libdhcp_lease_cmds.so"
+
+
+def run(argv: list[str], check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([str(a) for a in argv], check=check, capture_output=True, text=True,
+                          **kwargs)
+
+
+def kill_pidfile(path: Path, sig: int = signal.SIGTERM, timeout: float = 10) -> None:
+    try:
+        pid = int(path.read_text().strip())
+    except (OSError, ValueError):
+        return
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+class Netns:
+    def __init__(self, name: str):
+        self.name = name
+        run(["ip", "netns", "add", name])
+        self.exec(["ip", "link", "set", "lo", "up"])
+
+    @property
+    def prefix(self) -> list[str]:
+        return ["ip", "netns", "exec", self.name]
+
+    def exec(self, argv: list, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+        return run(self.prefix + list(argv), check=check, **kwargs)
+
+    def popen(self, argv: list, **kwargs) -> subprocess.Popen:
+        return subprocess.Popen(self.prefix + [str(a) for a in argv], **kwargs)
+
+    def pids(self) -> list[int]:
+        result = run(["ip", "netns", "pids", self.name], check=False)
+        return [int(p) for p in result.stdout.split()]
+
+    def delete(self) -> None:
+        # anything still inside was started by this lab's tests: end it by pid
+        for pid in self.pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        run(["ip", "netns", "del", self.name], check=False)
+
+
+def veth(ns_a: Netns | None, name_a: str, ns_b: Netns, name_b: str) -> None:
+    """A veth pair: ``name_a`` in ``ns_a`` (or here), ``name_b`` in ``ns_b``."""
+    run(["ip", "link", "add", name_a, "type", "veth", "peer", "name", name_b])
+    run(["ip", "link", "set", name_b, "netns", ns_b.name])
+    if ns_a is not None:
+        run(["ip", "link", "set", name_a, "netns", ns_a.name])
+        ns_a.exec(["ip", "link", "set", name_a, "up"])
+    else:
+        run(["ip", "link", "set", name_a, "up"])
+    ns_b.exec(["ip", "link", "set", name_b, "up"])
+
+
+class Ovs:
+    """Open vSwitch on the userspace datapath, inside ``ns``, with its files in ``directory``."""
+
+    def __init__(self, ns: Netns, directory: Path):
+        self.ns = ns
+        self.dir = directory
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.db = self.dir / "conf.db"
+        self.sock = self.dir / "db.sock"
+        self.env = {**os.environ, "OVS_RUNDIR": str(self.dir), "OVS_LOGDIR": str(self.dir),
+                    "OVS_DBDIR": str(self.dir)}
+        run(["ovsdb-tool", "create", self.db, "/usr/share/openvswitch/vswitch.ovsschema"])
+        ns.exec(["ovsdb-server", self.db, f"--remote=punix:{self.sock}",
+                 f"--pidfile={self.dir / 'ovsdb-server.pid'}", f"--log-file={self.dir / 'ovsdb-server.log'}",
+                 f"--unixctl={self.dir / 'ovsdb-server.ctl'}", "--detach"], env=self.env)
+        self.vsctl("--no-wait", "init")
+        ns.exec(["ovs-vswitchd", f"unix:{self.sock}", f"--pidfile={self.dir / 'ovs-vswitchd.pid'}",
+                 f"--log-file={self.dir / 'ovs-vswitchd.log'}",
+                 f"--unixctl={self.dir / 'ovs-vswitchd.ctl'}", "--detach"], env=self.env)
+
+    @property
+    def url(self) -> str:
+        return f"unix:{self.sock}"
+
+    def vsctl(self, *args: str, check: bool = True) -> str:
+        result = self.ns.exec(["ovs-vsctl", f"--db=unix:{self.sock}", "--timeout=10", *args],
+                              check=check, env=self.env)
+        return result.stdout.strip()
+
+    def add_bridge(self, name: str, address: str | None = None) -> None:
+        self.vsctl("--may-exist", "add-br", name, "--", "set", "bridge", name, "datapath_type=netdev")
+        deadline = time.monotonic() + 10
+        while self.ns.exec(["ip", "link", "show", name], check=False).returncode != 0:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"bridge {name} did not appear")
+            time.sleep(0.05)
+        self.ns.exec(["ip", "link", "set", name, "up"])
+        if address:
+            self.ns.exec(["ip", "addr", "add", address, "dev", name])
+
+    def ports(self, bridge: str) -> list[str]:
+        return [p for p in self.vsctl("list-ports", bridge).splitlines() if p]
+
+    def stop(self) -> None:
+        kill_pidfile(self.dir / "ovs-vswitchd.pid")
+        kill_pidfile(self.dir / "ovsdb-server.pid")
+
+
+class Kea:
+    """kea-dhcp4 on ``interface`` of ``ns``: one subnet, lease_cmds, a unix control socket."""
+
+    def __init__(self, ns: Netns, directory: Path, interface: str, subnet: str, pool: str,
+                 router: str, valid_lifetime: int = 600):
+        self.ns = ns
+        self.dir = directory
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.socket = self.dir / "kea4.sock"
+        self.config = self.dir / "kea-dhcp4.conf"
+        self.config.write_text(json.dumps({"Dhcp4": {
+            "interfaces-config": {"interfaces": [interface]},
+            "control-socket": {"socket-type": "unix", "socket-name": str(self.socket)},
+            "lease-database": {"type": "memfile", "persist": True,
+                               "name": str(self.dir / "leases4.csv"), "lfc-interval": 0},
+            "hooks-libraries": [{"library": LEASE_CMDS}],
+            "valid-lifetime": valid_lifetime, "renew-timer": valid_lifetime // 4,
+            "rebind-timer": valid_lifetime // 2,
+            "subnet4": [{"id": 1, "subnet": subnet, "interface": interface,
+                         "pools": [{"pool": pool}],
+                         "option-data": [{"name": "routers", "data": router}]}],
+            "loggers": [{"name": "kea-dhcp4", "output_options": [{"output": str(self.dir / "kea.log")}],
+                         "severity": "INFO"}],
+        }}, indent=2))
+        self.process: subprocess.Popen | None = None
+        self.start()
+
+    def start(self) -> None:
+        self.process = self.ns.popen(["kea-dhcp4", "-c", self.config], stdout=subprocess.DEVNULL,
+                                     stderr=open(self.dir / "kea.stderr", "ab"),
+                                     env={**os.environ, "KEA_PIDFILE_DIR": str(self.dir),
+                                          "KEA_LOCKFILE_DIR": str(self.dir)})
+        deadline = time.monotonic() + 20
+        while not self.socket.exists():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("kea-dhcp4 did not start: "
+                                   + (self.dir / "kea.stderr").read_text()[-2000:])
+            time.sleep(0.05)
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+    def command(self, command: str, arguments: dict | None = None) -> dict:
+        import socket as socket_module
+
+        sock = socket_module.socket(socket_module.AF_UNIX, socket_module.SOCK_STREAM)
+        sock.settimeout(10)
+        sock.connect(str(self.socket))
+        request = {"command": command}
+        if arguments:
+            request["arguments"] = arguments
+        sock.sendall(json.dumps(request).encode())
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+        sock.close()
+        return json.loads(data)
+
+    def leases(self) -> list[dict]:
+        return self.command("lease4-get-all").get("arguments", {}).get("leases", [])
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+        self.socket.unlink(missing_ok=True)
