@@ -111,8 +111,10 @@ class NetAttachment:
     """What ``virshle_net_attach`` made on the host for one NIC.
 
     ``ifname`` is the host interface (tap or macvtap); ``fds`` are open file
-    descriptors the VMM must inherit (macvtap); ``data`` is the plugin's own
-    bookkeeping, handed back to ``virshle_net_detach``.
+    descriptors the VMM must inherit (macvtap); ``offload`` is False when the
+    host side cannot take partial checksums (OVS's userspace datapath), so
+    the VMM must not offer checksum offload to the guest; ``data`` is the
+    plugin's own bookkeeping, handed back to ``virshle_net_detach``.
     """
 
     net: str
@@ -120,6 +122,7 @@ class NetAttachment:
     ifname: str | None = None
     mac: str | None = None
     fds: list[int] = attrs.Factory(list)
+    offload: bool = True
     data: dict[str, Any] = attrs.Factory(dict)
 
 

@@ -78,6 +78,8 @@ def vm_config(vm, attachments: list, config: ChConfig) -> dict:
         net = {"tap": attachment.ifname, "id": f"net-{attachment.net}"}
         if attachment.mac:
             net["mac"] = attachment.mac
+        if not attachment.offload:
+            net.update(offload_csum=False, offload_tso=False, offload_ufo=False)
         nets.append(net)
     if nets:
         body["net"] = nets

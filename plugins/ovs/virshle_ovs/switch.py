@@ -64,6 +64,12 @@ class Switch:
             self.vsctl("br-exists", self.config.bridge, log=False)  # raises the reason
         return result.returncode == 0
 
+    def bridge_datapath(self) -> str:
+        """The datapath the existing bridge really uses ("netdev" is OVS's userspace one)."""
+        result = self.vsctl("get", "bridge", self.config.bridge, "datapath_type", check=False, log=False)
+        value = result.stdout.strip().strip('"')
+        return value or "system"
+
     def datapath(self) -> str:
         if self.config.datapath != "auto":
             return self.config.datapath
@@ -127,7 +133,8 @@ class Switch:
                 self.vsctl("--if-exists", "del-port", self.config.bridge, tap, check=False)
                 self._delete_tap(ipr, tap)
                 raise
-        return NetAttachment(net=net.name, type="tap", ifname=tap, mac=net.mac)
+        return NetAttachment(net=net.name, type="tap", ifname=tap, mac=net.mac,
+                             offload=self.bridge_datapath() != "netdev")
 
     def detach(self, vm, net) -> None:
         tap = net.ifname

@@ -94,6 +94,10 @@ def nic_args(attachment) -> list[str]:
     device = f"virtio-net-pci,netdev={ident}"
     if attachment.mac:
         device += f",mac={attachment.mac}"
+    if not attachment.offload:
+        # the switch forwards frames as they are: the guest must checksum what it sends,
+        # and gets full checksums on what it receives
+        device += ",csum=off,guest_csum=off,gso=off"
     return ["-netdev", netdev, "-device", device]
 
 
