@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml $(PLUGINS) scripts/setup.sh scripts/debian-pa
 	PYTHON=$(PYTHON) scripts/setup.sh
 
 demo: setup
-	scripts/demo.sh
+	$(VENV)/bin/python scripts/demo.py
 
 test: setup
 	$(VENV)/bin/pytest
@@ -23,6 +23,7 @@ test-fast: setup
 bench: setup
 	$(VENV)/bin/python bench/run.py
 	$(VENV)/bin/python bench/vm.py
+	$(VENV)/bin/python bench/net.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info plugins/*/*.egg-info .pytest_cache .hypothesis

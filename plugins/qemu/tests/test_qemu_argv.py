@@ -87,3 +87,10 @@ def test_nics_by_tap_name_or_inherited_fd(tmp_path):
     assert "-netdev tap,id=net-main,ifname=vs3main,script=no,downscript=no" in joined
     assert "-device virtio-net-pci,netdev=net-main,mac=02:00:00:00:00:03" in joined
     assert "-netdev tap,id=net-up,fd=7" in joined
+
+
+def test_no_checksum_offload_behind_a_userspace_switch(tmp_path):
+    attachment = NetAttachment(net="main", type="tap", ifname="vm3n0", mac="02:76:73:00:00:03",
+                               offload=False)
+    joined = " ".join(build_argv(vm(tmp_path, kernel="/k"), [attachment], QemuConfig(), "q", "tcg"))
+    assert "virtio-net-pci,netdev=net-main,mac=02:76:73:00:00:03,csum=off,guest_csum=off,gso=off" in joined

@@ -1,0 +1,111 @@
+"""`make demo`: a node on a scratch root, a real guest on an OVS bridge with a Kea lease.
+
+Everything runs inside a network namespace this script creates (OVS on its
+userspace datapath, kea-dhcp4 on br0, the node daemon, the guest), and is
+removed at the end, so the machine's own network is never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.netlab import Kea, Netns, Ovs  # noqa: E402
+from tests.support import Daemon, _short_base, short_dir, write_guest_config  # noqa: E402
+
+V = str(REPO / ".venv" / "bin" / "virshle")
+
+
+def step(argv: list[str], env: dict, netns: str | None = None) -> str:
+    shown = ["virshle" if a == V else a for a in argv]
+    print(f"\n\033[1m$ {shlex.join(shown)}\033[0m", flush=True)
+    prefix = ["ip", "netns", "exec", netns] if netns else []
+    result = subprocess.run(prefix + argv, env=env, text=True, capture_output=True)
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    if result.returncode != 0:
+        raise SystemExit(f"demo: {shlex.join(shown)} failed (exit {result.returncode})")
+    return result.stdout
+
+
+def main() -> None:
+    subprocess.run([str(REPO / "scripts" / "build-guest.sh"), str(REPO / ".cache" / "guest")],
+                   check=True)
+    guest = REPO / ".cache" / "guest"
+    ns = Netns(f"virshle-demo{os.getpid() % 10000}")
+    parts = []
+    try:
+        base = short_dir("demo")
+        ovs = Ovs(ns, base / "ovs")
+        parts.append(ovs)
+        ovs.add_bridge("br0", "10.99.0.1/24")
+        kea = Kea(ns, base / "kea", "br0", "10.99.0.0/24", "10.99.0.100 - 10.99.0.199", "10.99.0.1")
+        parts.append(kea)
+        node_dir = short_dir("node")
+        config = write_guest_config(node_dir, guest, "qemu", extra=(
+            f'\n[ovs]\nbridge = "br0"\ndb = "{ovs.url}"\n\n[dhcp.kea]\nurl = "{kea.url}"\n\n'
+            '[[template.vm.net]]\nname = "main"\n[template.vm.net.type.tap]\n'))
+        print(f"\033[1mThe configuration ({config}):\033[0m\n{config.read_text()}")
+        env = {**os.environ, "VIRSHLE_CONFIG": str(config), "COLUMNS": "120"}
+        step([V, "node", "init", "--all"], env, ns.name)
+        daemon = Daemon(node_dir, config, netns=ns.name, init_parts=("--all",))
+        daemon.start()
+        parts.append(daemon)
+        print(f"\n(the node daemon runs in the namespace {ns.name}, pid {daemon.process.pid})")
+        step([V, "node", "ls", "--all"], env)
+        step([V, "template", "ls"], env)
+        step([V, "plugins", "ls"], env)
+        step(["curl", "-s", "--unix-socket", str(daemon.socket), "http://x/api/v1/node/ping"], env)
+        print()
+        step([V, "vm", "create", "-t", "tiny", "--name", "demo"], env)
+        step([V, "vm", "start", "--name", "demo"], env)
+        print("\n(waiting for the guest to boot and lease an address from Kea ...)", flush=True)
+        ip = None
+        for _ in range(240):
+            listing = subprocess.run([V, "vm", "info", "--name", "demo", "--json"], env=env,
+                                     capture_output=True, text=True)
+            ips = json.loads(listing.stdout or "{}").get("ips") or []
+            if ips:
+                ip = ips[0]
+                break
+            time.sleep(0.5)
+        step([V, "vm", "ls", "-v"], env)
+        print(f"\n\033[1m$ virshle vm logs --name demo | head -2\033[0m")
+        logs = subprocess.run([V, "vm", "logs", "--name", "demo"], env=env, capture_output=True,
+                              text=True).stdout
+        print("\n".join(logs.splitlines()[:2]))
+        if ip:
+            known_hosts = node_dir / "known_hosts"
+            known_hosts.write_text(f"{ip} {(guest / 'host_key.pub').read_text()}")
+            step(["ssh", "-i", str(guest / "id_ed25519"), "-o", "BatchMode=yes",
+                  "-o", f"UserKnownHostsFile={known_hosts}", "-o", "ConnectTimeout=30",
+                  f"root@{ip}", "echo hello from $(hostname); uname -r"], env, ns.name)
+        else:
+            print("demo: the guest got no lease in time", file=sys.stderr)
+        step([V, "vm", "stop", "--name", "demo"], env)
+        step([V, "vm", "rm", "--name", "demo"], env)
+        print("\nDemo done: the daemon, Kea and OVS stop now; the namespace and scratch files go.")
+    finally:
+        for part in reversed(parts):
+            if isinstance(part, Daemon):
+                part.stop()
+                part.kill_vmms()
+            else:
+                part.stop()
+        ns.delete()
+        import shutil
+
+        for directory in _short_base:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
