@@ -211,3 +211,72 @@ class Kea:
                 self.process.wait()
         self.process = None
         self.socket.unlink(missing_ok=True)
+
+
+class Sshd:
+    """OpenSSH's sshd in ``ns`` on ``address:port``: key authentication only, its own host key."""
+
+    def __init__(self, ns: Netns, directory: Path, address: str, authorized_keys: Path,
+                 port: int = 22):
+        self.ns = ns
+        self.dir = directory
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.address, self.port = address, port
+        host_key = self.dir / "host_key"
+        if not host_key.exists():
+            run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", host_key])
+        Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation directory
+        self.config = self.dir / "sshd_config"
+        self.config.write_text(
+            f"Port {port}\nListenAddress {address}\nHostKey {host_key}\n"
+            f"PidFile {self.dir / 'sshd.pid'}\nAuthorizedKeysFile {authorized_keys}\n"
+            "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
+            "PermitRootLogin prohibit-password\nStrictModes no\nAllowStreamLocalForwarding yes\n"
+            "LogLevel VERBOSE\n")
+        self.process = ns.popen(["/usr/sbin/sshd", "-D", "-e", "-f", self.config],
+                                stdout=subprocess.DEVNULL, stderr=open(self.dir / "sshd.log", "ab"))
+        deadline = time.monotonic() + 10
+        while True:
+            probe = ns.exec(["bash", "-c", f"exec 3<>/dev/tcp/{address}/{port}"], check=False)
+            if probe.returncode == 0:
+                break
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("sshd did not start: " + (self.dir / "sshd.log").read_text()[-2000:])
+            time.sleep(0.05)
+
+    def known_hosts_line(self) -> str:
+        key = (self.dir / "host_key.pub").read_text().split()
+        pattern = self.address if self.port == 22 else f"[{self.address}]:{self.port}"
+        return f"{pattern} {key[0]} {key[1]}"
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+
+class SshAgent:
+    """An ssh-agent of the test's own, holding the keys it is given."""
+
+    def __init__(self, directory: Path, keys: list[Path]):
+        directory.mkdir(parents=True, exist_ok=True)
+        self.socket = directory / "agent.sock"
+        self.process = subprocess.Popen(["ssh-agent", "-D", "-a", str(self.socket)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not self.socket.exists():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("ssh-agent did not start")
+            time.sleep(0.02)
+        for key in keys:
+            run(["ssh-add", "-q", key], env={**os.environ, "SSH_AUTH_SOCK": str(self.socket)})
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)

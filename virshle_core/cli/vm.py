@@ -81,7 +81,9 @@ def find_vm(settings: Settings, ref: str, node_name: str | None) -> tuple[Any, d
         raise UsageError(f"VM {ref!r} exists on several nodes: {names}",
                          "Choose one with --node.", code="ambiguous")
     if found:
-        return found[0]
+        client, document = found[0]
+        document["node"] = client.name
+        return client, document
     if len(clients) == 1 and unavailable:
         raise unavailable[0][1]
     where = f"node {clients[0].name!r}" if len(clients) == 1 else "any node"
@@ -107,26 +109,116 @@ def vm_create(settings: Settings, template_name: str, node_name: str | None, cou
     if count < 1:
         raise click.BadParameter("must be at least 1", param_hint="-n/--count")
     settings.warn_config()
-    clients = settings.clients(node_name)
-    if len(clients) > 1:
-        raise UsageError("several nodes are configured; choose one with --node",
-                         "Automatic placement comes with the load balancer.")
-    body: dict[str, Any] = {"template": template_name, "count": count}
-    if vm_name is not None:
-        body["name"] = vm_name
+    body: dict[str, Any] = {"template": template_name}
     if user_data is not None:
         body["user_data"] = user_data.read()
-    bar = ProgressLine()
-    try:
-        created = clients[0].create_vms(body, on_progress=bar.update)
-    finally:
-        bar.close()
+    plan = place(settings, template_name, count, node_name)
+    created = create_placed(plan, body, vm_name)
     if as_json:
         emit_json(created)
         return
     for item in created:
         click.echo(f"Created VM {item['name']} (id {item['id']}) on node {item['node']} "
                    f"from template {item['template']}.")
+
+
+def place(settings: Settings, template_name: str, count: int, node_name: str | None) -> list:
+    """The node client for each of ``count`` new VMs: --node, or the balancer's choice."""
+    from ..client import fan_out
+    from ..config import VmTemplate
+    from ..models import NodeCandidate
+    from ..placement import choose_node
+
+    clients = settings.clients(node_name)
+    results = fan_out(clients, lambda c: c.info())
+    template = VmTemplate(name=template_name)
+    if node_name is not None:
+        client, info, error = results[0]
+        if error is not None:
+            raise error
+        fit = (info.get("templates") or {}).get(template_name)
+        if fit is None:
+            raise NotFound(f"node {client.name!r} offers no template {template_name!r}",
+                           "List the templates with `virshle template ls`.",
+                           code="template_not_found")
+        if not fit.get("fits", True):
+            raise VirshleError(f"template {template_name!r} does not fit on node {client.name!r}: "
+                               f"{fit.get('reason')}", "Free room on it, or choose another node.",
+                               code="node_full")
+        return [client] * count
+    online = [(c, i) for (c, i, e) in results if e is None]
+    if online and not any(template_name in (i.get("templates") or {}) for _, i in online):
+        offered = sorted({t for _, i in online for t in (i.get("templates") or {})})
+        where = ", ".join(repr(c.name) for c, _ in online)
+        raise NotFound(f"no template {template_name!r} on node{'s' if len(online) > 1 else ''} "
+                       f"{where} (templates: {', '.join(offered) or 'none'})",
+                       "Add it as [[template.vm]] in the node's config.toml; "
+                       "`virshle template ls` lists them.", code="template_not_found")
+    by_name = {client.name: client for client, _, _ in results}
+    candidates = []
+    for client, info, error in results:
+        info = dict(info or {})
+        candidates.append(NodeCandidate(
+            name=client.name, weight=client.entry.weight, info=info,
+            status="online" if error is None else getattr(error, "status", "offline")))
+    plan = []
+    for _ in range(count):
+        chosen = choose_node(candidates, template)
+        next(c for c in candidates if c.name == chosen).in_flight += 1
+        plan.append(by_name[chosen])
+    return plan
+
+
+def create_placed(plan: list, body: dict, vm_name: str | None) -> list[dict]:
+    """Create the planned VMs; all of them or none (created ones are removed on a failure)."""
+    from ..client import fan_out
+
+    groups: dict[str, list] = {}
+    for index, client in enumerate(plan):
+        groups.setdefault(client.name, []).append((index, client))
+    single_node = len(groups) == 1
+    bar = ProgressLine()
+
+    def create_on(items: list) -> list[dict]:
+        client = items[0][1]
+        if single_node or vm_name is None:
+            request = dict(body, count=len(items))
+            if vm_name is not None:
+                request["name"] = vm_name
+            return client.create_vms(request, on_progress=bar.update)
+        made = []
+        try:
+            for index, _ in items:  # explicit names, so they stay unique across nodes
+                made += client.create_vms(dict(body, name=f"{vm_name}-{index + 1}"),
+                                          on_progress=bar.update)
+        except VirshleError:
+            for vm in made:
+                client.delete_vm(vm["uuid"], force=True)
+            raise
+        return made
+
+    try:
+        results = fan_out([items[0][1] for items in groups.values()],
+                          lambda client: create_on(groups[client.name]))
+    finally:
+        bar.close()
+    failures = [(client, error) for client, _, error in results if error is not None]
+    created = []
+    for client, vms, error in results:
+        for vm in vms or []:
+            vm["node"] = client.name
+            created.append((client, vm))
+    if failures:
+        for client, vm in created:
+            try:
+                client.delete_vm(vm["uuid"], force=True)
+            except VirshleError:
+                pass
+        client, error = failures[0]
+        if len(groups) > 1:
+            error.message = f"node {client.name}: {error.message} (nothing was created)"
+        raise error
+    return [vm for _, vm in created]
 
 
 @vm.command("ls")
@@ -148,6 +240,8 @@ def vm_ls(settings: Settings, node_name: str | None, state_filter: str | None, a
         if error is not None:
             failures.append((client.name, error))
         else:
+            for item in vms:
+                item["node"] = client.name  # the name this CLI knows the node by
             documents.extend(vms)
     if as_json:
         emit_json(documents)

@@ -38,11 +38,14 @@ class NodeClient:
     def connect(self) -> socket.socket:
         if self.url.scheme == "unix":
             return self._connect_unix(self.url.path)
-        raise NodeUnavailable(
-            f"node {self.name!r}: {self.url.scheme}:// nodes are not supported by this build yet",
-            "Use a unix:// URL for a local node.",
-            status="unreachable",
-        )
+        if self.url.scheme == "ssh":
+            from . import ssh  # asyncssh only when an ssh node is used
+
+            sock = ssh.open_socket(self.name, self.entry.url, self.timeout)
+            sock.settimeout(self.timeout)
+            return sock
+        raise NodeUnavailable(f"node {self.name!r}: unknown URL scheme {self.url.scheme!r}",
+                              "Use unix:// or ssh://.", status="unreachable")
 
     def _connect_unix(self, path: str) -> socket.socket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -27,7 +27,10 @@ def eligible(candidate: Any, template: Any) -> tuple[bool, str]:
     if candidate.info.get("saturated"):
         return False, "saturated"
     if template is not None:
-        fit = (candidate.info.get("templates") or {}).get(template.name)
+        templates = candidate.info.get("templates")
+        fit = (templates or {}).get(template.name)
+        if templates is not None and fit is None:
+            return False, f"offers no template {template.name!r}"
         if fit is not None and not fit.get("fits", True):
             return False, fit.get("reason") or "the template does not fit"
     return True, ""

@@ -1,0 +1,293 @@
+"""Many nodes over real SSH: three `virshle node serve`, each in its own namespace with its
+own root and its own OpenSSH sshd (key authentication only, its own host key), a real
+ssh-agent, and the CLI in a client namespace joined to each node by a veth.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import attrs
+import pytest
+
+from tests.netlab import Netns, SshAgent, Sshd, run, veth
+from tests.support import VIRSHLE, Daemon, Result, short_dir, write_config
+
+pytestmark = [pytest.mark.e2e]
+for tool in ("sshd", "ssh-agent", "ssh-keygen"):
+    if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
+        pytestmark.append(pytest.mark.skip(reason=f"{tool} is not installed"))
+
+WEIGHTS = {"alpha": 10, "beta": 2, "gamma": 1}
+
+
+@attrs.define
+class Cluster:
+    client_ns: Netns
+    nodes: dict[str, Daemon]
+    sshds: dict[str, Sshd]
+    agent: SshAgent
+    home: Path
+    key: Path
+    config: Path
+    addresses: dict[str, str]
+
+    def cli(self, *args: str, config: Path | None = None, env: dict | None = None,
+            timeout: float = 60) -> Result:
+        full_env = {k: v for k, v in os.environ.items()
+                    if k not in ("VIRSHLE_PLUGINS", "VIRSHLE_DISABLE_PLUGINS")}
+        full_env.update({"HOME": str(self.home), "SSH_AUTH_SOCK": str(self.agent.socket),
+                         "VIRSHLE_CONFIG": str(config or self.config), "COLUMNS": "200",
+                         "XDG_CACHE_HOME": str(self.home / ".cache")})
+        full_env.update(env or {})
+        for key, value in list(full_env.items()):
+            if value is None:
+                del full_env[key]
+        proc = subprocess.run(["ip", "netns", "exec", self.client_ns.name, VIRSHLE, *args],
+                              capture_output=True, text=True, env=full_env, timeout=timeout)
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    def url(self, name: str, path: str | None = None) -> str:
+        return f"ssh://root@{self.addresses[name]}:22{path or self.nodes[name].socket}"
+
+    def write_config(self, path: Path, entries: list[dict]) -> Path:
+        text = ""
+        for entry in entries:
+            text += "[[node]]\n" + "".join(
+                f"{k} = {json.dumps(v)}\n" for k, v in entry.items()) + "\n"
+        path.write_text(text)
+        return path
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    tag = os.getpid() % 100000
+    base = short_dir("cl")
+    client = Netns(f"vsh-cli{tag}")
+    namespaces, started = [client], []
+    try:
+        key = base / "id_ed25519"
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key])
+        agent = SshAgent(base / "agent", [key])
+        started.append(agent)
+        home = base / "home"
+        (home / ".ssh").mkdir(parents=True)
+        nodes, sshds, addresses, known = {}, {}, {}, []
+        for index, name in enumerate(WEIGHTS, start=1):
+            ns = Netns(f"vsh-{name}{tag}")
+            namespaces.append(ns)
+            veth(client, f"c{index}", ns, f"n{index}")
+            client.exec(["ip", "addr", "add", f"10.55.{index}.1/24", "dev", f"c{index}"])
+            ns.exec(["ip", "addr", "add", f"10.55.{index}.2/24", "dev", f"n{index}"])
+            addresses[name] = f"10.55.{index}.2"
+            directory = short_dir(name[:2])
+            daemon = Daemon(directory, write_config(directory), netns=ns.name)
+            daemon.start()
+            started.append(daemon)
+            nodes[name] = daemon
+            sshd = Sshd(ns, base / f"sshd-{name}", addresses[name], key.with_suffix(".pub"))
+            started.append(sshd)
+            sshds[name] = sshd
+            known.append(sshd.known_hosts_line())
+        (home / ".ssh" / "known_hosts").write_text("\n".join(known) + "\n")
+        cluster = Cluster(client, nodes, sshds, agent, home, key, base / "config.toml", addresses)
+        cluster.write_config(cluster.config, [
+            {"name": name, "url": cluster.url(name), "weight": weight, "timeout": 5}
+            for name, weight in WEIGHTS.items()])
+        yield cluster
+    finally:
+        for part in reversed(started):
+            if isinstance(part, Daemon):
+                part.stop()
+                part.kill_vmms()
+            else:
+                part.stop()
+        for ns in namespaces:
+            ns.delete()
+
+
+def clear_vms(cluster: Cluster) -> None:
+    for daemon in cluster.nodes.values():
+        for vm in daemon.cli("vm", "ls", "--json").json():
+            daemon.cli("vm", "rm", "--force", "--uuid", vm["uuid"])
+
+
+def test_node_ls_all_over_ssh(cluster):
+    result = cluster.cli("node", "ls", "--all", "--json")
+    assert result.returncode == 0, result.stderr
+    nodes = {n["name"]: n for n in result.json()}
+    assert set(nodes) == set(WEIGHTS)
+    for name, node in nodes.items():
+        assert node["status"] == "online", node
+        assert node["url"].startswith("ssh://root@10.55.")
+        assert node["weight"] == WEIGHTS[name]
+        assert {"total", "used", "reserved"} <= set(node["ram"])
+        assert node["vms"]["total"] >= 0 and isinstance(node["saturation"], float)
+    table = cluster.cli("node", "ls", "-all", "-v").stdout
+    assert "alpha" in table and "online" in table
+    ping = cluster.cli("node", "ping", "--node", "beta")
+    assert ping.returncode == 0 and ping.stdout.startswith("beta: pong")
+
+
+def test_node_flag_places_there_and_every_command_follows(cluster):
+    created = cluster.cli("vm", "create", "-t", "xs", "--node", "beta", "--name", "on-beta", "--json")
+    assert created.returncode == 0, created.stderr
+    assert created.json()[0]["node"] == "beta"  # the name this CLI knows the node by
+    assert [v["name"] for v in cluster.nodes["beta"].cli("vm", "ls", "--json").json()] == ["on-beta"]
+    listing = cluster.cli("vm", "ls", "--json").json()
+    assert [(v["name"], v["node"]) for v in listing] == [("on-beta", "beta")]
+    assert "beta" in cluster.cli("vm", "ls").stdout  # a node column with several nodes
+    info = cluster.cli("vm", "info", "--name", "on-beta", "--json")  # found on whichever node
+    assert info.returncode == 0 and info.json()["name"] == "on-beta"
+    wrong = cluster.cli("vm", "info", "--name", "on-beta", "--node", "alpha")
+    assert wrong.returncode == 1 and "no VM 'on-beta' on node 'alpha'" in wrong.stderr
+    assert cluster.cli("vm", "create", "-t", "xs", "--node", "gamma", "--name", "on-beta").returncode == 0
+    ambiguous = cluster.cli("vm", "info", "--name", "on-beta")
+    assert ambiguous.returncode == 2
+    assert "exists on several nodes: beta, gamma" in ambiguous.stderr
+    assert cluster.cli("vm", "rm", "--name", "on-beta", "--node", "gamma").returncode == 0
+    assert cluster.cli("vm", "rm", "--name", "on-beta").returncode == 0
+    unknown = cluster.cli("vm", "create", "-t", "xs", "--node", "delta")
+    assert unknown.returncode == 2 and "no node named 'delta'" in unknown.stderr
+
+
+def test_weights_ten_to_two(cluster):
+    clear_vms(cluster)
+    config = cluster.write_config(cluster.home / "weights.toml", [
+        {"name": "alpha", "url": cluster.url("alpha"), "weight": 10},
+        {"name": "beta", "url": cluster.url("beta"), "weight": 2},
+        {"name": "gamma", "url": cluster.url("gamma"), "weight": 0},
+    ])
+    created = cluster.cli("vm", "create", "-t", "xs", "-n", "36", "--json", config=config,
+                          timeout=300)
+    assert created.returncode == 0, created.stderr
+    placed = Counter(vm["node"] for vm in created.json())
+    assert placed["gamma"] == 0  # weight 0: never chosen automatically
+    assert placed["alpha"] + placed["beta"] == 36
+    # expected 30:6; the bounds are wide enough to fail about once in a million runs
+    assert 22 <= placed["alpha"] <= 35, placed
+    clear_vms(cluster)
+
+
+def test_a_plugin_overrides_placement(cluster, tmp_path):
+    site = tmp_path / "site"
+    subprocess.run([os.path.join(os.path.dirname(VIRSHLE), "python"), "-m", "pip", "install", "-q",
+                    "--no-deps", "--target", str(site),
+                    str(Path(__file__).parent.parent / "examples" / "virshle-pin")],
+                   check=True, capture_output=True)
+    created = cluster.cli("vm", "create", "-t", "xs", "-n", "6", "--json",
+                          env={"PYTHONPATH": str(site), "VIRSHLE_PIN_NODE": "gamma"})
+    assert created.returncode == 0, created.stderr
+    assert {vm["node"] for vm in created.json()} == {"gamma"}
+    clear_vms(cluster)
+
+
+def test_a_dead_daemon_turns_offline_in_time_and_is_avoided(cluster):
+    beta = cluster.nodes["beta"]
+    beta.stop()
+    try:
+        start = time.monotonic()
+        result = cluster.cli("node", "ls", "--json")
+        elapsed = time.monotonic() - start
+        statuses = {n["name"]: n["status"] for n in result.json()}
+        assert statuses["beta"] in ("socket_not_found", "offline")
+        assert statuses["alpha"] == statuses["gamma"] == "online"
+        assert elapsed < 5 + 3  # within its timeout
+        created = cluster.cli("vm", "create", "-t", "xs", "-n", "8", "--json")
+        assert created.returncode == 0, created.stderr
+        assert "beta" not in {vm["node"] for vm in created.json()}
+        listing = cluster.cli("vm", "ls", "--json")
+        assert listing.returncode == 1  # one node could not be listed ...
+        assert len(listing.json()) == 8  # ... the others were
+        assert "node beta" in listing.stderr
+    finally:
+        beta.start()
+        clear_vms(cluster)
+
+
+def test_faults_each_say_why_per_node(cluster, tmp_path):
+    # a node whose host key changed, a missing socket, a daemon that never answers, no agent
+    hung = tmp_path / "hung.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(hung))
+    listener.listen(8)  # accepts (the kernel does), never answers
+    other = cluster.home / "other_known_hosts"
+    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", tmp_path / "fake_host"])
+    fake = (tmp_path / "fake_host.pub").read_text().split()
+    known = (cluster.home / ".ssh" / "known_hosts").read_text().replace(
+        cluster.sshds["gamma"].known_hosts_line(), f"{cluster.addresses['gamma']} {fake[0]} {fake[1]}")
+    changed_home = tmp_path / "home"
+    (changed_home / ".ssh").mkdir(parents=True)
+    (changed_home / ".ssh" / "known_hosts").write_text(known)
+    config = cluster.write_config(tmp_path / "faults.toml", [
+        {"name": "alpha", "url": cluster.url("alpha")},
+        {"name": "nosock", "url": cluster.url("beta", "/nonexistent/virshle.sock")},
+        {"name": "hung", "url": cluster.url("beta", str(hung)), "timeout": 2},
+        {"name": "changed", "url": cluster.url("gamma")},
+        {"name": "local", "url": f"unix://{cluster.nodes['gamma'].socket}"},
+    ])
+    try:
+        start = time.monotonic()
+        result = cluster.cli("node", "ls", "--json", "-v", config=config, env={"HOME": str(changed_home)})
+        assert time.monotonic() - start < 10
+        nodes = {n["name"]: n for n in result.json()}
+        assert nodes["alpha"]["status"] == "online"
+        assert nodes["local"]["status"] == "online"  # unix:// and ssh:// mixed
+        assert nodes["nosock"]["status"] == "socket_not_found"
+        assert "/nonexistent/virshle.sock" in nodes["nosock"]["reason"]
+        assert nodes["hung"]["status"] == "offline" and "within 2s" in nodes["hung"]["reason"]
+        assert nodes["changed"]["status"] == "auth_error"
+        reason = nodes["changed"]["reason"]
+        assert "CHANGED" in reason and "SHA256:" in reason and "ssh-ed25519" in reason
+        ping = cluster.cli("node", "ping", config=config, env={"HOME": str(changed_home)})
+        assert ping.returncode == 1 and "alpha: pong" in ping.stdout
+    finally:
+        listener.close()
+
+    # no agent, no identities: refused, with the way out
+    bare_home = tmp_path / "bare"
+    (bare_home / ".ssh").mkdir(parents=True)
+    shutil.copy(cluster.home / ".ssh" / "known_hosts", bare_home / ".ssh" / "known_hosts")
+    noagent = cluster.cli("node", "ls", "--json", env={"HOME": str(bare_home), "SSH_AUTH_SOCK": None})
+    statuses = {n["name"]: n for n in noagent.json()}
+    assert all(n["status"] == "auth_error" for n in statuses.values()), statuses
+    assert "SSH_AUTH_SOCK is unset" in noagent.stderr or "refused every key" in json.dumps(statuses)
+
+    # an unknown host key: refused with the line to add
+    unknown_home = tmp_path / "unknown"
+    (unknown_home / ".ssh").mkdir(parents=True)
+    unknown = cluster.cli("node", "ls", "--json", env={"HOME": str(unknown_home)})
+    node = {n["name"]: n for n in unknown.json()}["alpha"]
+    assert node["status"] == "auth_error" and "is not in" in node["reason"]
+    assert cluster.sshds["alpha"].known_hosts_line().split()[2] in node["reason"]
+
+
+def test_every_node_full(cluster, tmp_path):
+    # ask for a template that asks for more than any node may reserve
+    for daemon in cluster.nodes.values():
+        text = daemon.config.read_text()
+        if "[host.limits]" not in text:
+            daemon.config.write_text(text.replace("[host]\n", "[host]\n", 1) + "\n[host.limits]\nram = 1\n")
+        daemon.stop()
+        daemon.start()
+    try:
+        result = cluster.cli("vm", "create", "-t", "xs")
+        assert result.returncode == 1
+        for name in WEIGHTS:
+            assert f"{name}: ram" in result.stderr, result.stderr
+        assert sum(len(d.cli("vm", "ls", "--json").json()) for d in cluster.nodes.values()) == 0
+        full = cluster.cli("vm", "create", "-t", "xs", "--node", "alpha")
+        assert full.returncode == 1 and "does not fit on node 'alpha'" in full.stderr
+    finally:
+        for daemon in cluster.nodes.values():
+            daemon.config.write_text(daemon.config.read_text().replace("\n[host.limits]\nram = 1\n", ""))
+            daemon.stop()
+            daemon.start()

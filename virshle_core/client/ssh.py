@@ -1,0 +1,202 @@
+"""Reaching a node over SSH (asyncssh), as if its unix socket were local.
+
+``ssh://user@host:port/var/lib/virshle/virshle.sock``: the client logs in
+with the keys of the running ssh-agent (``SSH_AUTH_SOCK``) and the user's
+default identities, verifies the host key against ``~/.ssh/known_hosts``
+(an unknown or changed key is refused, with its fingerprint and the line to
+add: there is no silent accept), and opens a ``direct-streamlocal`` channel
+to the remote daemon's socket for each request. The remote daemon needs
+nothing but its usual socket and an sshd.
+
+The rest of the client is synchronous and speaks HTTP over a socket, so
+each channel is bridged to one end of a ``socketpair()``; an asyncio loop
+in one background thread runs every SSH connection of this process. There
+is one connection per node per process, reused by every request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..errors import NodeUnavailable
+
+CONNECT_TIMEOUT = 3.0
+
+_loop: asyncio.AbstractEventLoop | None = None
+_loop_lock = threading.Lock()
+_connections: dict[tuple, Any] = {}
+_connect_locks: dict[tuple, asyncio.Lock] = {}
+
+
+def _event_loop() -> asyncio.AbstractEventLoop:
+    global _loop
+    with _loop_lock:
+        if _loop is None:
+            _loop = asyncio.new_event_loop()
+            threading.Thread(target=_loop.run_forever, name="virshle-ssh", daemon=True).start()
+        return _loop
+
+
+def parse(url: str) -> tuple[str, str, int, str]:
+    parts = urlsplit(url)
+    return (parts.username or getpass.getuser(), parts.hostname or "localhost",
+            parts.port or 22, parts.path)
+
+
+def known_hosts_path() -> Path:
+    return Path(os.path.expanduser("~")) / ".ssh" / "known_hosts"
+
+
+def _host_pattern(host: str, port: int) -> str:
+    return host if port == 22 else f"[{host}]:{port}"
+
+
+async def _host_key_problem(node: str, host: str, port: int) -> str:
+    """Say why the host key was refused, with its fingerprint and the line to add."""
+    import asyncssh
+
+    try:
+        key = await asyncio.wait_for(asyncssh.get_server_host_key(host, port), CONNECT_TIMEOUT)
+    except Exception:
+        key = None
+    pattern = _host_pattern(host, port)
+    path = known_hosts_path()
+    listed = False
+    if path.exists():
+        try:
+            trusted, _, _, _, _, _, _ = asyncssh.match_known_hosts(
+                asyncssh.read_known_hosts(str(path)), host, None, port)
+            listed = bool(trusted)
+        except Exception:
+            listed = False
+    if key is None:
+        return f"node {node!r}: the host key of {pattern} could not be verified"
+    line = f"{pattern} {key.export_public_key().decode().strip()}"
+    fingerprint = key.get_fingerprint()
+    if listed:
+        return (f"node {node!r}: the host key of {pattern} CHANGED ({fingerprint}); "
+                f"refusing to connect. If the change is expected, replace its line in {path} with: "
+                f"{line}")
+    return (f"node {node!r}: the host key of {pattern} ({fingerprint}) is not in {path}; "
+            f"if it is right, add this line: {line}")
+
+
+async def _connect(node: str, user: str, host: str, port: int, timeout: float):
+    import asyncssh
+
+    key = (user, host, port)
+    lock = _connect_locks.setdefault(key, asyncio.Lock())
+    async with lock:
+        connection = _connections.get(key)
+        if connection is not None and not connection.is_closed():
+            return connection
+        options: dict[str, Any] = {
+            "username": user, "port": port, "known_hosts": str(known_hosts_path()),
+            "connect_timeout": CONNECT_TIMEOUT, "keepalive_interval": 15,
+        }
+        if not os.environ.get("SSH_AUTH_SOCK"):
+            options["agent_path"] = None
+        if not known_hosts_path().exists():
+            options["known_hosts"] = ()  # trust nothing: every key is "unknown"
+        try:
+            connection = await asyncio.wait_for(asyncssh.connect(host, **options),
+                                                CONNECT_TIMEOUT + 1)
+        except asyncssh.HostKeyNotVerifiable:
+            raise NodeUnavailable(await _host_key_problem(node, host, port),
+                                  "Check the host key with the node's administrator.",
+                                  status="auth_error") from None
+        except asyncssh.PermissionDenied as exc:
+            agent = os.environ.get("SSH_AUTH_SOCK")
+            hint = ("Load the authorised key into your agent (ssh-add)." if agent else
+                    "No ssh-agent is running (SSH_AUTH_SOCK is unset): start one and ssh-add "
+                    "your key, or put it in ~/.ssh/id_ed25519.")
+            raise NodeUnavailable(f"node {node!r}: {user}@{host}:{port} refused every key "
+                                  f"({exc.reason})", hint, status="auth_error") from None
+        except (asyncio.TimeoutError, TimeoutError):
+            raise NodeUnavailable(f"node {node!r}: no SSH answer from {host}:{port} within "
+                                  f"{CONNECT_TIMEOUT:g}s", "Check the host and port.",
+                                  status="unreachable") from None
+        except (OSError, asyncssh.Error) as exc:
+            raise NodeUnavailable(f"node {node!r}: cannot reach {host}:{port} over SSH: {exc}",
+                                  "Check the host, the port and that sshd runs there.",
+                                  status="unreachable") from None
+        _connections[key] = connection
+        return connection
+
+
+async def _open_bridge(node: str, url: str, timeout: float) -> socket.socket:
+    import asyncssh
+
+    user, host, port, path = parse(url)
+    connection = await _connect(node, user, host, port, timeout)
+    try:
+        reader, writer = await asyncio.wait_for(connection.open_unix_connection(path), timeout)
+    except asyncssh.ChannelOpenError as exc:
+        reason = exc.reason or ""
+        missing = "no such file" in reason.lower() or "not found" in reason.lower()
+        if missing or exc.code == asyncssh.OPEN_CONNECT_FAILED:
+            raise NodeUnavailable(
+                f"node {node!r}: {host} cannot open {path} ({reason or 'connect failed'})",
+                "Start `virshle node serve` on that host, or fix the socket path in the URL.",
+                status="socket_not_found" if missing or "refused" not in reason.lower() else "offline",
+            ) from None
+        raise NodeUnavailable(f"node {node!r}: {host} refused a channel to {path}: {reason}",
+                              "The remote sshd must allow stream-local forwarding.",
+                              status="auth_error") from None
+    except (asyncio.TimeoutError, TimeoutError):
+        raise NodeUnavailable(f"node {node!r}: opening {path} on {host} took more than "
+                              f"{timeout:g}s", status="offline") from None
+    ours, theirs = socket.socketpair()
+    theirs.setblocking(False)
+    loop = asyncio.get_running_loop()
+
+    async def channel_to_socket() -> None:
+        try:
+            while data := await reader.read(65536):
+                await loop.sock_sendall(theirs, data)
+        except (OSError, asyncssh.Error):
+            pass
+        finally:
+            try:
+                theirs.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+    async def socket_to_channel() -> None:
+        try:
+            while data := await loop.sock_recv(theirs, 65536):
+                writer.write(data)
+                await writer.drain()
+        except (OSError, asyncssh.Error):
+            pass
+        finally:
+            try:
+                writer.write_eof()
+            except (OSError, asyncssh.Error):
+                pass
+
+    async def pump() -> None:
+        await asyncio.gather(channel_to_socket(), socket_to_channel())
+        writer.close()
+        theirs.close()
+
+    loop.create_task(pump())
+    return ours
+
+
+def open_socket(node: str, url: str, timeout: float) -> socket.socket:
+    """A connected socket that reaches the node daemon's unix socket over SSH."""
+    future = asyncio.run_coroutine_threadsafe(_open_bridge(node, url, timeout), _event_loop())
+    try:
+        return future.result(timeout=CONNECT_TIMEOUT + timeout + 2)
+    except TimeoutError:
+        future.cancel()
+        raise NodeUnavailable(f"node {node!r}: no answer over SSH in time",
+                              status="unreachable") from None
