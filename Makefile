@@ -24,6 +24,7 @@ bench: setup
 	$(VENV)/bin/python bench/run.py
 	$(VENV)/bin/python bench/vm.py
 	$(VENV)/bin/python bench/net.py
+	$(VENV)/bin/python bench/nodes.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info plugins/*/*.egg-info .pytest_cache .hypothesis

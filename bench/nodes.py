@@ -1,0 +1,125 @@
+"""Multi-node figures (issue 5's targets), over real sshd in namespaces.
+
+    .venv/bin/python bench/nodes.py [--runs N]
+
+`node ls` and `vm ls` over 1, 2 and 4 nodes reached by SSH (target: the
+4-node listing at most 1.5x the 1-node one: nodes are asked in parallel),
+and the cost of one request over SSH against the same over the unix socket.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.netlab import Netns, SshAgent, Sshd, run, veth  # noqa: E402
+from tests.support import VIRSHLE, Daemon, _short_base, short_dir, write_config  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=10)
+    args = parser.parse_args()
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "virshle_core"),
+                    str(REPO / "plugins")], stdout=subprocess.DEVNULL)
+    tag = os.getpid() % 10000
+    base = short_dir("bn")
+    client = Netns(f"vbcli{tag}")
+    namespaces, started = [client], []
+    try:
+        key = base / "id_ed25519"
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key])
+        agent = SshAgent(base / "agent", [key])
+        started.append(agent)
+        home = base / "home"
+        (home / ".ssh").mkdir(parents=True)
+        urls, known, sockets = [], [], []
+        for index in range(1, 5):
+            ns = Netns(f"vbn{index}x{tag}")
+            namespaces.append(ns)
+            veth(client, f"c{index}", ns, f"n{index}")
+            client.exec(["ip", "addr", "add", f"10.56.{index}.1/24", "dev", f"c{index}"])
+            ns.exec(["ip", "addr", "add", f"10.56.{index}.2/24", "dev", f"n{index}"])
+            directory = short_dir(f"b{index}")
+            daemon = Daemon(directory, write_config(directory), netns=ns.name)
+            daemon.start()
+            started.append(daemon)
+            for _ in range(5):
+                daemon.cli("vm", "create", "-t", "xs")
+            sshd = Sshd(ns, base / f"sshd{index}", f"10.56.{index}.2", key.with_suffix(".pub"))
+            started.append(sshd)
+            known.append(sshd.known_hosts_line())
+            urls.append(f"ssh://root@10.56.{index}.2:22{daemon.socket}")
+            sockets.append(daemon.socket)
+        (home / ".ssh" / "known_hosts").write_text("\n".join(known) + "\n")
+        env = {**os.environ, "HOME": str(home), "SSH_AUTH_SOCK": str(agent.socket),
+               "XDG_CACHE_HOME": str(home / ".cache")}
+
+        def config_for(entries: list[str]) -> Path:
+            path = base / f"config{len(entries)}-{entries[0][:4]}.toml"
+            path.write_text("".join(f'[[node]]\nname = "n{i}"\nurl = "{u}"\n\n'
+                                    for i, u in enumerate(entries, start=1)))
+            return path
+
+        def timed(argv: list[str], config: Path) -> float:
+            samples = []
+            for _ in range(args.runs):
+                start = time.perf_counter()
+                subprocess.run(["ip", "netns", "exec", client.name, VIRSHLE, *argv],
+                               env={**env, "VIRSHLE_CONFIG": str(config)}, check=True,
+                               stdout=subprocess.DEVNULL)
+                samples.append(time.perf_counter() - start)
+            return statistics.median(samples)
+
+        figures = {}
+        for count in (1, 2, 4):
+            config = config_for(urls[:count])
+            timed(["node", "ls"], config)  # warm the config cache
+            figures[count] = (timed(["node", "ls"], config), timed(["vm", "ls"], config))
+            print(f"{count} node(s) over SSH: node ls {figures[count][0] * 1000:7.1f} ms, "
+                  f"vm ls {figures[count][1] * 1000:7.1f} ms", flush=True)
+        print(f"4 nodes / 1 node: node ls {figures[4][0] / figures[1][0]:.2f}x, "
+              f"vm ls {figures[4][1] / figures[1][1]:.2f}x (target <= 1.5x)")
+
+        # per-request cost: many requests in one process, SSH against the unix socket
+        probe = (
+            "import sys, time\n"
+            "from virshle_core.client import NodeClient\n"
+            "from virshle_core.config import NodeEntry\n"
+            "client = NodeClient(NodeEntry(name='n', url=sys.argv[1]))\n"
+            "client.ping()\n"
+            "start = time.perf_counter()\n"
+            "for _ in range(200): client.ping()\n"
+            "print((time.perf_counter() - start) / 200)\n")
+        python = str(Path(VIRSHLE).parent / "python")
+        over_ssh = float(subprocess.run(["ip", "netns", "exec", client.name, python, "-c", probe,
+                                         urls[0]], env=env, capture_output=True, text=True,
+                                        check=True).stdout)
+        over_unix = float(subprocess.run([python, "-c", probe, f"unix://{sockets[0]}"], env=env,
+                                         capture_output=True, text=True, check=True).stdout)
+        print(f"one request (ping), connection reused: over SSH {over_ssh * 1000:.2f} ms, "
+              f"over the unix socket {over_unix * 1000:.2f} ms ({over_ssh / over_unix:.1f}x)")
+    finally:
+        for part in reversed(started):
+            if isinstance(part, Daemon):
+                part.stop()
+                part.kill_vmms()
+            else:
+                part.stop()
+        for ns in namespaces:
+            ns.delete()
+        for directory in _short_base:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
