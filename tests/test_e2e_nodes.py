@@ -291,3 +291,62 @@ def test_every_node_full(cluster, tmp_path):
             daemon.config.write_text(daemon.config.read_text().replace("\n[host.limits]\nram = 1\n", ""))
             daemon.stop()
             daemon.start()
+
+
+def test_console_and_follow_work_over_ssh(cluster, guest):
+    gamma = cluster.nodes["gamma"]
+    original = gamma.config.read_text()
+    gamma.stop()
+    tiny = (f'\n[[template.vm]]\nname = "tiny"\nvcpu = 1\nvram = "256MiB"\n'
+            f'kernel = "{guest}/vmlinuz"\ninitramfs = "{guest}/initramfs.gz"\n'
+            f'cmdline = "console=ttyS0 quiet panic=-1"\n')
+    gamma.config.write_text(original.replace('[host]\n', '[host]\nhypervisor = "qemu"\n', 1) + tiny)
+    gamma.start()
+    try:
+        assert cluster.cli("vm", "create", "-t", "tiny", "--node", "gamma", "--name", "far").returncode == 0
+        assert cluster.cli("vm", "start", "--name", "far").returncode == 0
+        follow = subprocess.Popen(
+            ["ip", "netns", "exec", cluster.client_ns.name, VIRSHLE, "vm", "logs", "--name", "far",
+             "--follow"], stdout=subprocess.PIPE,
+            env={**os.environ, "HOME": str(cluster.home), "SSH_AUTH_SOCK": str(cluster.agent.socket),
+                 "VIRSHLE_CONFIG": str(cluster.config)})
+        seen = bytearray()
+        threading.Thread(target=lambda: [seen.extend(c) for c in iter(lambda: follow.stdout.read1(4096), b"")],
+                         daemon=True).start()
+        try:
+            deadline = time.monotonic() + 120
+            while b"VIRSHLE-GUEST-READY" not in seen and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert b"VIRSHLE-GUEST-READY" in seen
+        finally:
+            follow.terminate()
+            follow.wait(10)
+        attach = subprocess.Popen(
+            ["ip", "netns", "exec", cluster.client_ns.name, VIRSHLE, "vm", "attach", "--name", "far"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env={**os.environ, "HOME": str(cluster.home), "SSH_AUTH_SOCK": str(cluster.agent.socket),
+                 "VIRSHLE_CONFIG": str(cluster.config)})
+        output = bytearray()
+        threading.Thread(target=lambda: [output.extend(c) for c in iter(lambda: attach.stdout.read1(4096), b"")],
+                         daemon=True).start()
+        try:
+            time.sleep(1)
+            attach.stdin.write(b"echo over-ssh-$((40+2))\n")
+            attach.stdin.flush()
+            deadline = time.monotonic() + 30
+            while b"over-ssh-42" not in output and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert b"over-ssh-42" in output
+            attach.stdin.write(b"\x1d")
+            attach.stdin.flush()
+            assert attach.wait(15) == 0
+        finally:
+            if attach.poll() is None:
+                attach.kill()
+                attach.wait()
+        assert cluster.cli("vm", "rm", "--force", "--name", "far").returncode == 0
+    finally:
+        gamma.stop()
+        gamma.kill_vmms()
+        gamma.config.write_text(original)
+        gamma.start()
