@@ -196,3 +196,11 @@ def test_a_failed_boot_leaves_no_process(ch_node):
     vm_dir = node.root / "vm" / info["uuid"]
     assert not (vm_dir / "vmm.pid").exists() and not (vm_dir / "ch.sock").exists()
     assert violations(node) == []
+
+
+def test_fd_backed_nics_are_refused_clearly(tmp_path):
+    from virshle_core import VirshleError
+
+    attachment = NetAttachment(net="up", type="mac_v_tap", ifname="vm1n0", fds=[9])
+    with pytest.raises(VirshleError, match="cannot pass yet"):
+        vm_config(make_vm(tmp_path, kernel="/k"), [attachment], ChConfig())

@@ -74,7 +74,11 @@ def vm_config(vm, attachments: list, config: ChConfig) -> dict:
     nets = []
     for attachment in attachments:
         if attachment.fds:
-            continue  # fd-backed NICs (macvtap) are added with vm.add-net and SCM_RIGHTS
+            raise VirshleError(
+                f"VM {vm.name!r}: net {attachment.net!r} ({attachment.type}) hands the VMM a file "
+                "descriptor, which this cloud-hypervisor backend cannot pass yet",
+                "Use a tap net on cloud-hypervisor, or [host] hypervisor = \"qemu\".",
+                code="unsupported_net")
         net = {"tap": attachment.ifname, "id": f"net-{attachment.net}"}
         if attachment.mac:
             net["mac"] = attachment.mac
