@@ -68,7 +68,8 @@ def main() -> None:
     # Measure the product as installed: with bytecode (some shells set PYTHONDONTWRITEBYTECODE).
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(__file__).parent.parent)],
                    stdout=subprocess.DEVNULL, check=False)
-    subprocess.run([VIRSHLE, "node", "init", "--all"], env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([VIRSHLE, "node", "init", "--dir", "--db"], env=env, check=True,
+                   stdout=subprocess.DEVNULL)
     daemon = subprocess.Popen([VIRSHLE, "node", "serve", "-q"], env=env, start_new_session=True)
     try:
         sock = scratch / "root" / "virshle.sock"

@@ -471,7 +471,8 @@ class _ParsedCache:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             if not self._trusted():
                 return
-            for old in self.directory.glob("config-*.pickle"):
+            entries = sorted(self.directory.glob("config-*.pickle"), key=lambda p: p.stat().st_mtime)
+            for old in entries[:-15]:  # keep the 16 most recent configurations
                 old.unlink(missing_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
             with os.fdopen(fd, "wb") as handle:

@@ -19,7 +19,6 @@ from pathlib import Path
 import attrs
 
 from virshle_core import hookimpl
-from virshle_core.models import ConsoleEndpoint
 
 NAME = "ch"
 
@@ -84,5 +83,7 @@ def virshle_vm_state(vm, node):
 def virshle_console(vm, node):
     if vm.hypervisor != NAME:
         return None
+    from virshle_core.models import ConsoleEndpoint
+
     return ConsoleEndpoint(socket=str(Path(vm.dir) / "console.sock"),
                            log=str(Path(vm.dir) / "console.log"))

@@ -20,7 +20,6 @@ import attrs
 
 from virshle_core import hookimpl, notice
 from virshle_core.config import field_check
-from virshle_core.models import Lease
 
 MAC_PREFIX = "02:76:73:"  # Virshle's (see virshle_core.store)
 
@@ -73,6 +72,8 @@ def virshle_lease_query(vms, node):
     macs = {net.mac.lower() for vm in vms for net in vm.nets if net.mac}
     if not config.url or not macs:
         return None
+    from virshle_core.models import Lease
+
     from .client import KeaClient, KeaError
 
     try:

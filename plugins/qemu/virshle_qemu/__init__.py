@@ -19,9 +19,8 @@ from pathlib import Path
 
 import attrs
 
-from virshle_core import VirshleError, hookimpl
+from virshle_core import hookimpl
 from virshle_core.config import field_check
-from virshle_core.models import ConsoleEndpoint, VmmHandle
 
 ACCELS = ("auto", "kvm", "tcg")
 NAME = "qemu"
@@ -114,8 +113,8 @@ def virshle_vm_state(vm, node):
 def virshle_console(vm, node):
     if vm.hypervisor != NAME:
         return None
+    from virshle_core.models import ConsoleEndpoint
+
     return ConsoleEndpoint(socket=str(Path(vm.dir) / "console.sock"),
                            log=str(Path(vm.dir) / "console.log"))
 
-
-__all__ = ["QemuConfig", "choose_accel", "cpu_has_virtualisation", "VirshleError", "VmmHandle"]
