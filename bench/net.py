@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.netlab import Kea, Netns, Ovs  # noqa: E402
+from tests.netlab import Kea, Netns, Ovs, tear_down  # noqa: E402
 from tests.support import VIRSHLE, Daemon, _short_base, short_dir, write_guest_config  # noqa: E402
 
 
@@ -104,12 +104,7 @@ def main() -> None:
         print(f"vm start -> guest says it has its lease (console) : {statistics.median(to_console):6.2f} s")
         print(f"vm start -> lease visible in `vm info`            : {statistics.median(to_lease):6.2f} s")
     finally:
-        for part in reversed(parts):
-            if isinstance(part, Daemon):
-                part.stop()
-                part.kill_vmms()
-            else:
-                part.stop()
+        tear_down(parts)
         ns.delete()
         for directory in _short_base:
             shutil.rmtree(directory, ignore_errors=True)

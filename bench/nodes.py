@@ -21,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.netlab import Netns, SshAgent, Sshd, run, veth  # noqa: E402
+from tests.netlab import Netns, SshAgent, Sshd, run, tear_down, veth  # noqa: E402
 from tests.support import VIRSHLE, Daemon, _short_base, short_dir, write_config  # noqa: E402
 
 
@@ -109,12 +109,7 @@ def main() -> None:
         print(f"one request (ping), connection reused: over SSH {over_ssh * 1000:.2f} ms, "
               f"over the unix socket {over_unix * 1000:.2f} ms ({over_ssh / over_unix:.1f}x)")
     finally:
-        for part in reversed(started):
-            if isinstance(part, Daemon):
-                part.stop()
-                part.kill_vmms()
-            else:
-                part.stop()
+        tear_down(started)
         for ns in namespaces:
             ns.delete()
         for directory in _short_base:

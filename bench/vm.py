@@ -112,7 +112,6 @@ def main() -> None:
         print(f"    whole `virshle vm create` (CLI start included): {cli * 1000:.1f} ms")
 
         # (b) start to marker, through virshle and by hand
-        from virshle_core.config import parse_config
         from virshle_core.models import Disk, Vm
         from virshle_qemu import QemuConfig, choose_accel
         from virshle_qemu.vmm import build_argv

@@ -18,7 +18,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.netlab import Kea, Netns, Ovs  # noqa: E402
+from tests.netlab import Kea, Netns, Ovs, tear_down  # noqa: E402
 from tests.support import Daemon, _short_base, short_dir, write_guest_config  # noqa: E402
 
 V = str(REPO / ".venv" / "bin" / "virshle")
@@ -78,7 +78,7 @@ def main() -> None:
                 break
             time.sleep(0.5)
         step([V, "vm", "ls", "-v"], env)
-        print(f"\n\033[1m$ virshle vm logs --name demo | head -2\033[0m")
+        print("\n\033[1m$ virshle vm logs --name demo | head -2\033[0m")
         logs = subprocess.run([V, "vm", "logs", "--name", "demo"], env=env, capture_output=True,
                               text=True).stdout
         print("\n".join(logs.splitlines()[:2]))
@@ -94,12 +94,7 @@ def main() -> None:
         step([V, "vm", "rm", "--name", "demo"], env)
         print("\nDemo done: the daemon, Kea and OVS stop now; the namespace and scratch files go.")
     finally:
-        for part in reversed(parts):
-            if isinstance(part, Daemon):
-                part.stop()
-                part.kill_vmms()
-            else:
-                part.stop()
+        tear_down(parts)
         ns.delete()
         import shutil
 

@@ -69,6 +69,9 @@ class Netns:
         result = run(["ip", "netns", "pids", self.name], check=False)
         return [int(p) for p in result.stdout.split()]
 
+    def stop(self) -> None:
+        self.delete()
+
     def delete(self) -> None:
         # anything still inside was started by this lab's tests: end it by pid
         for pid in self.pids():
@@ -77,6 +80,17 @@ class Netns:
             except ProcessLookupError:
                 pass
         run(["ip", "netns", "del", self.name], check=False)
+
+
+def tear_down(parts: list) -> None:
+    """End what a lab started, newest first (``close()`` or ``stop()``); report, never raise."""
+    import sys
+
+    for part in reversed(parts):
+        try:
+            (getattr(part, "close", None) or part.stop)()
+        except Exception as exc:  # the rest must still be ended
+            print(f"tear-down of {part!r} failed: {exc}", file=sys.stderr)
 
 
 def veth(ns_a: Netns | None, name_a: str, ns_b: Netns, name_b: str) -> None:

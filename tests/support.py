@@ -149,6 +149,11 @@ class Daemon:
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path and self.log_path.exists() else ""
 
+    def close(self) -> None:
+        """Stop the daemon and end the VMMs it left running."""
+        self.stop()
+        self.kill_vmms()
+
     def kill_vmms(self) -> None:
         """End every VMM this node started, by the pid in its VM directory (tests' clean-up)."""
         for pidfile in (self.root / "vm").glob("*/vmm.pid"):

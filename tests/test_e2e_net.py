@@ -11,14 +11,13 @@ import json
 import os
 import subprocess
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import attrs
 import pytest
 
-from tests.netlab import Kea, Netns, Ovs, veth
+from tests.netlab import Kea, Netns, Ovs, tear_down, veth
 from tests.support import VIRSHLE, Daemon, short_dir, wait_for, write_guest_config
 
 pytestmark = [pytest.mark.e2e]
@@ -79,12 +78,7 @@ def lab(guest):
         started.append(daemon)
         yield Lab(node_ns, router_ns, ovs, kea, upstream, daemon, guest)
     finally:
-        for part in reversed(started):
-            if isinstance(part, Daemon):
-                part.stop()
-                part.kill_vmms()
-            else:
-                part.stop()
+        tear_down(started)
         node_ns.delete()
         router_ns.delete()
 

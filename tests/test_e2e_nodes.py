@@ -18,7 +18,7 @@ from pathlib import Path
 import attrs
 import pytest
 
-from tests.netlab import Netns, SshAgent, Sshd, run, veth
+from tests.netlab import Netns, SshAgent, Sshd, run, tear_down, veth
 from tests.support import VIRSHLE, Daemon, Result, short_dir, write_config
 
 pytestmark = [pytest.mark.e2e]
@@ -104,12 +104,7 @@ def cluster(tmp_path_factory):
             for name, weight in WEIGHTS.items()])
         yield cluster
     finally:
-        for part in reversed(started):
-            if isinstance(part, Daemon):
-                part.stop()
-                part.kill_vmms()
-            else:
-                part.stop()
+        tear_down(started)
         for ns in namespaces:
             ns.delete()
 
@@ -219,7 +214,6 @@ def test_faults_each_say_why_per_node(cluster, tmp_path):
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(str(hung))
     listener.listen(8)  # accepts (the kernel does), never answers
-    other = cluster.home / "other_known_hosts"
     run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", tmp_path / "fake_host"])
     fake = (tmp_path / "fake_host.pub").read_text().split()
     known = (cluster.home / ".ssh" / "known_hosts").read_text().replace(

@@ -29,7 +29,6 @@ from ..config import Config, structure
 from ..errors import ConfigError, Conflict, NotFound, UsageError, VirshleError
 from ..log import logger
 from ..models import NodeContext
-from ..plugins import hook
 from ..store import Store
 from . import nodeinfo
 from .openapi import Route, openapi_document
