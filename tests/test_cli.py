@@ -149,3 +149,17 @@ def test_vm_create_name_taken(daemon):
 def test_quiet_init_prints_nothing(cli, tmp_path):
     result = cli("node", "init", "--dir", "--db", "-q", config=write_config(tmp_path))
     assert result.returncode == 0 and result.stdout == ""
+
+
+def test_user_data_is_kept_with_the_vm_and_state_filters(daemon, tmp_path):
+    user_data = tmp_path / "user-data.yaml"
+    user_data.write_text("#cloud-config\nhostname: kept\n")
+    created = daemon.cli("vm", "create", "-t", "xs", "--name", "ud", "--user-data", str(user_data),
+                         "--json")
+    assert created.returncode == 0, created.stderr
+    uuid = created.json()[0]["uuid"]
+    assert (daemon.root / "vm" / uuid / "user-data").read_text() == user_data.read_text()
+    assert [v["name"] for v in daemon.cli("vm", "ls", "--state", "created", "--json").json()] == ["ud"]
+    assert daemon.cli("vm", "ls", "--state", "running", "--json").json() == []
+    bad = daemon.cli("vm", "ls", "--state", "flying")
+    assert bad.returncode == 2 and "flying" in bad.stderr

@@ -316,3 +316,19 @@ def test_create_streams_progress_to_clients_that_ask(daemon):
     assert again == []  # the cache is warm: nothing long to report
     with pytest.raises(NotFound, match="no template 'nope'"):
         client.create_vms({"template": "nope"}, on_progress=lambda *a: None)
+
+
+def test_console_logs_are_capped_and_rotated(tmp_path):
+    from virshle_core.daemon.server import LOG_CAP, _rotate_console_log
+    from virshle_core.models import Vm
+
+    vm = Vm(id=1, uuid="u", name="n", node="d", template="t", vcpu=1, vram=1, dir=str(tmp_path))
+    log = tmp_path / "console.log"
+    log.write_bytes(b"a" * (LOG_CAP - 10))
+    _rotate_console_log(None, vm)
+    assert log.stat().st_size == LOG_CAP - 10 and not (tmp_path / "console.log.1").exists()
+    with open(log, "ab") as handle:  # the VMM appends
+        handle.write(b"b" * 20)
+    _rotate_console_log(None, vm)
+    assert log.stat().st_size == 0
+    assert (tmp_path / "console.log.1").read_bytes().endswith(b"b" * 20)

@@ -269,3 +269,32 @@ def test_listing_survives_kea_being_down(lab):
     finally:
         lab.kea.start()
         node.cli("vm", "rm", "--name", "nokea")
+
+
+def test_node_init_net_reaps_only_our_orphans(lab):
+    node = lab.daemon
+    ghost = "0f0f0f0f-0000-4000-8000-00000000dead"
+    ns = lab.node_ns
+    # an orphan tap and port of a VM the database does not know, marked as ours
+    ns.exec(["ip", "tuntap", "add", "dev", "vm999n0", "mode", "tap"])
+    ns.exec(["ip", "link", "set", "vm999n0", "alias", f"virshle:{ghost}:main"])
+    lab.ovs.vsctl("add-port", "br0", "vm999n0", "--", "set", "interface", "vm999n0",
+                  f"external_ids:virshle-vm={ghost}", "external_ids:virshle-created=0")
+    # an interface of someone else's, unmarked
+    ns.exec(["ip", "tuntap", "add", "dev", "theirs0", "mode", "tap"])
+    lab.kea.command("lease4-add", {"ip-address": "10.77.0.190", "hw-address": "02:76:73:de:ad:00",
+                                   "subnet-id": 1})
+    lab.kea.command("lease4-add", {"ip-address": "10.77.0.191", "hw-address": "52:54:00:de:ad:01",
+                                   "subnet-id": 1})
+    try:
+        result = node.node_cli("node", "init", "--net", "-vv")
+        assert result.returncode == 0, result.stderr
+        assert "vm999n0" not in links(ns) and "vm999n0" not in lab.ovs.ports("br0")
+        assert "theirs0" in links(ns)
+        macs = {l["hw-address"] for l in lab.kea.leases()}
+        assert "02:76:73:de:ad:00" not in macs  # ours, of no VM: gone
+        assert "52:54:00:de:ad:01" in macs      # not ours: kept
+    finally:
+        ns.exec(["ip", "link", "del", "theirs0"], check=False)
+        ns.exec(["ip", "link", "del", "vm999n0"], check=False)
+        lab.kea.command("lease4-del", {"ip-address": "10.77.0.191"})
