@@ -23,8 +23,13 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$out"
 
-kernel_pkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-/{print $2; exit}')
-[[ -n "$kernel_pkg" ]] || { echo "build-guest: cannot find the cloud kernel package (apt-get update?)" >&2; exit 1; }
+cloud_kernel() { apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-/{print $2; exit}'; }
+kernel_pkg=$(cloud_kernel)
+if [[ -z "$kernel_pkg" ]]; then
+  apt-get update -qq >/dev/null 2>&1 || true  # package lists may be missing on a fresh machine
+  kernel_pkg=$(cloud_kernel)
+fi
+[[ -n "$kernel_pkg" ]] || { echo "build-guest: cannot find the cloud kernel package linux-image-cloud-amd64" >&2; exit 1; }
 (cd "$work" && apt-get download "$kernel_pkg" >/dev/null 2>&1) || {
   echo "build-guest: apt-get download $kernel_pkg failed" >&2; exit 1; }
 dpkg -x "$work"/linux-image-*.deb "$work/kernel"
