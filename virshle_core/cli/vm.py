@@ -105,7 +105,17 @@ def find_vm(settings: Settings, ref: str, node_name: str | None) -> tuple[Any, d
 @click.pass_obj
 def vm_create(settings: Settings, template_name: str, node_name: str | None, count: int,
               vm_name: str | None, user_data: Any, as_json: bool) -> None:
-    """Create VMs from a template; all of them or none."""
+    """Create VMs from a template; all of them or none.
+
+    Without --node, the load balancer picks a node that is online, has room
+    and offers the template (weighted by [[node]] weight).
+
+    \b
+    Examples:
+      virshle vm create -t xs
+      virshle vm create -t xs -n 3 --name web     # web-1, web-2, web-3
+      virshle vm create -t xs --node remote_1 --json
+    """
     if count < 1:
         raise click.BadParameter("must be at least 1", param_hint="-n/--count")
     settings.warn_config()
@@ -230,7 +240,13 @@ def create_placed(plan: list, body: dict, vm_name: str | None) -> list[dict]:
 @verbosity_options
 @click.pass_obj
 def vm_ls(settings: Settings, node_name: str | None, state_filter: str | None, as_json: bool) -> None:
-    """List VMs; -v adds disks and ips, -vv dates, -vvv uuids."""
+    """List VMs of every node, in parallel; -v adds disks and ips, -vv dates, -vvv uuids.
+
+    \b
+    Examples:
+      virshle vm ls -v
+      virshle vm ls --state running --json
+    """
     from ..client import fan_out
     from ..units import human_size
 
@@ -320,7 +336,13 @@ def vm_info(settings: Settings, vm_id, vm_name, vm_uuid, node_name, as_json: boo
 @verbosity_options
 @click.pass_obj
 def vm_start(settings: Settings, vm_id, vm_name, vm_uuid, node_name, attach: bool, as_json: bool) -> None:
-    """Boot a VM (and with --attach, show its console; Ctrl-] detaches)."""
+    """Boot a VM (and with --attach, show its console; Ctrl-] detaches).
+
+    \b
+    Examples:
+      virshle vm start --id 1
+      virshle vm start --name web-1 --attach
+    """
     client, document = find_vm(settings, _ref(vm_id, vm_name, vm_uuid), node_name)
     started = client.start_vm(document["uuid"])
     if as_json and not attach:
