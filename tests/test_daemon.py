@@ -332,3 +332,25 @@ def test_console_logs_are_capped_and_rotated(tmp_path):
     _rotate_console_log(None, vm)
     assert log.stat().st_size == 0
     assert (tmp_path / "console.log.1").read_bytes().endswith(b"b" * 20)
+
+
+def test_events_reconnect_when_the_daemon_restarts(daemon):
+    import subprocess
+
+    from tests.support import VIRSHLE
+
+    env = {**os.environ, "VIRSHLE_CONFIG": str(daemon.config)}
+    proc = subprocess.Popen([VIRSHLE, "events", "--json"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        time.sleep(1.0)
+        daemon.stop()
+        daemon.start()
+        time.sleep(2.5)  # the follower notices the daemon is back
+        assert daemon.cli("vm", "create", "-t", "xs", "--name", "after").returncode == 0
+        event = json.loads(proc.stdout.readline())
+        assert event["event"] == "vm-created" and event["vm"]["name"] == "after"
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert "reconnecting" in err and "reconnected" in err

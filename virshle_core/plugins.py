@@ -222,7 +222,6 @@ def broken_plugins() -> list[BrokenPlugin]:
 def config_sections() -> dict[str, type]:
     """The plugin tables registered through ``virshle_config_sections``."""
     sections: dict[str, type] = {}
-    owners: dict[str, str] = {}
 
     def register(name: str, cls: type) -> None:
         if not attrs.has(cls):
@@ -234,5 +233,4 @@ def config_sections() -> dict[str, type]:
         sections[name] = cls
 
     hook().virshle_config_sections(register=register)
-    del owners
     return sections

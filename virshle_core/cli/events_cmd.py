@@ -15,27 +15,51 @@ from . import Settings, verbosity_options
 
 
 
+class Notice(str):
+    """A message about a stream (lost, back) rather than an event."""
+
+
 @click.command()
 @click.option("--node", "node_name", metavar="NAME", help="Only this node's events.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document per line (NDJSON).")
 @verbosity_options
 @click.pass_obj
 def events(settings: Settings, node_name: str | None, as_json: bool) -> None:
-    """Print node events as they happen (vm-created, vm-started...) until Ctrl-C."""
+    """Print node events as they happen (vm-created, vm-started...) until Ctrl-C.
+
+    A node that cannot be reached at first is reported and skipped; a stream
+    that ends later (the daemon restarted) reconnects by itself.
+    """
     clients = settings.clients(node_name)
     lines: queue.Queue = queue.Queue()
 
     def follow(client) -> None:
-        try:
-            response = client.events()
-            for line in response.iter_lines():
-                lines.put((client.name, line, None))
-        except VirshleError as exc:  # reported, the other nodes go on
-            lines.put((client.name, None, exc))
-            return
-        except (OSError, http.HttpError):
-            pass
-        lines.put((client.name, None, EOFError("the event stream ended (the daemon stopped?)")))
+        """Stream one node's events; once connected, reconnect when the daemon restarts."""
+        connected_once = False
+        while True:
+            try:
+                response = client.events()
+                if connected_once:
+                    lines.put((client.name, None, Notice("reconnected")))
+                connected_once = True
+                for line in response.iter_lines():
+                    lines.put((client.name, line, None))
+            except VirshleError as exc:
+                if not connected_once:  # never reached: report it, the other nodes go on
+                    lines.put((client.name, None, exc))
+                    return
+            except (OSError, http.HttpError):
+                pass
+            if connected_once:
+                lines.put((client.name, None, Notice("the event stream ended (daemon stopped?); "
+                                                     "reconnecting ...")))
+                time.sleep(1.0)
+                while True:  # wait quietly until the daemon is back
+                    try:
+                        client.ping()
+                        break
+                    except VirshleError:
+                        time.sleep(1.0)
 
     for client in clients:
         threading.Thread(target=follow, args=(client,), daemon=True).start()
@@ -43,11 +67,13 @@ def events(settings: Settings, node_name: str | None, as_json: bool) -> None:
     failed = False
     while open_streams:
         name, line, error = lines.get()
+        if isinstance(error, Notice):
+            click.echo(f"node {name}: {error}", err=True)
+            continue
         if error is not None:
             open_streams -= 1
-            failed = failed or not isinstance(error, EOFError)
-            message = getattr(error, "message", None) or str(error)
-            click.echo(f"node {name}: {message}", err=True)
+            failed = True
+            click.echo(f"node {name}: {error.message}", err=True)
             continue
         event = json.loads(line)
         if event.get("event") == "hello":
