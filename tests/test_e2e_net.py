@@ -109,6 +109,10 @@ def test_tap_vm_gets_a_lease_answers_ping_and_ssh(lab):
         (net,) = vm["nets"]
         assert net["mac"].startswith("02:76:73:") and net["ifname"] == f"vm{vm['id']}n0"
         assert net["ifname"] in lab.ovs.ports("br0")
+        log = node.log()  # -vvvv: every host network change as the command line it is
+        assert f"$ ip tuntap add dev {net['ifname']} mode tap vnet_hdr" in log
+        assert f"add-port br0 {net['ifname']}" in log and "$ ovs-vsctl --db=" in log
+        assert "$ /usr/bin/qemu-system-x86_64 -name web" in log or "qemu-system-x86_64 -name web" in log
         ids = lab.ovs.vsctl("get", "interface", net["ifname"], "external_ids")
         assert f'virshle-vm="{vm["uuid"]}"' in ids and 'virshle-net=main' in ids
 
