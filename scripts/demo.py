@@ -52,7 +52,7 @@ def main() -> None:
         node_dir = short_dir("node")
         config = write_guest_config(node_dir, guest, "qemu", extra=(
             f'\n[ovs]\nbridge = "br0"\ndb = "{ovs.url}"\n\n[dhcp.kea]\nurl = "{kea.url}"\n\n'
-            '[[template.vm.net]]\nname = "main"\n[template.vm.net.type.tap]\n'))
+            '[[template.vm.net]]\nname = "main"\n[template.vm.net.type.tap]\n'), limits=False)
         print(f"\033[1mThe configuration ({config}):\033[0m\n{config.read_text()}")
         env = {**os.environ, "VIRSHLE_CONFIG": str(config), "COLUMNS": "120"}
         step([V, "node", "init", "--all"], env, ns.name)

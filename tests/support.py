@@ -77,6 +77,10 @@ def write_config(directory: Path, extra: str = "", disk: Path | None = None) -> 
         [host]
         root = "{short_dir()}"
 
+        [host.limits]   # the tests create more VMs than a 2-core machine would take
+        cpu = 100000
+        ram = 100000
+
         [[template.vm]]
         name = "xs"
         vcpu = 1
@@ -251,7 +255,15 @@ def installed_hypervisors() -> list[str]:
     return found
 
 
-def write_guest_config(directory: Path, guest: Path, hypervisor: str = "qemu", extra: str = "") -> Path:
+LIMITS = """
+        [host.limits]   # the tests create more VMs than a 2-core machine would take
+        cpu = 100000
+        ram = 100000
+"""
+
+
+def write_guest_config(directory: Path, guest: Path, hypervisor: str = "qemu", extra: str = "",
+                       limits: bool = True) -> Path:
     """A node config whose template ``tiny`` boots the test guest."""
     disk = directory / "template-disk.raw"
     if not disk.exists():
@@ -264,7 +276,7 @@ def write_guest_config(directory: Path, guest: Path, hypervisor: str = "qemu", e
         root = "{short_dir()}"
         hypervisor = "{hypervisor}"
         stop_timeout = 20
-
+        {LIMITS if limits else ""}
         [[template.vm]]
         name = "tiny"
         vcpu = 1

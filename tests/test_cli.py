@@ -163,3 +163,17 @@ def test_user_data_is_kept_with_the_vm_and_state_filters(daemon, tmp_path):
     assert daemon.cli("vm", "ls", "--state", "running", "--json").json() == []
     bad = daemon.cli("vm", "ls", "--state", "flying")
     assert bad.returncode == 2 and "flying" in bad.stderr
+
+
+def test_thirty_two_concurrent_creates_get_distinct_everything(daemon):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(32) as pool:
+        results = list(pool.map(lambda _: daemon.cli("vm", "create", "-t", "xs", "--json"), range(32)))
+    assert all(r.returncode == 0 for r in results), [r.stderr for r in results if r.returncode]
+    vms = [r.json()[0] for r in results]
+    for key in ("id", "uuid", "name"):
+        assert len({vm[key] for vm in vms}) == 32, key
+    nets = [vm["nets"][0] for vm in vms]
+    assert len({n["mac"] for n in nets}) == 32 and len({n["ifname"] for n in nets}) == 32
+    assert all(len(n["ifname"]) <= 15 for n in nets)

@@ -267,9 +267,7 @@ def test_faults_each_say_why_per_node(cluster, tmp_path):
 def test_every_node_full(cluster, tmp_path):
     # ask for a template that asks for more than any node may reserve
     for daemon in cluster.nodes.values():
-        text = daemon.config.read_text()
-        if "[host.limits]" not in text:
-            daemon.config.write_text(text.replace("[host]\n", "[host]\n", 1) + "\n[host.limits]\nram = 1\n")
+        daemon.config.write_text(daemon.config.read_text().replace("ram = 100000", "ram = 1"))
         daemon.stop()
         daemon.start()
     try:
@@ -282,7 +280,7 @@ def test_every_node_full(cluster, tmp_path):
         assert full.returncode == 1 and "does not fit on node 'alpha'" in full.stderr
     finally:
         for daemon in cluster.nodes.values():
-            daemon.config.write_text(daemon.config.read_text().replace("\n[host.limits]\nram = 1\n", ""))
+            daemon.config.write_text(daemon.config.read_text().replace("ram = 1\n", "ram = 100000\n"))
             daemon.stop()
             daemon.start()
 

@@ -201,6 +201,9 @@ def test_choose_node_explains_when_nothing_fits():
     with pytest.raises(VirshleError) as info:
         choose_node(candidates)
     assert info.value.message == "no node can take this VM (a: offline; b: weight 0; c: saturated)"
+    candidates[2].info.update(cpu={"reserved_pct": 400.0, "limit_pct": 300})
+    with pytest.raises(VirshleError, match=r"c: saturated: cpu 400% reserved \(limit 300%\)"):
+        choose_node(candidates)
 
 
 # --- creation hooks -------------------------------------------------------------------------

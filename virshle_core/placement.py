@@ -29,9 +29,20 @@ def _reason(candidate: NodeCandidate, template: Any) -> str:
     if candidate.weight <= 0:
         return "weight 0"
     if candidate.saturated:
-        return "saturated"
+        return saturation_reason(candidate.info)
     if template is not None:
         fit = (candidate.info.get("templates") or {}).get(getattr(template, "name", ""))
         if fit and not fit.get("fits", True):
             return fit.get("reason") or "template does not fit"
     return "not chosen"
+
+
+def saturation_reason(info: dict) -> str:
+    """``saturated: cpu 400% reserved (limit 300%)`` from a node info document."""
+    full = []
+    for resource in ("cpu", "ram", "disk"):
+        figures = info.get(resource) or {}
+        reserved, limit = figures.get("reserved_pct"), figures.get("limit_pct")
+        if reserved is not None and limit and reserved >= limit:
+            full.append(f"{resource} {reserved:g}% reserved (limit {limit:g}%)")
+    return "saturated: " + ", ".join(full) if full else "saturated"
