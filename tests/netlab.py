@@ -154,15 +154,35 @@ class Ovs:
 
 
 class Kea:
-    """kea-dhcp4 on ``interface`` of ``ns``: one subnet, lease_cmds, a unix control socket."""
+    """kea-dhcp4 (or, with ``version=6``, kea-dhcp6) on ``interface`` of ``ns``: one subnet,
+    lease_cmds, a unix control socket."""
 
     def __init__(self, ns: Netns, directory: Path, interface: str, subnet: str, pool: str,
-                 router: str, valid_lifetime: int = 600):
+                 router: str | None = None, valid_lifetime: int = 600, version: int = 4):
         self.ns = ns
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.socket = self.dir / "kea4.sock"
-        self.config = self.dir / "kea-dhcp4.conf"
+        self.version = version
+        self.socket = self.dir / f"kea{version}.sock"
+        self.config = self.dir / f"kea-dhcp{version}.conf"
+        if version == 6:
+            self.config.write_text(json.dumps({"Dhcp6": {
+                "interfaces-config": {"interfaces": [interface]},
+                "control-socket": {"socket-type": "unix", "socket-name": str(self.socket)},
+                "lease-database": {"type": "memfile", "persist": True,
+                                   "name": str(self.dir / "leases6.csv"), "lfc-interval": 0},
+                "hooks-libraries": [{"library": LEASE_CMDS}],
+                "preferred-lifetime": valid_lifetime // 2, "valid-lifetime": valid_lifetime,
+                "server-id": {"type": "LLT", "persist": False},
+                "subnet6": [{"id": 1, "subnet": subnet, "interface": interface,
+                             "pools": [{"pool": pool}]}],
+                "loggers": [{"name": "kea-dhcp6",
+                             "output_options": [{"output": str(self.dir / "kea.log")}],
+                             "severity": "INFO"}],
+            }}, indent=2))
+            self.process = None
+            self.start()
+            return
         self.config.write_text(json.dumps({"Dhcp4": {
             "interfaces-config": {"interfaces": [interface]},
             "control-socket": {"socket-type": "unix", "socket-name": str(self.socket)},
@@ -181,14 +201,15 @@ class Kea:
         self.start()
 
     def start(self) -> None:
-        self.process = self.ns.popen(["kea-dhcp4", "-c", self.config], stdout=subprocess.DEVNULL,
+        self.process = self.ns.popen([f"kea-dhcp{self.version}", "-c", self.config],
+                                     stdout=subprocess.DEVNULL,
                                      stderr=open(self.dir / "kea.stderr", "ab"),
                                      env={**os.environ, "KEA_PIDFILE_DIR": str(self.dir),
                                           "KEA_LOCKFILE_DIR": str(self.dir)})
         deadline = time.monotonic() + 20
         while not self.socket.exists():
             if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("kea-dhcp4 did not start: "
+                raise RuntimeError(f"kea-dhcp{self.version} did not start: "
                                    + (self.dir / "kea.stderr").read_text()[-2000:])
             time.sleep(0.05)
 
@@ -213,7 +234,8 @@ class Kea:
         return json.loads(data)
 
     def leases(self) -> list[dict]:
-        return self.command("lease4-get-all").get("arguments", {}).get("leases", [])
+        command = f"lease{self.version}-get-all"
+        return self.command(command).get("arguments", {}).get("leases", [])
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

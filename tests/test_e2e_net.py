@@ -33,6 +33,7 @@ class Lab:
     router_ns: Netns
     ovs: Ovs
     kea: Kea
+    kea6: Kea
     upstream_kea: Kea
     daemon: Daemon
     guest: Path
@@ -64,6 +65,9 @@ def lab(guest):
         kea = Kea(node_ns, base / "kea", "br0", "10.77.0.0/24", "10.77.0.100 - 10.77.0.199",
                   "10.77.0.1")
         started.append(kea)
+        node_ns.exec(["ip", "-6", "addr", "add", "fd77::1/64", "dev", "br0", "nodad"])
+        kea6 = Kea(node_ns, base / "kea6", "br0", "fd77::/64", "fd77::100 - fd77::1ff", version=6)
+        started.append(kea6)
         veth(node_ns, "up0", router_ns, "up1")
         router_ns.exec(["ip", "addr", "add", "10.88.0.1/24", "dev", "up1"])
         upstream = Kea(router_ns, base / "kea-up", "up1", "10.88.0.0/24",
@@ -72,11 +76,11 @@ def lab(guest):
         directory = short_dir("node")
         config = write_guest_config(directory, guest, "qemu", extra=(
             f'\n[ovs]\nbridge = "br0"\ndb = "{ovs.url}"\n[dhcp.kea]\nurl = "{kea.url}"\n'
-            + templates(guest)))
+            f'url6 = "{kea6.url}"\n' + templates(guest)))
         daemon = Daemon(directory, config, netns=node_ns.name, init_parts=("--all",))
         daemon.start()
         started.append(daemon)
-        yield Lab(node_ns, router_ns, ovs, kea, upstream, daemon, guest)
+        yield Lab(node_ns, router_ns, ovs, kea, kea6, upstream, daemon, guest)
     finally:
         tear_down(started)
         node_ns.delete()
@@ -302,3 +306,16 @@ def test_node_init_net_reaps_only_our_orphans(lab):
         ns.exec(["ip", "link", "del", "theirs0"], check=False)
         ns.exec(["ip", "link", "del", "vm999n0"], check=False)
         lab.kea.command("lease4-del", {"ip-address": "10.77.0.191"})
+
+
+def test_ipv6_leases_from_kea_dhcp6(lab):
+    node = lab.daemon
+    vm = node.cli("vm", "create", "-t", "tapvm", "--name", "six", "--json").json()[0]
+    mac = vm["nets"][0]["mac"]
+    added = lab.kea6.command("lease6-add", {"ip-address": "fd77::150", "duid": "01:02:03:04:05:06",
+                                            "iaid": 1, "hw-address": mac, "subnet-id": 1})
+    assert added["result"] == 0, added
+    info = node.cli("vm", "info", "--name", "six", "--json").json()
+    assert "fd77::150" in info["ips"]
+    assert node.cli("vm", "rm", "--name", "six").returncode == 0
+    assert "fd77::150" not in {l["ip-address"] for l in lab.kea6.leases()}

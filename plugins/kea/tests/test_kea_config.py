@@ -23,3 +23,9 @@ def test_refused(url, problem):
     with pytest.raises(ConfigError) as info:
         parse_config(f'[dhcp.kea]\nurl = "{url}"\n', path="c", sections=config_sections())
     assert info.value.problems == [f"c:2: dhcp.kea.url: {problem}"]
+
+
+def test_url6_is_checked_like_url():
+    with pytest.raises(ConfigError) as info:
+        parse_config('[dhcp.kea]\nurl6 = "ftp://x"\n', path="c", sections=config_sections())
+    assert info.value.problems == ['c:2: dhcp.kea.url6: "ftp://x" must start with unix://, http://, https:// or tcp://']

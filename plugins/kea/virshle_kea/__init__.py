@@ -2,7 +2,9 @@
 
 The URL is kea-dhcp4's control socket (``unix:///run/kea/kea4-ctrl-socket``),
 the control agent (``http://127.0.0.1:8000``), or the seed's
-``tcp://host:port`` (the control agent over plain HTTP).
+``tcp://host:port`` (the control agent over plain HTTP). ``url6`` (same
+forms) adds kea-dhcp6: its leases are matched by the hardware address Kea
+records for them.
 
 - listings: one ``lease4-get-all`` per listing, matched to NICs by MAC;
 - ``vm rm``: the VM's leases are deleted (``lease4-del``);
@@ -49,7 +51,12 @@ class KeaConfig:
     """``[dhcp.kea]``."""
 
     url: str | None = attrs.field(default=None, validator=field_check(url_problem))
+    url6: str | None = attrs.field(default=None, validator=field_check(url_problem))
     timeout: float = 2.0
+
+    def servers(self) -> list[tuple[int, str]]:
+        """(family, url) of each configured server."""
+        return [(family, url) for family, url in ((4, self.url), (6, self.url6)) if url]
 
 
 def config_of(node) -> KeaConfig:
@@ -63,63 +70,69 @@ def virshle_config_sections(register):
 
 @hookimpl
 def virshle_node_info(node):
-    return {"dhcp": {"kea": config_of(node).url}}
+    config = config_of(node)
+    return {"dhcp": {"kea": config.url, "kea6": config.url6}}
 
 
 @hookimpl
 def virshle_lease_query(vms, node):
     config = config_of(node)
     macs = {net.mac.lower() for vm in vms for net in vm.nets if net.mac}
-    if not config.url or not macs:
+    if not config.servers() or not macs:
         return None
     from virshle_core.models import Lease
 
     from .client import KeaClient, KeaError
 
-    try:
-        leases = KeaClient(config.url, config.timeout).leases4()
-    except KeaError as exc:
-        notice(f"Kea at {config.url} is unreachable, so IPs are not shown: {exc}")
-        return None
-    return [
-        Lease(mac=lease["hw-address"].lower(), ip=lease["ip-address"],
-              hostname=lease.get("hostname") or None,
-              expires=(lease.get("cltt") or 0) + (lease.get("valid-lft") or 0))
-        for lease in leases
-        if lease.get("hw-address", "").lower() in macs and lease.get("state", 0) == 0
-    ]
+    found = []
+    for family, url in config.servers():  # one query per server and listing, never per VM
+        try:
+            leases = KeaClient(url, config.timeout, family).leases()
+        except KeaError as exc:
+            notice(f"Kea at {url} is unreachable, so IPv{family} addresses are not shown: {exc}")
+            continue
+        found += [
+            Lease(mac=lease["hw-address"].lower(), ip=lease["ip-address"],
+                  hostname=lease.get("hostname") or None, family=family,
+                  expires=(lease.get("cltt") or 0) + (lease.get("valid-lft") or 0))
+            for lease in leases
+            if (lease.get("hw-address") or "").lower() in macs and lease.get("state", 0) == 0
+        ]
+    return found
 
 
 @hookimpl
 def virshle_post_delete(vm, node):
     config = config_of(node)
     macs = {net.mac.lower() for net in vm.nets if net.mac}
-    if not config.url or not macs:
+    if not config.servers() or not macs:
         return
     from .client import KeaClient, KeaError
 
-    try:
-        client = KeaClient(config.url, config.timeout)
-        for lease in client.leases4():
-            if lease.get("hw-address", "").lower() in macs:
-                client.delete4(lease["ip-address"])
-    except KeaError as exc:
-        notice(f"VM {vm.name}: its leases could not be deleted from Kea at {config.url}: {exc}")
+    for family, url in config.servers():
+        try:
+            client = KeaClient(url, config.timeout, family)
+            for lease in client.leases():
+                if (lease.get("hw-address") or "").lower() in macs:
+                    client.delete(lease)
+        except KeaError as exc:
+            notice(f"VM {vm.name}: its leases could not be deleted from Kea at {url}: {exc}")
 
 
 @hookimpl
 def virshle_node_init(node, parts):
     config = config_of(node)
-    if "net" not in parts or not config.url:
+    if "net" not in parts or not config.servers():
         return
     from .client import KeaClient, KeaError
 
     known = {net.mac.lower() for vm in node.list_vms() for net in vm.nets if net.mac}
-    try:
-        client = KeaClient(config.url, config.timeout)
-        for lease in client.leases4():
-            mac = lease.get("hw-address", "").lower()
-            if mac.startswith(MAC_PREFIX) and mac not in known:
-                client.delete4(lease["ip-address"])
-    except KeaError as exc:
-        notice(f"Kea at {config.url} is unreachable; orphan leases were not cleaned: {exc}")
+    for family, url in config.servers():
+        try:
+            client = KeaClient(url, config.timeout, family)
+            for lease in client.leases():
+                mac = (lease.get("hw-address") or "").lower()
+                if mac.startswith(MAC_PREFIX) and mac not in known:
+                    client.delete(lease)
+        except KeaError as exc:
+            notice(f"Kea at {url} is unreachable; orphan leases were not cleaned: {exc}")

@@ -14,10 +14,11 @@ class KeaError(Exception):
 
 
 class KeaClient:
-    def __init__(self, url: str, timeout: float = 2.0):
+    def __init__(self, url: str, timeout: float = 2.0, family: int = 4):
         self.url = url
         self.parts = urlsplit(url)
         self.timeout = timeout
+        self.family = family
 
     def command(self, command: str, arguments: dict | None = None) -> dict:
         """Send one command; the answer map (``result``, ``text``, ``arguments``)."""
@@ -28,7 +29,7 @@ class KeaClient:
         if self.parts.scheme == "unix":
             answer = self._unix(request)
         else:
-            request["service"] = ["dhcp4"]  # the control agent forwards to kea-dhcp4
+            request["service"] = [f"dhcp{self.family}"]  # the control agent forwards it
             answer = self._http(request)
         if isinstance(answer, list):  # the agent answers one map per service
             answer = answer[0] if answer else {}
@@ -76,8 +77,12 @@ class KeaClient:
         except ValueError:
             raise KeaError(f"not JSON (HTTP {response.status}): {data[:200]!r}") from None
 
-    def leases4(self) -> list[dict]:
-        return self.command("lease4-get-all").get("arguments", {}).get("leases", [])
+    def leases(self) -> list[dict]:
+        answer = self.command(f"lease{self.family}-get-all")
+        return answer.get("arguments", {}).get("leases", [])
 
-    def delete4(self, ip: str) -> None:
-        self.command("lease4-del", {"ip-address": ip})
+    def delete(self, lease: dict) -> None:
+        arguments = {"ip-address": lease["ip-address"]}
+        if self.family == 6:
+            arguments["type"] = lease.get("type", "IA_NA")
+        self.command(f"lease{self.family}-del", arguments)
