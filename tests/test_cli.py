@@ -177,3 +177,38 @@ def test_thirty_two_concurrent_creates_get_distinct_everything(daemon):
     nets = [vm["nets"][0] for vm in vms]
     assert len({n["mac"] for n in nets}) == 32 and len({n["ifname"] for n in nets}) == 32
     assert all(len(n["ifname"]) <= 15 for n in nets)
+
+
+def test_a_daemon_that_dies_mid_request_is_offline_and_the_others_still_answer(cli, shared_daemon, tmp_path):
+    import socket
+    import threading
+
+    dying = tmp_path / "dying.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(dying))
+    server.listen(8)
+
+    def accept_and_die():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            conn.recv(65536)  # reads the request, then goes away without a word
+            conn.close()
+
+    threading.Thread(target=accept_and_die, daemon=True).start()
+    config = tmp_path / "nodes.toml"
+    config.write_text(f'[[node]]\nname = "good"\nurl = "unix://{shared_daemon.socket}"\n\n'
+                      f'[[node]]\nname = "dying"\nurl = "unix://{dying}"\n')
+    try:
+        result = cli("node", "ls", "--json", config=config)
+        nodes = {n["name"]: n for n in result.json()}
+        assert nodes["good"]["status"] == "online"
+        assert nodes["dying"]["status"] == "offline"
+        assert "closed the connection without answering" in nodes["dying"]["reason"]
+        listing = cli("vm", "ls", "--json", config=config)
+        assert listing.returncode == 1 and "node dying:" in listing.stderr
+        assert listing.json() == []  # the good node's (empty) list was still printed
+    finally:
+        server.close()
