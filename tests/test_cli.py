@@ -30,6 +30,7 @@ def test_verbosity_after_the_subcommand(cli, tmp_path):
     loud = cli("node", "ls", "-vvv", config=config)
     assert "url" not in quiet.stdout.splitlines()[1]
     assert "url" in loud.stdout.splitlines()[1]
+    assert "vms" in loud.stdout.splitlines()[1]  # -vv adds counts and sizes, as the seed shows
     assert "no socket at" in loud.stderr  # the reason, at -v
 
 

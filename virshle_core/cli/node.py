@@ -80,10 +80,15 @@ def node_ls(settings: Settings, all_: bool, as_json: bool, node_name: str | None
 
     clients = settings.clients(node_name)
 
+    detailed = all_ or settings.verbosity >= 2  # -vv: counts and sizes, as the original's table
+
     def probe(client):
-        return client.info() if all_ else client.ping()
+        return client.info() if detailed else client.ping()
+
+    from ..units import human_size
 
     results = fan_out(clients, probe)
+    results_info = {client.name: answer for client, answer, error in results if detailed and not error}
     documents = []
     for client, answer, error in results:
         doc = {"name": client.name, "url": client.entry.url, "weight": client.entry.weight,
@@ -102,6 +107,8 @@ def node_ls(settings: Settings, all_: bool, as_json: bool, node_name: str | None
     headers = ["name", "status"]
     if v >= 1:
         headers += ["url", "weight"]
+    if v >= 2 and not all_:
+        headers += ["vms", "cpu", "ram", "disk"]
     if all_:
         headers += ["vms", "cpu reserved", "ram reserved", "ram used", "disk reserved",
                     "disk used", "saturation"]
@@ -110,6 +117,11 @@ def node_ls(settings: Settings, all_: bool, as_json: bool, node_name: str | None
         row = [doc["name"], state(doc["status"])]
         if v >= 1:
             row += [doc["url"], doc["weight"]]
+        if v >= 2 and not all_:
+            info = results_info.get(doc["name"]) or {}
+            row += [(info.get("vms") or {}).get("total", "-"), (info.get("cpu") or {}).get("total", "-"),
+                    human_size((info.get("ram") or {}).get("total")),
+                    human_size((info.get("disk") or {}).get("total"))]
         if all_:
             if doc["status"] == "online":
                 cpu, ram, disk = doc["cpu"], doc["ram"], doc["disk"]
