@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.netlab import Kea, Netns, Ovs, tear_down  # noqa: E402
+from tests.netlab import Netns, bridge_with_dhcp, tear_down  # noqa: E402
 from tests.support import VIRSHLE, Daemon, _short_base, short_dir, write_guest_config  # noqa: E402
 
 
@@ -48,11 +48,7 @@ def main() -> None:
     parts = []
     try:
         base = short_dir("bench")
-        ovs = Ovs(ns, base / "ovs")
-        parts.append(ovs)
-        ovs.add_bridge("br0", "10.66.0.1/23")
-        kea = Kea(ns, base / "kea", "br0", "10.66.0.0/23", "10.66.0.10 - 10.66.1.250", "10.66.0.1")
-        parts.append(kea)
+        ovs, kea = bridge_with_dhcp(ns, base, "10.66.0.1/23", "10.66.0.10 - 10.66.1.250", parts)
         node_dir = short_dir("node")
         config = write_guest_config(node_dir, guest, "qemu", extra=(
             f'\n[ovs]\nbridge = "br0"\ndb = "{ovs.url}"\n[dhcp.kea]\nurl = "{kea.url}"\n'

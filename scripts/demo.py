@@ -18,7 +18,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.netlab import Kea, Netns, Ovs, tear_down  # noqa: E402
+from tests.netlab import Netns, bridge_with_dhcp, tear_down  # noqa: E402
 from tests.support import Daemon, _short_base, short_dir, write_guest_config  # noqa: E402
 
 V = str(REPO / ".venv" / "bin" / "virshle")
@@ -44,11 +44,7 @@ def main() -> None:
     parts = []
     try:
         base = short_dir("demo")
-        ovs = Ovs(ns, base / "ovs")
-        parts.append(ovs)
-        ovs.add_bridge("br0", "10.99.0.1/24")
-        kea = Kea(ns, base / "kea", "br0", "10.99.0.0/24", "10.99.0.100 - 10.99.0.199", "10.99.0.1")
-        parts.append(kea)
+        ovs, kea = bridge_with_dhcp(ns, base, "10.99.0.1/24", "10.99.0.100 - 10.99.0.199", parts)
         node_dir = short_dir("node")
         config = write_guest_config(node_dir, guest, "qemu", extra=(
             f'\n[ovs]\nbridge = "br0"\ndb = "{ovs.url}"\n\n[dhcp.kea]\nurl = "{kea.url}"\n\n'

@@ -36,7 +36,7 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 plugins=()
 for dir in plugins/*/; do plugins+=(-e "$dir"); done
-echo "setup: installing virshle and ${#plugins[@]} plugins (editable) into .venv"
+echo "setup: installing virshle and $(( ${#plugins[@]} / 2 )) plugins (editable) into .venv"
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]' "${plugins[@]}" 2>&1 \
   | grep -v -e '^WARNING: Location' -e '^$' || true
 # Bytecode now: a shell with PYTHONDONTWRITEBYTECODE would otherwise compile on every start.

@@ -316,3 +316,19 @@ class SshAgent:
         if self.process.poll() is None:
             self.process.terminate()
             self.process.wait(10)
+
+
+def bridge_with_dhcp(ns: Netns, base: Path, gateway: str, pool: str, parts: list) -> tuple[Ovs, Kea]:
+    """OVS in ``ns`` with br0 at ``gateway`` (``10.99.0.1/24``) and Kea serving ``pool`` on it.
+
+    What it starts is appended to ``parts`` (for ``tear_down``) as it starts.
+    """
+    import ipaddress
+
+    interface = ipaddress.ip_interface(gateway)
+    ovs = Ovs(ns, base / "ovs")
+    parts.append(ovs)
+    ovs.add_bridge("br0", gateway)
+    kea = Kea(ns, base / "kea", "br0", str(interface.network), pool, str(interface.ip))
+    parts.append(kea)
+    return ovs, kea

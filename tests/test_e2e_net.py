@@ -17,7 +17,7 @@ from pathlib import Path
 import attrs
 import pytest
 
-from tests.netlab import Kea, Netns, Ovs, tear_down, veth
+from tests.netlab import Kea, Netns, Ovs, bridge_with_dhcp, tear_down, veth
 from tests.support import VIRSHLE, Daemon, short_dir, wait_for, write_guest_config
 
 pytestmark = [pytest.mark.e2e]
@@ -59,12 +59,8 @@ def lab(guest):
     started = []
     try:
         base = short_dir("lab")
-        ovs = Ovs(node_ns, base / "ovs")
-        started.append(ovs)
-        ovs.add_bridge("br0", "10.77.0.1/24")
-        kea = Kea(node_ns, base / "kea", "br0", "10.77.0.0/24", "10.77.0.100 - 10.77.0.199",
-                  "10.77.0.1")
-        started.append(kea)
+        ovs, kea = bridge_with_dhcp(node_ns, base, "10.77.0.1/24", "10.77.0.100 - 10.77.0.199",
+                                    started)
         node_ns.exec(["ip", "-6", "addr", "add", "fd77::1/64", "dev", "br0", "nodad"])
         kea6 = Kea(node_ns, base / "kea6", "br0", "fd77::/64", "fd77::100 - fd77::1ff", version=6)
         started.append(kea6)
