@@ -470,6 +470,7 @@ class NodeDaemon:
             raise VirshleError(f"{root} does not exist",
                                "Run `virshle node init --all` first.", code="not_initialized")
         self.store = Store(self.config.host.db_path, node=self.node.name)
+        _become_subreaper()
         nodeinfo.prime_cpu()
         self.hub = EventHub(asyncio.get_running_loop())
         _clear_stale_socket(socket_path)
@@ -507,6 +508,24 @@ class NodeDaemon:
                 pass
             self.store.close()
             logger.info("node {!r} stopped", self.node.name)
+
+
+def _become_subreaper() -> None:
+    """VMMs that daemonise are re-parented to this daemon, not to PID 1.
+
+    Some PID 1s (containers) never reap orphans, and every stopped VMM would
+    stay a zombie; the hypervisor plugins reap their VMMs when they see them
+    end (``os.waitpid(pid, WNOHANG)``).
+    """
+    import ctypes
+
+    PR_SET_CHILD_SUBREAPER = 36
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+            logger.debug("prctl(PR_SET_CHILD_SUBREAPER) failed: errno {}", ctypes.get_errno())
+    except (OSError, AttributeError):
+        pass
 
 
 def _rotate_console_log(node: NodeContext, vm) -> None:

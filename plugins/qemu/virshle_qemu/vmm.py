@@ -152,8 +152,17 @@ def read_pid(vm) -> int | None:
         return None
 
 
+def reap(pid: int) -> None:
+    """Collect the exit status of a VMM that is our child (the daemon is a subreaper)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass  # not our child: its parent (or PID 1) reaps it
+
+
 def alive(pid: int, vm) -> bool:
     """The process exists and is this VM's QEMU (pids get reused)."""
+    reap(pid)
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as handle:
             cmdline = handle.read()
