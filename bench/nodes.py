@@ -21,8 +21,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.netlab import Netns, SshAgent, Sshd, run, tear_down, veth  # noqa: E402
-from tests.support import VIRSHLE, Daemon, _short_base, short_dir, write_config  # noqa: E402
+from tests.netlab import tear_down  # noqa: E402
+from tests.support import VIRSHLE, _short_base, ssh_nodes  # noqa: E402
 
 
 def main() -> None:
@@ -31,36 +31,15 @@ def main() -> None:
     args = parser.parse_args()
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "virshle_core"),
                     str(REPO / "plugins")], stdout=subprocess.DEVNULL)
-    tag = os.getpid() % 10000
-    base = short_dir("bn")
-    client = Netns(f"vbcli{tag}")
-    namespaces, started = [client], []
+    parts: list = []
     try:
-        key = base / "id_ed25519"
-        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key])
-        agent = SshAgent(base / "agent", [key])
-        started.append(agent)
-        home = base / "home"
-        (home / ".ssh").mkdir(parents=True)
-        urls, known, sockets = [], [], []
-        for index in range(1, 5):
-            ns = Netns(f"vbn{index}x{tag}")
-            namespaces.append(ns)
-            veth(client, f"c{index}", ns, f"n{index}")
-            client.exec(["ip", "addr", "add", f"10.56.{index}.1/24", "dev", f"c{index}"])
-            ns.exec(["ip", "addr", "add", f"10.56.{index}.2/24", "dev", f"n{index}"])
-            directory = short_dir(f"b{index}")
-            daemon = Daemon(directory, write_config(directory), netns=ns.name)
-            daemon.start()
-            started.append(daemon)
+        lab = ssh_nodes([f"b{i}" for i in range(1, 5)], str(os.getpid() % 10000), "10.56", parts)
+        client, home, agent, base = lab.client, lab.home, lab.agent, lab.base
+        for daemon in lab.nodes.values():
             for _ in range(5):
                 daemon.cli("vm", "create", "-t", "xs")
-            sshd = Sshd(ns, base / f"sshd{index}", f"10.56.{index}.2", key.with_suffix(".pub"))
-            started.append(sshd)
-            known.append(sshd.known_hosts_line())
-            urls.append(f"ssh://root@10.56.{index}.2:22{daemon.socket}")
-            sockets.append(daemon.socket)
-        (home / ".ssh" / "known_hosts").write_text("\n".join(known) + "\n")
+        urls = [lab.url(name) for name in lab.nodes]
+        sockets = [daemon.socket for daemon in lab.nodes.values()]
         env = {**os.environ, "HOME": str(home), "SSH_AUTH_SOCK": str(agent.socket),
                "XDG_CACHE_HOME": str(home / ".cache")}
 
@@ -109,9 +88,7 @@ def main() -> None:
         print(f"one request (ping), connection reused: over SSH {over_ssh * 1000:.2f} ms, "
               f"over the unix socket {over_unix * 1000:.2f} ms ({over_ssh / over_unix:.1f}x)")
     finally:
-        tear_down(started)
-        for ns in namespaces:
-            ns.delete()
+        tear_down(parts)
         for directory in _short_base:
             shutil.rmtree(directory, ignore_errors=True)
 

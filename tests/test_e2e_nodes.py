@@ -18,8 +18,8 @@ from pathlib import Path
 import attrs
 import pytest
 
-from tests.netlab import Netns, SshAgent, Sshd, run, tear_down, veth
-from tests.support import VIRSHLE, Daemon, Result, short_dir, write_config
+from tests.netlab import Netns, SshAgent, Sshd, run, tear_down
+from tests.support import VIRSHLE, Daemon, Result, ssh_nodes
 
 pytestmark = [pytest.mark.e2e]
 for tool in ("sshd", "ssh-agent", "ssh-keygen"):
@@ -68,45 +68,18 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    tag = os.getpid() % 100000
-    base = short_dir("cl")
-    client = Netns(f"vsh-cli{tag}")
-    namespaces, started = [client], []
+def cluster():
+    parts: list = []
     try:
-        key = base / "id_ed25519"
-        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key])
-        agent = SshAgent(base / "agent", [key])
-        started.append(agent)
-        home = base / "home"
-        (home / ".ssh").mkdir(parents=True)
-        nodes, sshds, addresses, known = {}, {}, {}, []
-        for index, name in enumerate(WEIGHTS, start=1):
-            ns = Netns(f"vsh-{name}{tag}")
-            namespaces.append(ns)
-            veth(client, f"c{index}", ns, f"n{index}")
-            client.exec(["ip", "addr", "add", f"10.55.{index}.1/24", "dev", f"c{index}"])
-            ns.exec(["ip", "addr", "add", f"10.55.{index}.2/24", "dev", f"n{index}"])
-            addresses[name] = f"10.55.{index}.2"
-            directory = short_dir(name[:2])
-            daemon = Daemon(directory, write_config(directory), netns=ns.name)
-            daemon.start()
-            started.append(daemon)
-            nodes[name] = daemon
-            sshd = Sshd(ns, base / f"sshd-{name}", addresses[name], key.with_suffix(".pub"))
-            started.append(sshd)
-            sshds[name] = sshd
-            known.append(sshd.known_hosts_line())
-        (home / ".ssh" / "known_hosts").write_text("\n".join(known) + "\n")
-        cluster = Cluster(client, nodes, sshds, agent, home, key, base / "config.toml", addresses)
+        lab = ssh_nodes(list(WEIGHTS), str(os.getpid() % 100000), "10.55", parts)
+        cluster = Cluster(lab.client, lab.nodes, lab.sshds, lab.agent, lab.home, lab.key,
+                          lab.base / "config.toml", lab.addresses)
         cluster.write_config(cluster.config, [
             {"name": name, "url": cluster.url(name), "weight": weight, "timeout": 5}
             for name, weight in WEIGHTS.items()])
         yield cluster
     finally:
-        tear_down(started)
-        for ns in namespaces:
-            ns.delete()
+        tear_down(parts)
 
 
 def clear_vms(cluster: Cluster) -> None:
