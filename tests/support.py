@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -359,3 +360,42 @@ def ssh_nodes(names: list[str], tag: str, network: str, parts: list) -> SshNodes
         known.append(sshd.known_hosts_line())
     (home / ".ssh" / "known_hosts").write_text("\n".join(known) + "\n")
     return SshNodes(client, nodes, sshds, agent, home, key, addresses, base)
+
+
+class Console:
+    """A `virshle` command joined to a console through pipes (``vm attach``, ``vm start --attach``).
+
+    Its output is read in the background; ``expect`` waits for bytes, ``send`` types,
+    ``detach`` sends Ctrl-] and checks the command ended well. Always ended on exit.
+    """
+
+    def __init__(self, argv: list[str], env: dict):
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, env=env)
+        self.output = bytearray()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        while chunk := self.proc.stdout.read1(4096):
+            self.output.extend(chunk)
+
+    def send(self, data: bytes) -> None:
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def expect(self, data: bytes, timeout: float = 30) -> None:
+        wait_for(lambda: data in self.output, timeout=timeout, what=f"{data!r} on the console")
+
+    def detach(self) -> str:
+        """Ctrl-]: the command must end with status 0; returns what it said on stderr."""
+        self.send(b"\x1d")
+        assert self.proc.wait(15) == 0
+        return self.proc.stderr.read().decode()
+
+    def __enter__(self) -> "Console":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()

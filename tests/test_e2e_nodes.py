@@ -19,7 +19,7 @@ import attrs
 import pytest
 
 from tests.netlab import Netns, SshAgent, Sshd, run, tear_down
-from tests.support import VIRSHLE, Daemon, Result, ssh_nodes
+from tests.support import VIRSHLE, Console, Daemon, Result, ssh_nodes
 
 pytestmark = [pytest.mark.e2e]
 for tool in ("sshd", "ssh-agent", "ssh-keygen"):
@@ -286,29 +286,14 @@ def test_console_and_follow_work_over_ssh(cluster, guest):
         finally:
             follow.terminate()
             follow.wait(10)
-        attach = subprocess.Popen(
-            ["ip", "netns", "exec", cluster.client_ns.name, VIRSHLE, "vm", "attach", "--name", "far"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env={**os.environ, "HOME": str(cluster.home), "SSH_AUTH_SOCK": str(cluster.agent.socket),
-                 "VIRSHLE_CONFIG": str(cluster.config)})
-        output = bytearray()
-        threading.Thread(target=lambda: [output.extend(c) for c in iter(lambda: attach.stdout.read1(4096), b"")],
-                         daemon=True).start()
-        try:
+        with Console(["ip", "netns", "exec", cluster.client_ns.name, VIRSHLE, "vm", "attach",
+                      "--name", "far"],
+                     {**os.environ, "HOME": str(cluster.home), "SSH_AUTH_SOCK": str(cluster.agent.socket),
+                      "VIRSHLE_CONFIG": str(cluster.config)}) as console:
             time.sleep(1)
-            attach.stdin.write(b"echo over-ssh-$((40+2))\n")
-            attach.stdin.flush()
-            deadline = time.monotonic() + 30
-            while b"over-ssh-42" not in output and time.monotonic() < deadline:
-                time.sleep(0.1)
-            assert b"over-ssh-42" in output
-            attach.stdin.write(b"\x1d")
-            attach.stdin.flush()
-            assert attach.wait(15) == 0
-        finally:
-            if attach.poll() is None:
-                attach.kill()
-                attach.wait()
+            console.send(b"echo over-ssh-$((40+2))\n")
+            console.expect(b"over-ssh-42")
+            console.detach()
         assert cluster.cli("vm", "rm", "--force", "--name", "far").returncode == 0
     finally:
         gamma.stop()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import (MARKER, VIRSHLE, Daemon, installed_hypervisors, wait_for,
+from tests.support import (MARKER, VIRSHLE, Console, Daemon, installed_hypervisors, wait_for,
                             write_guest_config)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not installed_hypervisors(),
@@ -131,51 +131,22 @@ def test_the_whole_life_of_a_vm(node, guest):
 
 def _attach(node, name: str, send: bytes, expect: bytes, timeout: float = 30) -> bytes:
     """Run `virshle vm attach` with a pipe: send a line, wait for `expect`, detach with Ctrl-]."""
-    proc = subprocess.Popen([VIRSHLE, "vm", "attach", "--name", name], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "VIRSHLE_CONFIG": str(node.config)})
-    output = bytearray()
-
-    def read():
-        while chunk := proc.stdout.read1(4096):
-            output.extend(chunk)
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    try:
+    with Console([VIRSHLE, "vm", "attach", "--name", name],
+                 {**os.environ, "VIRSHLE_CONFIG": str(node.config)}) as console:
         time.sleep(0.5)
-        proc.stdin.write(send)
-        proc.stdin.flush()
-        wait_for(lambda: expect in output, timeout=timeout, what=f"{expect!r} on the console")
-        proc.stdin.write(b"\x1d")
-        proc.stdin.flush()
-        assert proc.wait(15) == 0
-        err = proc.stderr.read().decode()
+        console.send(send)
+        console.expect(expect, timeout)
+        err = console.detach()
         assert "Press Ctrl-] to detach" in err and "[detached: " in err
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    return bytes(output)
+    return bytes(console.output)
 
 
 def test_start_attach_shows_the_boot(node):
     assert node.cli("vm", "create", "-t", "tiny", "--name", "boot-attach").returncode == 0
-    proc = subprocess.Popen([VIRSHLE, "vm", "start", "--name", "boot-attach", "--attach"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "VIRSHLE_CONFIG": str(node.config)})
-    output = bytearray()
-    threading.Thread(target=lambda: [output.extend(c) for c in iter(lambda: proc.stdout.read1(4096), b"")],
-                     daemon=True).start()
-    try:
-        wait_for(lambda: MARKER.encode() in output, timeout=90, what="the marker via --attach")
-        proc.stdin.write(b"\x1d")
-        proc.stdin.flush()
-        assert proc.wait(15) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    with Console([VIRSHLE, "vm", "start", "--name", "boot-attach", "--attach"],
+                 {**os.environ, "VIRSHLE_CONFIG": str(node.config)}) as console:
+        console.expect(MARKER.encode(), timeout=90)
+        console.detach()
     assert node.cli("vm", "rm", "--name", "boot-attach", "--force").returncode == 0
 
 
