@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -24,7 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.netlab import Netns, bridge_with_dhcp, tear_down  # noqa: E402
-from tests.support import VIRSHLE, Daemon, _short_base, short_dir, write_guest_config  # noqa: E402
+from tests.support import VIRSHLE, Daemon, remove_short_dirs, short_dir, write_guest_config  # noqa: E402
 
 
 def timed(argv, env, runs):
@@ -45,7 +44,7 @@ def main() -> None:
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "virshle_core"),
                     str(REPO / "plugins")], stdout=subprocess.DEVNULL)
     ns = Netns(f"vbench{os.getpid() % 10000}")
-    parts = []
+    parts: list = [ns]  # torn down last
     try:
         base = short_dir("bench")
         ovs, kea = bridge_with_dhcp(ns, base, "10.66.0.1/23", "10.66.0.10 - 10.66.1.250", parts)
@@ -101,9 +100,7 @@ def main() -> None:
         print(f"vm start -> lease visible in `vm info`            : {statistics.median(to_lease):6.2f} s")
     finally:
         tear_down(parts)
-        ns.delete()
-        for directory in _short_base:
-            shutil.rmtree(directory, ignore_errors=True)
+        remove_short_dirs()
 
 
 if __name__ == "__main__":

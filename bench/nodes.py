@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -22,7 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.netlab import tear_down  # noqa: E402
-from tests.support import VIRSHLE, _short_base, ssh_nodes  # noqa: E402
+from tests.support import VIRSHLE, remove_short_dirs, ssh_nodes  # noqa: E402
 
 
 def main() -> None:
@@ -89,8 +88,7 @@ def main() -> None:
               f"over the unix socket {over_unix * 1000:.2f} ms ({over_ssh / over_unix:.1f}x)")
     finally:
         tear_down(parts)
-        for directory in _short_base:
-            shutil.rmtree(directory, ignore_errors=True)
+        remove_short_dirs()
 
 
 if __name__ == "__main__":

@@ -12,16 +12,21 @@ bare start; target <= 5x), the modules `node ls` imports that it must not
 from __future__ import annotations
 
 import argparse
+import shutil
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
 import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.support import Daemon, remove_short_dirs, write_config  # noqa: E402
 
 BIN = Path(sys.executable).parent
 VIRSHLE = str(BIN / "virshle")
@@ -44,39 +49,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args()
 
-    scratch = Path(tempfile.mkdtemp(prefix="virshle-bench-"))
-    disk = scratch / "disk.img"
-    disk.write_bytes(b"\0" * 4096)
-    config = scratch / "config.toml"
-    config.write_text(textwrap.dedent(f"""\
-        [host]
-        root = "{scratch / 'root'}"
-        [[template.vm]]
-        name = "xs"
-        vcpu = 1
-        vram = 2
-        [[template.vm.disk]]
-        name = "os"
-        path = "{disk}"
-        [[template.vm.net]]
-        name = "main"
-        [template.vm.net.type.tap]
-        [dhcp.kea]
-        url = "tcp://localhost:5547"
-        """))
-    env = {**os.environ, "VIRSHLE_CONFIG": str(config)}
     # Measure the product as installed: with bytecode (some shells set PYTHONDONTWRITEBYTECODE).
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(__file__).parent.parent)],
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO)],
                    stdout=subprocess.DEVNULL, check=False)
-    subprocess.run([VIRSHLE, "node", "init", "--dir", "--db"], env=env, check=True,
-                   stdout=subprocess.DEVNULL)
-    daemon = subprocess.Popen([VIRSHLE, "node", "serve", "-q"], env=env, start_new_session=True)
+    scratch = Path(tempfile.mkdtemp(prefix="virshle-bench-"))
+    daemon = Daemon(scratch, write_config(scratch, extra='\n[dhcp.kea]\nurl = "tcp://localhost:5547"\n'))
+    env = {**os.environ, "VIRSHLE_CONFIG": str(daemon.config)}
     try:
-        sock = scratch / "root" / "virshle.sock"
-        for _ in range(200):
-            if sock.exists():
-                break
-            time.sleep(0.05)
+        daemon.start("-q")
         subprocess.run([VIRSHLE, "node", "ls"], env=env, check=True, stdout=subprocess.DEVNULL)
 
         bare, helps, node_ls = timed(
@@ -95,7 +75,7 @@ def main() -> None:
 
         # idle: let the daemon settle, then read its RSS
         time.sleep(2)
-        rss = psutil.Process(daemon.pid).memory_info().rss / 1024**2
+        rss = psutil.Process(daemon.process.pid).memory_info().rss / 1024**2
 
         print(f"runs per figure           : {args.runs} (medians)")
         print(f"python -c pass            : {bare * 1000:7.1f} ms")
@@ -104,11 +84,9 @@ def main() -> None:
         print(f"heavy modules in node ls  : {heavy}  (asyncssh, pyroute2, aiohttp must not appear)")
         print(f"daemon idle RSS           : {rss:7.1f} MB  (target <= 60 MB)")
     finally:
-        daemon.terminate()
-        daemon.wait(30)
-        import shutil
-
+        daemon.close()
         shutil.rmtree(scratch, ignore_errors=True)
+        remove_short_dirs()
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.support import MARKER, VIRSHLE, Daemon, write_guest_config  # noqa: E402
+from tests.support import MARKER, VIRSHLE, Daemon, remove_short_dirs, write_guest_config  # noqa: E402
 
 
 def make_image(path: Path, size: int) -> None:
@@ -151,10 +151,7 @@ def main() -> None:
         daemon.stop()
         daemon.kill_vmms()
         shutil.rmtree(work, ignore_errors=True)
-        from tests.support import _short_base
-
-        for base in _short_base:
-            shutil.rmtree(base, ignore_errors=True)
+        remove_short_dirs()
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.netlab import Netns, bridge_with_dhcp, tear_down  # noqa: E402
-from tests.support import Daemon, _short_base, short_dir, write_guest_config  # noqa: E402
+from tests.support import Daemon, remove_short_dirs, short_dir, write_guest_config  # noqa: E402
 
 V = str(REPO / ".venv" / "bin" / "virshle")
 
@@ -41,7 +41,7 @@ def main() -> None:
                    check=True)
     guest = REPO / ".cache" / "guest"
     ns = Netns(f"virshle-demo{os.getpid() % 10000}")
-    parts = []
+    parts: list = [ns]  # torn down last
     try:
         base = short_dir("demo")
         ovs, kea = bridge_with_dhcp(ns, base, "10.99.0.1/24", "10.99.0.100 - 10.99.0.199", parts)
@@ -91,11 +91,7 @@ def main() -> None:
         print("\nDemo done: the daemon, Kea and OVS stop now; the namespace and scratch files go.")
     finally:
         tear_down(parts)
-        ns.delete()
-        import shutil
-
-        for directory in _short_base:
-            shutil.rmtree(directory, ignore_errors=True)
+        remove_short_dirs()
 
 
 if __name__ == "__main__":

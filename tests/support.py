@@ -61,13 +61,18 @@ def short_dir(prefix: str = "n") -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix, dir=_short_base[0]))
 
 
+def remove_short_dirs() -> None:
+    """Remove every directory ``short_dir`` made in this process."""
+    import shutil
+
+    while _short_base:
+        shutil.rmtree(_short_base.pop(), ignore_errors=True)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _remove_short_dirs():
     yield
-    import shutil
-
-    for base in _short_base:
-        shutil.rmtree(base, ignore_errors=True)
+    remove_short_dirs()
 
 
 def write_config(directory: Path, extra: str = "", disk: Path | None = None) -> Path:
