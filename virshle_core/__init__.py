@@ -33,8 +33,6 @@ __all__ = [
 def __getattr__(name: str):
     # The version is read lazily: finding it costs an import the CLI avoids.
     if name == "__version__":
-        from .plugins import discover_entry_points  # noqa: F401  (cheap, no metadata import)
-
         return _version()
     raise AttributeError(name)
 

@@ -31,7 +31,7 @@ def plugins_ls(as_json: bool) -> None:
                "hooks": [], "core": False, "status": "broken", "error": b.error} for b in broken),
         ])
         return
-    rows = [[i.name, i.distribution, i.version, "\n".join([]) or ", ".join(
-        h.removeprefix("virshle_") for h in i.hooks) or "-"] for i in infos]
+    rows = [[i.name, i.distribution, i.version,
+             ", ".join(h.removeprefix("virshle_") for h in i.hooks) or "-"] for i in infos]
     rows += [[b.name, b.distribution, "", click.style(f"broken: {b.error}", fg="red")] for b in broken]
     click.echo(table(["name", "distribution", "version", "hooks"], rows))

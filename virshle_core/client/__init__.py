@@ -78,13 +78,13 @@ class NodeClient:
 
     # --- requests -------------------------------------------------------------------
 
-    def open(self, method: str, path: str, body: Any = None,
-             timeout: float | None = None) -> http.Response:
+    def open(self, method: str, path: str, body: Any = None, timeout: float | None = None,
+             headers: dict[str, str] | None = None) -> http.Response:
         sock = self.connect()
         if timeout is not None:
             sock.settimeout(timeout)
         try:
-            return http.request(sock, method, API + path, body)
+            return http.request(sock, method, API + path, body, headers)
         except socket.timeout:
             sock.close()
             raise NodeUnavailable(
@@ -99,6 +99,19 @@ class NodeClient:
                 "Check that the daemon is running.",
                 status="offline",
             ) from None
+
+    def stream(self, method: str, path: str, body: Any = None, read_timeout: float | None = None,
+               headers: dict[str, str] | None = None) -> http.Response:
+        """A reply to read as it comes (logs, events, progress); the daemon's error raised.
+
+        ``read_timeout`` None waits as long as the stream lasts.
+        """
+        response = self.open(method, path, body, headers=headers)
+        response._sock.settimeout(read_timeout)
+        if response.status >= 400:
+            data = response.json()
+            raise from_json(data if isinstance(data, dict) else {}, response.status)
+        return response
 
     def call(self, method: str, path: str, body: Any = None, timeout: float | None = None) -> Any:
         """One request; the decoded JSON reply, or the daemon's error raised."""
@@ -155,20 +168,10 @@ class NodeClient:
             return self.post("/vms", body, timeout=max(self.timeout, 600.0))
         import json
 
-        sock = self.connect()
-        sock.settimeout(max(self.timeout, 3600.0))
-        try:
-            response = http.request(sock, "POST", API + "/vms", body,
-                                    headers={"Accept": "application/x-ndjson"})
-        except (OSError, http.HttpError) as exc:
-            sock.close()
-            raise NodeUnavailable(f"node {self.name!r}: the connection broke during create: {exc}",
-                                  status="offline") from None
+        response = self.stream("POST", "/vms", body, read_timeout=max(self.timeout, 3600.0),
+                               headers={"Accept": "application/x-ndjson"})
         if not response.headers.get("content-type", "").startswith("application/x-ndjson"):
-            data = response.json()
-            if response.status >= 400:
-                raise from_json(data if isinstance(data, dict) else {}, response.status)
-            return data
+            return response.json()  # a daemon that does not stream progress
         try:
             for line in response.iter_lines():
                 message = json.loads(line)
@@ -196,13 +199,7 @@ class NodeClient:
 
     def logs(self, ref: str, follow: bool = False) -> http.Response:
         path = f"/vms/{quote(str(ref), safe='')}/logs" + ("?follow=1" if follow else "")
-        response = self.open("GET", path)
-        if follow:
-            response._sock.settimeout(None)
-        if response.status >= 400:
-            data = response.json()
-            raise from_json(data if isinstance(data, dict) else {}, response.status)
-        return response
+        return self.stream("GET", path, read_timeout=None if follow else self.timeout)
 
     def console(self, ref: str):
         """The VM's serial console as a WebSocket (raw bytes both ways)."""
@@ -224,12 +221,7 @@ class NodeClient:
         return ws
 
     def events(self) -> http.Response:
-        response = self.open("GET", "/events", timeout=None)
-        response._sock.settimeout(None)
-        if response.status >= 400:
-            data = response.json()
-            raise from_json(data if isinstance(data, dict) else {}, response.status)
-        return response
+        return self.stream("GET", "/events")
 
 
 def fan_out(clients: Iterable[NodeClient], work: Callable[[NodeClient], T]
