@@ -107,8 +107,19 @@ def test_builtin_plugins_import_only_the_public_core(module):
 
     path = importlib.import_module(module).__file__
     tree = ast.parse(open(path).read())
-    allowed = {"virshle_core", "virshle_core.config", "virshle_core.models", "virshle_core.errors"}
+    allowed = {"virshle_core", "virshle_core.config", "virshle_core.models", "virshle_core.errors",
+               "virshle_core.marks"}
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("virshle"):
             assert node.module in allowed, f"{module} imports {node.module}"
             assert not node.module.startswith(tuple(f"virshle_{p}" for p in BUILT_IN))
+
+
+def test_ownership_marks():
+    from virshle_core.marks import mark, vm_of
+    from virshle_core.models import Net, Vm
+
+    vm = Vm(id=1, uuid="0f0e-uuid", name="a", node="n", template="t", vcpu=1, vram=1)
+    assert mark(vm, Net(name="main", type="tap")) == "virshle:0f0e-uuid:main"
+    assert vm_of("virshle:0f0e-uuid:main") == "0f0e-uuid"
+    assert vm_of("someone else's") is None and vm_of(None) is None and vm_of("virshle:") is None

@@ -7,14 +7,8 @@ import time
 from pathlib import Path
 
 from virshle_core import UsageError, VirshleError, log_command, logger
+from virshle_core.marks import mark, vm_of
 from virshle_core.models import NetAttachment
-
-ALIAS_PREFIX = "virshle:"
-
-
-def alias_for(vm, net) -> str:
-    return f"{ALIAS_PREFIX}{vm.uuid}:{net.name}"
-
 
 def default_route_link(ipr) -> str | None:
     for route in ipr.get_default_routes(family=2) or []:
@@ -71,7 +65,7 @@ def attach(vm, net, link: str | None) -> NetAttachment:
         existing = ipr.link_lookup(ifname=name)
         if existing:
             alias = _alias(ipr, existing[0])
-            if alias != alias_for(vm, net):
+            if alias != mark(vm, net):
                 raise UsageError(
                     f"VM {vm.name!r}: the interface {name} exists and is not Virshle's"
                     f" (alias {alias or 'none'}); it is left alone",
@@ -85,8 +79,8 @@ def attach(vm, net, link: str | None) -> NetAttachment:
                  address=net.mac)
         try:
             index = ipr.link_lookup(ifname=name)[0]
-            log_command(["ip", "link", "set", name, "alias", alias_for(vm, net)])
-            ipr.link("set", index=index, ifalias=alias_for(vm, net))
+            log_command(["ip", "link", "set", name, "alias", mark(vm, net)])
+            ipr.link("set", index=index, ifalias=mark(vm, net))
             log_command(["ip", "link", "set", name, "up"])
             ipr.link("set", index=index, state="up")
             fd = _open_tap_device(index, name)
@@ -105,7 +99,7 @@ def detach(vm, net) -> None:
         return
     with IPRoute() as ipr:
         index = ipr.link_lookup(ifname=net.ifname)
-        if index and _alias(ipr, index[0]) == alias_for(vm, net):
+        if index and _alias(ipr, index[0]) == mark(vm, net):
             log_command(["ip", "link", "del", net.ifname])
             ipr.link("del", index=index[0])
 
@@ -119,9 +113,10 @@ def reap_orphans(known: set[str]) -> list[str]:
             alias = link.get_attr("IFLA_IFALIAS") or ""
             info = link.get_attr("IFLA_LINKINFO")
             kind = info.get_attr("IFLA_INFO_KIND") if info else None
-            if kind != "macvtap" or not alias.startswith(ALIAS_PREFIX):
+            owner = vm_of(alias)
+            if kind != "macvtap" or owner is None:
                 continue
-            if alias[len(ALIAS_PREFIX):].split(":", 1)[0] not in known:
+            if owner not in known:
                 name = link.get_attr("IFLA_IFNAME")
                 log_command(["ip", "link", "del", name])
                 ipr.link("del", index=link["index"])

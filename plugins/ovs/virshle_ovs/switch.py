@@ -8,14 +8,8 @@ import time
 from pathlib import Path
 
 from virshle_core import UsageError, VirshleError, log_command, logger
+from virshle_core.marks import mark, vm_of
 from virshle_core.models import NetAttachment
-
-ALIAS_PREFIX = "virshle:"
-
-
-def alias_for(vm, net) -> str:
-    return f"{ALIAS_PREFIX}{vm.uuid}:{net.name}"
-
 
 class Switch:
     def __init__(self, config):
@@ -108,7 +102,7 @@ class Switch:
             existing = ipr.link_lookup(ifname=tap)
             if existing:
                 alias = _alias(ipr, existing[0])
-                if alias != alias_for(vm, net):
+                if alias != mark(vm, net):
                     raise UsageError(
                         f"VM {vm.name!r}: the interface {tap} exists and is not Virshle's"
                         f" (alias {alias or 'none'}); it is left alone",
@@ -120,8 +114,8 @@ class Switch:
                      ifr={"no_pi": True, "vnet_hdr": True})
             try:
                 index = ipr.link_lookup(ifname=tap)[0]
-                log_command(["ip", "link", "set", tap, "alias", alias_for(vm, net)])
-                ipr.link("set", index=index, ifalias=alias_for(vm, net))
+                log_command(["ip", "link", "set", tap, "alias", mark(vm, net)])
+                ipr.link("set", index=index, ifalias=mark(vm, net))
                 log_command(["ip", "link", "set", tap, "up"])
                 ipr.link("set", index=index, state="up")
                 self.vsctl("--may-exist", "add-port", self.config.bridge, tap, "--",
@@ -148,7 +142,7 @@ class Switch:
 
         with IPRoute() as ipr:
             index = ipr.link_lookup(ifname=tap)
-            if index and _alias(ipr, index[0]) == alias_for(vm, net):
+            if index and _alias(ipr, index[0]) == mark(vm, net):
                 self._delete_tap(ipr, tap)
 
     def _delete_tap(self, ipr, tap: str) -> None:
@@ -183,9 +177,9 @@ class Switch:
             for link in ipr.get_links():
                 alias = link.get_attr("IFLA_IFALIAS") or ""
                 kind = (link.get_attr("IFLA_LINKINFO") or {})
-                if not alias.startswith(ALIAS_PREFIX):
+                uuid = vm_of(alias)
+                if uuid is None:
                     continue
-                uuid = alias[len(ALIAS_PREFIX):].split(":", 1)[0]
                 name = link.get_attr("IFLA_IFNAME")
                 info_kind = kind.get_attr("IFLA_INFO_KIND") if kind else None
                 if uuid not in known and info_kind == "tun":
