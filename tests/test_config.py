@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import textwrap
 from pathlib import Path
@@ -307,7 +308,7 @@ def test_the_validated_config_cache(tmp_path, monkeypatch):
     path = tmp_path / "config.toml"
     path.write_text('[[template.vm]]\nname = "xs"\nvcpu = 2\n[[template.vm.disk]]\nname = "os"\npath = "/nope"\n')
     first = load_config(str(path), config_sections())
-    (cached,) = (tmp_path / "cache" / "virshle").glob("config-*.pickle")
+    (cached,) = (tmp_path / "cache" / "virshle").glob("config-*")
     second = load_config(str(path), config_sections())
     assert second == first  # read back from the cache, warnings recomputed
     assert second.warnings and "template.vm[0].disk[0].path" in second.warnings[0]
@@ -322,11 +323,40 @@ def test_a_cache_others_can_write_is_ignored(tmp_path, monkeypatch):
     path = tmp_path / "config.toml"
     path.write_text('[[template.vm]]\nname = "xs"\n')
     load_config(str(path), config_sections())
-    (cached,) = (tmp_path / "cache" / "virshle").glob("config-*.pickle")
+    (cached,) = (tmp_path / "cache" / "virshle").glob("config-*")
+    cached.write_text(cached.read_text().replace('"xs"', '"tampered"'))
+    (tmp_path / "cache" / "virshle").chmod(0o777)
+    assert [t.name for t in load_config(str(path), config_sections()).templates] == ["xs"]
+
+
+class _Payload:
+    """Unpickling this runs code: it creates the file named by ``marker``."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_planted_cache_entry_never_runs_code(tmp_path, monkeypatch):
+    # Issue 8, item 10: a mode-0666 cache entry owned by another user was unpickled as root.
+    import os
     import pickle
 
-    from virshle_core.config import Config
-
-    cached.write_bytes(pickle.dumps(Config(templates=[])))  # tampered
-    (tmp_path / "cache" / "virshle").chmod(0o777)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("VIRSHLE_NO_CACHE", raising=False)
+    path = tmp_path / "config.toml"
+    path.write_text('[[template.vm]]\nname = "xs"\n')
+    load_config(str(path), config_sections())
+    (cached,) = (tmp_path / "cache" / "virshle").glob("config-*")
+    marker = tmp_path / "code-ran"
+    cached.write_bytes(pickle.dumps(_Payload(str(marker))))
+    os.chown(cached, 65534, 65534)  # another user's file ...
+    cached.chmod(0o666)  # ... that anyone may write
+    config = load_config(str(path), config_sections())
+    assert not marker.exists()
+    assert [t.name for t in config.templates] == ["xs"]
+    # a well-formed entry planted by another user is not trusted either
+    cached.write_text(json.dumps({"templates": []}))
     assert [t.name for t in load_config(str(path), config_sections()).templates] == ["xs"]

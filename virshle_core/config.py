@@ -25,15 +25,27 @@ from .units import parse_size
 
 DEFAULT_PATH = "/etc/virshle/config.toml"
 DEFAULT_ROOT = "/var/lib/virshle"
-NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-NODE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-TEMPLATE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+NODE_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+TEMPLATE_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+MAX_VCPU = 1024
+MAX_VRAM = 64 * 1024**4
+MAX_SECONDS = 86400.0
+MAX_COUNT = 1_000_000
+RENAMED = {"peer": "the original Virshle's [[peer]] is written [[node]] here"}
 
 
 # Value types. They only mark a field for its structure hook (see _converter);
 # the values stored are plain ints, floats and strings.
 class PositiveInt(int):
     """An integer >= 1."""
+
+
+class VcpuCount(int):
+    """A number of vcpu: 1 to MAX_VCPU."""
+
+
+class Percent(int):
+    """A limit in percent: 1 to 1,000,000."""
 
 
 class NonNegativeInt(int):
@@ -80,9 +92,9 @@ def field_check(check: Callable[[Any], str | None]) -> Callable[[Any, Any, Any],
 class HostLimits:
     """``[host.limits]``: how much of the host VMs may reserve, in percent."""
 
-    cpu: PositiveInt = 300
-    ram: PositiveInt = 250
-    disk: PositiveInt = 95
+    cpu: Percent = 300
+    ram: Percent = 250
+    disk: Percent = 95
 
 
 @attrs.define
@@ -93,6 +105,7 @@ class HostConfig:
     hypervisor: str = "auto"
     stop_timeout: Seconds = 30.0
     name: str = "default"
+    max_count: Percent = 1024
     limits: HostLimits = attrs.Factory(HostLimits)
 
     @property
@@ -152,7 +165,7 @@ class VmTemplate:
     """``[[template.vm]]``: a machine preset."""
 
     name: TemplateName
-    vcpu: PositiveInt = 1
+    vcpu: VcpuCount = 1
     vram: Bytes = 1024**3
     disk: list[TemplateDisk] = attrs.Factory(list)
     net: list[TemplateNet] = attrs.Factory(list)
@@ -231,6 +244,10 @@ def _strict(kind: type, noun: str) -> Callable[[Any, type], Any]:
             return float(value)
         if not isinstance(value, kind):
             raise TypeError(f"must be {noun}")
+        if kind is str and "\x00" in value:
+            raise ValueError("must not contain a NUL character")
+        if kind is float and not (value == value and abs(value) != float("inf")):
+            raise ValueError("must be a finite number")
         return value
 
     return structure
@@ -251,7 +268,7 @@ def _checked(base: type, noun: str, check: Callable[[Any], str | None]) -> Calla
 
 def _name_check(pattern: re.Pattern, what: str) -> Callable[[str], str | None]:
     def check(value: str) -> str | None:
-        if not pattern.match(value):
+        if not pattern.fullmatch(value):
             return f'"{value}" is not a valid {what} (letters, digits, "-", "_", "." ; at most 63)'
         return None
 
@@ -272,7 +289,10 @@ def _strict_list(type_: Any, conv: Any) -> Callable[[Any, type], list]:
 
 
 def _bytes(value: Any, _type: type) -> int:
-    return parse_size(value)
+    size = parse_size(value)
+    if size > MAX_VRAM:
+        raise ValueError(f"must be at most {MAX_VRAM // 1024**4} TiB")
+    return size
 
 
 _CONVERTER = None
@@ -293,10 +313,20 @@ def converter():
             PositiveInt, _checked(int, "an integer", lambda v: None if v >= 1 else "must be >= 1")
         )
         conv.register_structure_hook(
-            NonNegativeInt, _checked(int, "an integer", lambda v: None if v >= 0 else "must be >= 0")
+            NonNegativeInt, _checked(int, "an integer", lambda v: None if 0 <= v <= MAX_COUNT
+                                     else ("must be >= 0" if v < 0 else f"must be <= {MAX_COUNT}"))
         )
         conv.register_structure_hook(
-            Seconds, _checked(float, "a number of seconds", lambda v: None if v > 0 else "must be > 0")
+            VcpuCount, _checked(int, "an integer", lambda v: None if 1 <= v <= MAX_VCPU
+                                else ("must be >= 1" if v < 1 else f"must be <= {MAX_VCPU}"))
+        )
+        conv.register_structure_hook(
+            Percent, _checked(int, "an integer", lambda v: None if 1 <= v <= MAX_COUNT
+                              else ("must be >= 1" if v < 1 else f"must be <= {MAX_COUNT}"))
+        )
+        conv.register_structure_hook(
+            Seconds, _checked(float, "a number of seconds", lambda v: None if 0 < v <= MAX_SECONDS
+                              else ("must be > 0" if v <= 0 else f"must be <= {MAX_SECONDS:g}"))
         )
         conv.register_structure_hook(Bytes, _bytes)
         conv.register_structure_hook_factory(
@@ -351,7 +381,9 @@ def _problems(exc: BaseException, where: str) -> list[tuple[str, str]]:
             path = f"{path}.{field}".lstrip(".")
         if message.startswith("\x00"):
             for key in message.strip("\x00").split("\x00"):
-                problems.append((f"{path}.{key}".lstrip("."), "unknown key"))
+                full = f"{path}.{key}".lstrip(".")
+                problems.append((full, f"unknown key; {RENAMED[full]}" if full in RENAMED
+                                 else "unknown key"))
         else:
             problems.append((path or "(top level)", message))
     return problems
@@ -384,29 +416,40 @@ def config_path(explicit: str | None = None) -> tuple[str, bool]:
 def load_config(
     explicit: str | None = None,
     sections: dict[str, type] | None = None,
+    hypervisors: list[str] | None = None,
 ) -> Config:
     """Read, validate and structure the configuration.
 
     :param explicit: ``--config PATH`` if given.
     :param sections: plugin tables, ``{"dhcp.kea": KeaConfig}``.
+    :param hypervisors: the hypervisors plugins offer (``[host] hypervisor``
+        must be one of them, or ``auto``); None skips that check.
     :raises ConfigError: with every problem found, each with its line.
     """
     path, chosen = config_path(explicit)
     try:
-        text = Path(path).read_text()
+        data = Path(path).read_bytes()
     except FileNotFoundError:
         if chosen:
             raise ConfigError(
                 f"{path}: no such configuration file",
                 "Check the path given with --config or VIRSHLE_CONFIG.",
             ) from None
-        return parse_config("", path=None, sections=sections)
+        return parse_config("", path=None, sections=sections, hypervisors=hypervisors)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the configuration file: {exc.strerror}") from None
-    cache = _ParsedCache(text, path, sections or {})
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}:{line}: not a TOML text file: byte {exc.start} is not UTF-8",
+            "A configuration file is UTF-8 text; check that --config names the right file.",
+        ) from None
+    cache = _ParsedCache(text, path, sections or {}, hypervisors)
     config = cache.load()
     if config is None:
-        config = parse_config(text, path=path, sections=sections)
+        config = parse_config(text, path=path, sections=sections, hypervisors=hypervisors)
         cache.store(config)
     else:
         config.warnings = _disk_warnings(path, text, config.templates)
@@ -414,18 +457,21 @@ def load_config(
 
 
 class _ParsedCache:
-    """Validated configurations, pickled per user, keyed by everything they depend on.
+    """Validated configurations, kept as JSON per user, keyed by everything they depend on.
 
     Structuring with cattrs costs about a fifth of a `virshle node ls`; a
     file that validated once is read back from here until it, a plugin
-    table's class, or Virshle changes. The cache directory belongs to the
-    user (mode 0700) and is ignored otherwise: pickles are only read from a
-    place nobody else can write.
+    table's class, or Virshle changes. The entries are plain JSON (never
+    pickle: reading one can run no code), rebuilt into the attrs classes
+    without validating again. A directory or file that is not the user's
+    own, or that others may write, is ignored.
     """
 
-    def __init__(self, text: str, path: str, sections: dict[str, type]):
+    def __init__(self, text: str, path: str, sections: dict[str, type],
+                 hypervisors: list[str] | None = None):
         import hashlib
 
+        self.sections = sections
         digest = hashlib.sha256()
         digest.update(text.encode())
         digest.update(os.path.abspath(path).encode())
@@ -437,52 +483,102 @@ class _ParsedCache:
             except OSError:
                 stamp = 0
             digest.update(f"{name}={cls.__module__}.{cls.__qualname__}@{stamp};".encode())
+        digest.update(f"hypervisors={sorted(hypervisors) if hypervisors is not None else None};".encode())
         digest.update(str(os.stat(__file__).st_mtime_ns).encode())
         self.key = digest.hexdigest()[:32]
         base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
         self.directory = Path(base) / "virshle"
+        self.file = self.directory / f"config-{self.key}.json"
+
+    @staticmethod
+    def _owned(info: os.stat_result, private: bool) -> bool:
+        others = 0o077 if private else 0o022
+        return info.st_uid == os.geteuid() and (info.st_mode & others) == 0
 
     def _trusted(self) -> bool:
         try:
-            info = os.stat(self.directory)
+            return self._owned(os.stat(self.directory), private=True)
         except OSError:
             return False
-        return info.st_uid == os.geteuid() and (info.st_mode & 0o077) == 0
 
     def load(self) -> "Config | None":
         if os.environ.get("VIRSHLE_NO_CACHE") or not self._trusted():
             return None
         try:
-            import pickle
+            import json
 
-            with open(self.directory / f"config-{self.key}.pickle", "rb") as handle:
-                config = pickle.load(handle)
+            with open(self.file, "rb") as handle:
+                if not self._owned(os.fstat(handle.fileno()), private=False):
+                    return None
+                data = json.loads(handle.read())
+            return _rebuild_config(data, self.sections)
         except Exception:
-            return None
-        return config if isinstance(config, Config) else None
+            return None  # missing, stale or foreign: validate the file again
 
     def store(self, config: "Config") -> None:
         if os.environ.get("VIRSHLE_NO_CACHE"):
             return
         try:
-            import pickle
+            import json
             import tempfile
 
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             if not self._trusted():
                 return
-            entries = sorted(self.directory.glob("config-*.pickle"), key=lambda p: p.stat().st_mtime)
+            entries = sorted(self.directory.glob("config-*"), key=lambda p: p.stat().st_mtime)
             for old in entries[:-15]:  # keep the 16 most recent configurations
                 old.unlink(missing_ok=True)
+            data = _plain(attrs.evolve(config, warnings=[]))
             fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
-            with os.fdopen(fd, "wb") as handle:
-                pickle.dump(attrs.evolve(config, warnings=[]), handle)
-            os.replace(tmp, self.directory / f"config-{self.key}.pickle")
+            with os.fdopen(fd, "w") as handle:
+                json.dump(data, handle)
+            os.replace(tmp, self.file)
         except Exception:
             return  # a cache that cannot be written is only slower
 
 
-def parse_config(text: str, *, path: str | None, sections: dict[str, type] | None = None) -> Config:
+def _plain(value: Any) -> Any:
+    """Attrs instances as dicts of their fields, recursively: JSON-ready."""
+    if attrs.has(type(value)):
+        return {f.name: _plain(getattr(value, f.name)) for f in attrs.fields(type(value))}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
+def _rebuild(cls: type, data: Any) -> Any:
+    """The inverse of ``_plain`` for data that was validated when it was cached."""
+    import typing
+
+    if not attrs.has(cls):
+        origin = typing.get_origin(cls)
+        if origin is list and isinstance(data, list):
+            (item,) = typing.get_args(cls) or (Any,)
+            return [_rebuild(item, value) for value in data]
+        if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+            for option in typing.get_args(cls):
+                if option is not type(None) and data is not None:
+                    return _rebuild(option, data)
+            return data
+        return data
+    hints = typing.get_type_hints(cls)
+    return cls(**{f.name: _rebuild(hints.get(f.name, Any), data[f.name])
+                  for f in attrs.fields(cls) if f.init and f.name in data})
+
+
+def _rebuild_config(data: dict, sections: dict[str, type]) -> "Config":
+    if set(data.get("sections", {})) != set(sections):
+        raise ValueError("the plugin tables changed")
+    config = _rebuild(Config, {key: value for key, value in data.items() if key != "sections"})
+    config.sections = {name: _rebuild(sections[name], value)
+                       for name, value in data["sections"].items()}
+    return config
+
+
+def parse_config(text: str, *, path: str | None, sections: dict[str, type] | None = None,
+                 hypervisors: list[str] | None = None) -> Config:
     """Validate and structure configuration text (see ``load_config``)."""
     import tomllib
 
@@ -520,7 +616,7 @@ def parse_config(text: str, *, path: str | None, sections: dict[str, type] | Non
 
     warnings: list[str] = []
     if core is not None:
-        problems.extend(_cross_checks(core))
+        problems.extend(_cross_checks(core, hypervisors))
         warnings = _disk_warnings(label, text, core.template.vm)
 
     if problems:
@@ -566,9 +662,16 @@ def _split(exc: ConfigError) -> list[tuple[str, str]]:
 MAX_ROOT = 107 - len("/vm/") - 36 - len("/console.sock")  # a unix socket path is at most 107 bytes
 
 
-def _cross_checks(core: CoreConfig) -> list[tuple[str, str]]:
+def _cross_checks(core: CoreConfig, hypervisors: list[str] | None = None) -> list[tuple[str, str]]:
     problems = []
     root = str(core.host.root_path)
+    if not core.host.root_path.is_absolute():
+        problems.append(("host.root", f'"{core.host.root}" must be an absolute path, '
+                                      'e.g. "/var/lib/virshle"'))
+    if hypervisors is not None and core.host.hypervisor not in ("auto", *hypervisors):
+        offered = ", ".join(f'"{h}"' for h in sorted(hypervisors)) or "none installed"
+        problems.append(("host.hypervisor", f'"{core.host.hypervisor}" is offered by no plugin; '
+                                            f'use "auto" or one of: {offered}'))
     if len(root.encode()) > MAX_ROOT:
         problems.append(("host.root", f'"{root}" is {len(root.encode())} bytes long; at most {MAX_ROOT} '
                          "fit (VM sockets live under it, and a unix socket path holds 107 bytes)"))
@@ -686,6 +789,7 @@ def locate(text: str, key_path: str) -> int | None:
                 last = i == len(names) - 1
                 if last and is_array:
                     array_counts[path] = array_counts.get(path, -1) + 1
+                    positions.setdefault(path, number)
                     path = f"{path}[{array_counts[path]}]"
                 elif path in array_counts:
                     path = f"{path}[{array_counts[path]}]"

@@ -234,3 +234,14 @@ def config_sections() -> dict[str, type]:
 
     hook().virshle_config_sections(register=register)
     return sections
+
+
+def hypervisor_names() -> list[str]:
+    """The hypervisors on offer: the plugins that implement ``virshle_start``.
+
+    A hypervisor is named by its plugin's entry point name (``qemu``, ``ch``),
+    which is also what its ``VmmHandle.hypervisor`` says.
+    """
+    pm = get_plugin_manager()
+    return sorted({pm.get_name(impl.plugin) for impl in pm.hook.virshle_start.get_hookimpls()}
+                  - {"core", None})
