@@ -58,34 +58,72 @@ def _host_pattern(host: str, port: int) -> str:
     return host if port == 22 else f"[{host}]:{port}"
 
 
-async def _host_key_problem(node: str, host: str, port: int) -> str:
-    """Say why the host key was refused, with its fingerprint and the line to add."""
+async def _host_key_problem(node: str, host: str, port: int) -> str | None:
+    """Say why the host key was refused: revoked, changed, of a type we do not know, or unknown.
+
+    None when known_hosts has nothing against this host (the failure is elsewhere).
+    """
     import asyncssh
 
-    try:
-        key = await asyncio.wait_for(asyncssh.get_server_host_key(host, port), CONNECT_TIMEOUT)
-    except Exception:
-        key = None
     pattern = _host_pattern(host, port)
     path = known_hosts_path()
-    listed = False
+    trusted, revoked = [], []
     if path.exists():
         try:
-            trusted, _, _, _, _, _, _ = asyncssh.match_known_hosts(
+            trusted, _, revoked, _, _, _, _ = asyncssh.match_known_hosts(
                 asyncssh.read_known_hosts(str(path)), host, None, port)
-            listed = bool(trusted)
         except Exception:
-            listed = False
+            trusted, revoked = [], []
+    key = await _server_key(host, port)
     if key is None:
-        return f"node {node!r}: the host key of {pattern} could not be verified"
+        if not trusted and not revoked:
+            return None
+        return f"node {node!r}: the host key of {pattern} could not be read to verify it"
     line = f"{pattern} {key.export_public_key().decode().strip()}"
     fingerprint = key.get_fingerprint()
-    if listed:
-        return (f"node {node!r}: the host key of {pattern} CHANGED ({fingerprint}); "
-                f"refusing to connect. If the change is expected, replace its line in {path} with: "
-                f"{line}")
+    blob = key.public_data
+    if any(k.public_data == blob for k in revoked):
+        return (f"node {node!r}: the host key of {pattern} ({fingerprint}) is marked @revoked in "
+                f"{path}; refusing to connect. If the host has been given a new key, get it from "
+                "its administrator and add it; never remove the @revoked line to get past this")
+    if any(k.public_data == blob for k in trusted):
+        return None  # the key is known and trusted: the failure was not about it
+    listed = sorted({k.get_algorithm() for k in trusted})
+    if listed and key.get_algorithm() not in listed:
+        same_type = await _server_key(host, port, listed)
+        if same_type is None:
+            return (f"node {node!r}: {path} lists only {', '.join(listed)} key(s) for {pattern}, "
+                    f"and that host offers no key of that type (it offers {key.get_algorithm()}, "
+                    f"{fingerprint}); if that key is right, add this line: {line}")
+        if any(k.public_data == same_type.public_data for k in trusted):
+            return None
+        key, line = same_type, f"{pattern} {same_type.export_public_key().decode().strip()}"
+        fingerprint = same_type.get_fingerprint()
+    if trusted:
+        return (f"node {node!r}: the host key of {pattern} CHANGED ({fingerprint}); refusing to "
+                f"connect. If the change is expected, replace its line in {path} with: {line}")
+    if revoked:
+        return (f"node {node!r}: the host key of {pattern} ({fingerprint}) is not in {path}, "
+                f"which only lists revoked keys for it; if this key is right, add this line: {line}")
     return (f"node {node!r}: the host key of {pattern} ({fingerprint}) is not in {path}; "
             f"if it is right, add this line: {line}")
+
+
+async def _server_key(host: str, port: int, algorithms: list[str] | None = None):
+    """The host key the server offers (of one of ``algorithms``), or None."""
+    import asyncssh
+
+    options: dict[str, Any] = {}
+    if algorithms:  # an RSA key is offered under the names of its signature algorithms
+        options["server_host_key_algs"] = [
+            name for algorithm in algorithms
+            for name in (("rsa-sha2-256", "rsa-sha2-512", "ssh-rsa") if algorithm == "ssh-rsa"
+                         else (algorithm,))]
+    try:
+        return await asyncio.wait_for(asyncssh.get_server_host_key(host, port, **options),
+                                      CONNECT_TIMEOUT)
+    except Exception:
+        return None
 
 
 async def _connect(node: str, user: str, host: str, port: int, timeout: float):
@@ -109,7 +147,9 @@ async def _connect(node: str, user: str, host: str, port: int, timeout: float):
             connection = await asyncio.wait_for(asyncssh.connect(host, **options),
                                                 CONNECT_TIMEOUT + 1)
         except asyncssh.HostKeyNotVerifiable:
-            raise NodeUnavailable(await _host_key_problem(node, host, port),
+            problem = await _host_key_problem(node, host, port)
+            raise NodeUnavailable(problem or f"node {node!r}: the host key of "
+                                  f"{_host_pattern(host, port)} could not be verified",
                                   "Check the host key with the node's administrator.",
                                   status="auth_error") from None
         except asyncssh.PermissionDenied as exc:
@@ -124,6 +164,12 @@ async def _connect(node: str, user: str, host: str, port: int, timeout: float):
                                   f"{CONNECT_TIMEOUT:g}s", "Check the host and port.",
                                   status="unreachable") from None
         except (OSError, asyncssh.Error) as exc:
+            # A key exchange cut short may be a host key problem (known_hosts allows only
+            # key types the server does not have): ask before calling it unreachable.
+            problem = await _host_key_problem(node, host, port)
+            if problem:
+                raise NodeUnavailable(problem, "Check the host key with the node's administrator.",
+                                      status="auth_error") from None
             raise NodeUnavailable(f"node {node!r}: cannot reach {host}:{port} over SSH: {exc}",
                                   "Check the host, the port and that sshd runs there.",
                                   status="unreachable") from None
