@@ -143,6 +143,7 @@ def _ensure_uefi_files(vm, config: QemuConfig) -> None:
     nvram = Path(vm.dir) / "OVMF_VARS.fd"
     if not nvram.exists():
         shutil.copyfile(config.ovmf_vars, nvram)
+        os.chmod(nvram, 0o600)  # the guest's UEFI variables are its own
 
 
 def read_pid(vm) -> int | None:
@@ -161,20 +162,24 @@ def reap(pid: int) -> None:
 
 
 def alive(pid: int, vm) -> bool:
-    """The process exists and is this VM's QEMU (pids get reused)."""
+    """The process exists and is this VM's QEMU (pids get reused); a zombie is reaped."""
     reap(pid)
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as handle:
             cmdline = handle.read()
     except OSError:
         return False
-    if vm.uuid.encode() not in cmdline:
+    argv0 = cmdline.split(b"\0", 1)[0]
+    if vm.uuid.encode() not in cmdline or b"qemu" not in os.path.basename(argv0):
         return False
     try:
         with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+            running = handle.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+    if not running:
+        reap(pid)  # it died between the first reap and now: collect it, or it stays a zombie
+    return running
 
 
 def qmp(vm, command: str, arguments: dict | None = None, timeout: float = 5.0) -> Any:
