@@ -115,6 +115,9 @@ class Daemon:
     log_path: Path | None = None
     netns: str | None = None
     init_parts: tuple[str, ...] = ("--dir", "--db")
+    reaped: bool = False  # under tests/reaper.py, for tests that kill -9 the daemon
+    pid: int | None = None  # the daemon's own pid
+    reapers: list = attrs.Factory(list)
 
     def node_cli(self, *args: str, **kwargs) -> Result:
         """The CLI inside the node's namespace (what touches the host network must be there)."""
@@ -144,10 +147,20 @@ class Daemon:
         self.log_path = self.directory / "daemon.log"
         log = open(self.log_path, "ab")
         prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
-        self.process = subprocess.Popen([*prefix, VIRSHLE, "node", "serve", "-vvvv", *serve_args],
-                                        stdout=log, stderr=subprocess.STDOUT, env=full_env,
-                                        start_new_session=True)
+        argv = [VIRSHLE, "node", "serve", "-vvvv", *serve_args]
+        pidfile = self.directory / "daemon.pid"
+        if self.reaped:
+            pidfile.unlink(missing_ok=True)
+            argv = [sys.executable, str(REPO / "tests" / "reaper.py"), str(pidfile), *argv]
+        self.process = subprocess.Popen([*prefix, *argv], stdout=log, stderr=subprocess.STDOUT,
+                                        env=full_env, start_new_session=True)
         log.close()
+        if self.reaped:
+            self.reapers.append(self.process)
+            self.pid = int(wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(),
+                                    timeout=10, what="the reaper's pidfile"))
+        else:
+            self.pid = self.process.pid
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -165,6 +178,21 @@ class Daemon:
         """Stop the daemon and end the VMMs it left running."""
         self.stop()
         self.kill_vmms()
+        for reaper in self.reapers:  # they exit once the VMMs they adopted are reaped
+            try:
+                reaper.wait(15)
+            except subprocess.TimeoutExpired:
+                reaper.kill()
+                reaper.wait()
+        self.reapers.clear()
+
+    def kill9(self) -> None:
+        """``kill -9`` the daemon (by its own pid), as a crash would end it."""
+        os.kill(self.pid, signal.SIGKILL)
+        wait_for(lambda: not _alive(self.pid), timeout=10, what="the killed daemon to go")
+        if not self.reaped:
+            self.process.wait()
+        self.process = None
 
     def kill_vmms(self) -> None:
         """End every VMM this node started, by the pid in its VM directory (tests' clean-up)."""
@@ -183,6 +211,15 @@ class Daemon:
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int | None:
         if self.process is None:
             return None
+        if self.reaped:  # the reaper passes the signal on, and outlives the daemon
+            if _alive(self.pid):
+                os.kill(self.pid, sig)
+                try:
+                    wait_for(lambda: not _alive(self.pid), timeout=timeout, what="the daemon to stop")
+                except AssertionError:
+                    os.kill(self.pid, signal.SIGKILL)
+            self.process = None
+            return None
         if self.process.poll() is None:
             self.process.send_signal(sig)
             try:
@@ -193,6 +230,15 @@ class Daemon:
         code = self.process.returncode
         self.process = None
         return code
+
+
+def _alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 @pytest.fixture

@@ -248,8 +248,8 @@ def test_sigint_too(daemon):
     assert not daemon.socket.exists()
 
 
-def test_in_flight_request_finishes_on_sigterm(tmp_path):
-    """A create that is running when SIGTERM arrives completes and is answered."""
+def test_in_flight_create_is_undone_on_sigterm(tmp_path):
+    """A create that is running when SIGTERM arrives is cancelled, undone, and answered."""
     from tests.support import Daemon, make_plugin_dist, write_config
 
     marker = tmp_path / "create-started"
@@ -279,11 +279,24 @@ def test_in_flight_request_finishes_on_sigterm(tmp_path):
         data = b""
         while chunk := sock.recv(65536):
             data += chunk
-        assert data.startswith(b"HTTP/1.1 201"), data[:300]
+        assert data.startswith(b"HTTP/1.1 503"), data[:300]
+        assert b'"error": "cancelled"' in data and b"was undone" in data
         assert node.process.wait(30) == 0
         assert not node.socket.exists()
+        assert list((node.root / "vm").iterdir()) == []
+        assert sqlite_rows(node.root) == 0
     finally:
         node.stop()
+
+
+def sqlite_rows(root) -> int:
+    import sqlite3
+
+    conn = sqlite3.connect(root / "virshle.sqlite")
+    try:
+        return conn.execute("SELECT count(*) FROM vms").fetchone()[0]
+    finally:
+        conn.close()
 
 
 def test_second_daemon_on_the_same_root_is_refused(shared_daemon):
@@ -295,7 +308,7 @@ def test_second_daemon_on_the_same_root_is_refused(shared_daemon):
     proc = subprocess.run([VIRSHLE, "node", "serve"], capture_output=True, text=True, env=env,
                           timeout=30)
     assert proc.returncode == 1
-    assert "another daemon is already serving" in proc.stderr
+    assert f"another node daemon (pid {shared_daemon.process.pid}) already serves" in proc.stderr
     assert shared_daemon.cli("node", "ping").returncode == 0
 
 

@@ -161,7 +161,7 @@ def test_faults_are_refused_clearly_and_leave_nothing(node, tmp_path):
     forced = node.cli("vm", "rm", "--name", "faults", "--force")
     assert forced.returncode == 0, forced.stderr
     unknown = node.cli("vm", "start", "--id", "9999")
-    assert unknown.returncode == 1 and "no VM '9999'" in unknown.stderr
+    assert unknown.returncode == 1 and "no VM with id 9999" in unknown.stderr
     for out in (again, rm, unknown):
         assert "Traceback" not in out.stderr
     assert list((node.root / "vm").iterdir()) == []

@@ -125,3 +125,133 @@ def test_v1_databases_get_their_nics_on_upgrade(tmp_path, monkeypatch):
     store = Store(path)
     (net,) = store.get("old").nets
     assert net.mac.startswith("02:76:73:") and net.ifname == "vm1n0"
+
+
+def test_ids_are_never_given_again(tmp_path):
+    # Issue 8, item 15: after removing id 1, the next VM got id 1.
+    store = Store(tmp_path / "v.sqlite")
+    first = store.insert(make_vm("first"))
+    second = store.insert(make_vm("second"))
+    store.delete(second)
+    store.delete(first)
+    assert store.insert(make_vm("third")).id == 3
+    store.close()
+    assert Store(tmp_path / "v.sqlite").insert(make_vm("fourth")).id == 4  # across restarts too
+
+
+def test_upgrading_to_autoincrement_keeps_rows_and_nics(tmp_path, monkeypatch):
+    import json
+
+    path = tmp_path / "v.sqlite"
+    monkeypatch.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS[:2])
+    old = Store(path)  # a version-2 database, as round one wrote it
+    nets = [{"name": "main", "type": "tap", "options": {}, "mac": "02:76:73:00:00:01",
+             "ifname": "vm1n0"}]
+    for vm_id, name in ((1, "kept"), (2, "gone")):
+        old.db["vms"].insert({"id": vm_id, "uuid": f"u{vm_id}", "name": name, "template": "xs",
+                              "vcpu": 1, "vram": 1, "state": "created", "nets": json.dumps(nets)})
+    old.db.execute("INSERT INTO nics VALUES (1, 'main', '02:76:73:00:00:01', 'vm1n0')")
+    old.db.execute("DELETE FROM vms WHERE id = 2")
+    old.close()
+    monkeypatch.undo()
+    store = Store(path)
+    (vm,) = store.all()
+    assert vm.name == "kept" and vm.nets[0].mac == "02:76:73:00:00:01"
+    assert store.macs() == {"02:76:73:00:00:01"}  # the nics survived the table rebuild
+    assert store.insert(make_vm("next")).id == 2  # AUTOINCREMENT from the highest id left
+
+
+def test_each_reference_looks_in_its_own_namespace(tmp_path):
+    from virshle_core.refs import VmRef
+
+    store = Store(tmp_path / "v.sqlite")
+    alpha = store.insert(make_vm("alpha"))
+    # a name that only an older Virshle allowed: all digits, equal to alpha's id
+    store.db["vms"].insert({"uuid": str(uuid.uuid4()), "name": "1", "template": "xs", "vcpu": 1,
+                            "vram": 1, "state": "created"})
+    assert store.get(VmRef.of("id", 1)).name == "alpha"
+    assert store.get(VmRef.of("name", "1")).id == 2
+    assert store.get(VmRef.of("uuid", alpha.uuid)).name == "alpha"
+    with pytest.raises(UsageError, match="is ambiguous"):
+        store.get("1")  # bare, and both readings exist: refused
+    with pytest.raises(NotFound):
+        store.get(VmRef.of("id", 12345))
+    with pytest.raises(NotFound):
+        store.get(VmRef.of("id", 10**30))  # larger than any id SQLite can hold
+    with pytest.raises(NotFound):
+        store.get(VmRef.of("name", "alph"))
+
+
+def test_rows_being_created_are_hidden_but_reserved(tmp_path):
+    store = Store(tmp_path / "v.sqlite")
+    done = store.insert(make_vm("done"))
+    making = make_vm("making")
+    making.pending = "creating"
+    store.insert(making)
+    assert [vm.name for vm in store.all()] == ["done"]
+    with pytest.raises(NotFound):
+        store.get("making")
+    totals = store.totals()
+    assert totals["vcpu"] == 4 and totals["vms"] == 1 and totals["creating"] == 1
+    assert [vm.name for vm in store.journal()] == ["making"]
+    store.finish_creating([making])
+    assert [vm.name for vm in store.all()] == ["done", "making"] and not store.journal()
+    assert done.id < making.id
+
+
+def test_admission_and_insert_are_one_transaction(tmp_path):
+    # 16 threads, room for 5 VMs of 2 vcpu: exactly 5 get in.
+    import threading
+
+    from virshle_core.errors import Conflict
+
+    path = tmp_path / "v.sqlite"
+    Store(path).close()
+    admitted, refused = [], []
+
+    def admit(totals):
+        if totals["vcpu"] + 2 > 10:
+            raise Conflict("full", code="limit_exceeded")
+
+    def worker(index):
+        store = Store(path)  # its own connection, as another process would have
+        try:
+            store.insert_many([make_vm(f"w{index}")], admit=admit)
+            admitted.append(index)
+        except Conflict:
+            refused.append(index)
+        finally:
+            store.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(admitted) == 5 and len(refused) == 11
+    assert Store(path).totals()["vcpu"] == 10
+
+
+def test_a_broken_or_empty_database_is_refused_when_vms_exist(tmp_path):
+    from virshle_core.errors import VirshleError
+    from virshle_core.store import open_node_store, set_aside
+
+    db, vm_root = tmp_path / "virshle.sqlite", tmp_path / "vm"
+    (vm_root / str(uuid.uuid4())).mkdir(parents=True)
+    db.write_bytes(b"")
+    with pytest.raises(VirshleError, match=r"is empty \(0 bytes\); 1 VM directory under"):
+        open_node_store(db, vm_root)
+    db.write_bytes(b"this is not a database, it is garbage" * 200)
+    with pytest.raises(VirshleError, match="is not a usable SQLite database") as info:
+        open_node_store(db, vm_root)
+    assert "--force-new" in info.value.hint
+    db.unlink()
+    with pytest.raises(VirshleError, match="is missing"):
+        open_node_store(db, vm_root)
+    Store(db).close()  # valid, but empty: it would forget the VM
+    with pytest.raises(VirshleError, match="holds no VM"):
+        open_node_store(db, vm_root)
+    moved = set_aside(db, vm_root)
+    assert any("virshle.sqlite.broken-" in line for line in moved)
+    assert list(vm_root.iterdir()) == [] and list((tmp_path / "lost+found").iterdir())
+    open_node_store(db, vm_root).close()  # a new, empty start

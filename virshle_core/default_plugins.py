@@ -22,25 +22,14 @@ from typing import Any
 
 from . import hookimpl
 from .errors import VirshleError
+from .images import image_format, virtual_size
 from .log import log_command, logger
 from .progress import report
 
 CHUNK = 4 * 1024 * 1024
-QCOW2_MAGIC = b"QFI\xfb"
 FICLONE = 0x40049409
-
-
-def image_format(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return "qcow2" if handle.read(4) == QCOW2_MAGIC else "raw"
-
-
-def virtual_size(path: Path, fmt: str) -> int:
-    if fmt == "qcow2":
-        with open(path, "rb") as handle:
-            header = handle.read(32)
-        return int.from_bytes(header[24:32], "big")
-    return path.stat().st_size
+CACHE_MODE = 0o440  # cached images: read by the node only (the cache directory is 0750)
+DISK_MODE = 0o600   # a VM's disks hold its data: the node's user alone
 
 
 def cached_copy(source: Path, cache_dir: Path) -> Path:
@@ -57,32 +46,41 @@ def cached_copy(source: Path, cache_dir: Path) -> Path:
         if target.exists():
             return target
         partial = cache_dir / f".{name}.partial"
-        logger.info("caching {} ({} bytes) in {}", source, info.st_size, cache_dir)
-        digest = hashlib.sha256()
-        done, total = 0, info.st_size * 2  # copy, then verify
-        label = f"caching {source.name}"
-        with open(source, "rb") as src, open(partial, "wb") as dst:
-            while chunk := src.read(CHUNK):
-                digest.update(chunk)
-                dst.write(chunk)
-                done += len(chunk)
-                report(label, done, total)
-            dst.flush()
-            os.fsync(dst.fileno())
-        check = hashlib.sha256()
-        with open(partial, "rb") as copy:
-            while chunk := copy.read(CHUNK):
-                check.update(chunk)
-                done += len(chunk)
-                report(label, done, total)
-        if check.hexdigest() != digest.hexdigest():
+        try:
+            _copy_verified(source, partial, info.st_size)
+            os.chmod(partial, CACHE_MODE)  # VMs only ever read the cached image
+            os.replace(partial, target)
+        except BaseException:
+            # out of space, cancelled, a read error: a half copy must never stay behind
             partial.unlink(missing_ok=True)
-            raise VirshleError(f"the cached copy of {source} does not match its checksum",
-                               "Check the disk holding the node's root, then retry.")
-        (cache_dir / f"{name}.sha256").write_text(f"{digest.hexdigest()}  {source}\n")
-        os.chmod(partial, 0o444)  # VMs only ever read the cached image
-        os.replace(partial, target)
+            raise
     return target
+
+
+def _copy_verified(source: Path, partial: Path, size: int) -> None:
+    logger.info("caching {} ({} bytes) in {}", source, size, partial.parent)
+    digest = hashlib.sha256()
+    done, total = 0, size * 2  # copy, then verify
+    label = f"caching {source.name}"
+    with open(source, "rb") as src, open(partial, "wb") as dst:
+        while chunk := src.read(CHUNK):
+            digest.update(chunk)
+            dst.write(chunk)
+            done += len(chunk)
+            report(label, done, total)
+        dst.flush()
+        os.fsync(dst.fileno())
+    check = hashlib.sha256()
+    with open(partial, "rb") as copy:
+        while chunk := copy.read(CHUNK):
+            check.update(chunk)
+            done += len(chunk)
+            report(label, done, total)
+    if check.hexdigest() != digest.hexdigest():
+        raise VirshleError(f"the cached copy of {source} does not match its checksum",
+                           "Check the disk holding the node's root, then retry.")
+    (partial.parent / f"{partial.name[1:-len('.partial')]}.sha256").write_text(
+        f"{digest.hexdigest()}  {source}\n")
 
 
 def reflink(source: Path, dest: Path) -> bool:
@@ -103,7 +101,7 @@ def virshle_disk_clone(source: str, dest: str) -> dict[str, Any]:
     cache_dir = dst.parents[3] / "cache"  # dest is <root>/vm/<uuid>/disk/<name>
     cached = cached_copy(src, cache_dir)
     if reflink(cached, dst):
-        os.chmod(dst, 0o644)
+        os.chmod(dst, DISK_MODE)
         return {"format": fmt, "size": size}
     qemu_img = shutil.which("qemu-img")
     if qemu_img:
@@ -111,8 +109,14 @@ def virshle_disk_clone(source: str, dest: str) -> dict[str, Any]:
         log_command(argv)
         proc = subprocess.run(argv, capture_output=True, text=True)
         if proc.returncode != 0:
+            dst.unlink(missing_ok=True)
             raise VirshleError(f"qemu-img could not make an overlay on {cached}: {proc.stderr.strip()}")
+        os.chmod(dst, DISK_MODE)
         return {"format": "qcow2", "size": size}
-    shutil.copyfile(cached, dst)
-    os.chmod(dst, 0o644)
+    try:
+        shutil.copyfile(cached, dst)
+    except BaseException:
+        dst.unlink(missing_ok=True)
+        raise
+    os.chmod(dst, DISK_MODE)
     return {"format": fmt, "size": size}

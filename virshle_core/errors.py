@@ -61,6 +61,13 @@ class Conflict(VirshleError):
     http_status = 409
 
 
+class Cancelled(VirshleError):
+    """The operation was cancelled (its client left, or the daemon is stopping) and undone."""
+
+    code = "cancelled"
+    http_status = 503
+
+
 class NodeUnavailable(VirshleError):
     """A node could not be reached or did not answer."""
 
@@ -74,7 +81,7 @@ class NodeUnavailable(VirshleError):
 
 def from_json(payload: dict, http_status: int) -> VirshleError:
     """Rebuild the error a daemon sent, keeping its code, message and hint."""
-    by_status = {400: UsageError, 404: NotFound, 409: Conflict}
+    by_status = {400: UsageError, 404: NotFound, 409: Conflict, 413: UsageError}
     cls = by_status.get(http_status, VirshleError)
     return cls(
         str(payload.get("message") or f"the node answered HTTP {http_status}"),

@@ -1,7 +1,14 @@
-"""Create and delete VMs: the hooks in order, all or nothing.
+"""Create, start, stop and delete VMs: the hooks in order, all or nothing, journalled.
 
 Each step that makes something pushes its undo onto a stack; if a later
 step fails, the stack unwinds in reverse and the error names the step.
+
+Every operation writes its journal entry (the row's ``pending`` column)
+before it touches anything, and clears it when it is done. A create first
+admits its VMs against the node's limits and writes their rows as
+``creating`` in one transaction; only then are their files made, and only
+when all of them exist do the rows become VMs. ``reconcile`` runs when a
+daemon starts and finishes or undoes whatever a crash interrupted.
 """
 
 from __future__ import annotations
@@ -15,13 +22,20 @@ from typing import Any, Callable
 import attrs
 
 from . import events
-from .config import NAME_PATTERN, VmTemplate
-from .errors import Conflict, NotFound, UsageError, VirshleError
+from .config import VmTemplate
+from .errors import Cancelled, Conflict, NotFound, UsageError, VirshleError
 from .log import logger
 from .models import Disk, Net, NodeContext, Vm
 from .names import random_name
 from .plugins import hook
+from .progress import check_cancelled
+from .refs import UUID_PATTERN, validate_name
 from .store import Store
+
+USER_DATA_MAX = 8 * 1024 * 1024
+"""The largest user-data a VM may carry, in bytes (a request body may hold 16 MiB)."""
+USER_DATA_MODE = 0o600  # user-data may hold passwords: the node's user alone reads it
+VM_DIR_MODE = 0o750
 
 
 @attrs.define
@@ -52,18 +66,17 @@ class Undo:
                 logger.error("rollback: could not undo {}: {}", what, exc)
 
 
-def validate_name(name: str) -> str:
-    if not NAME_PATTERN.match(name):
-        raise UsageError(
-            f"{name!r} is not a valid VM name",
-            "Use 1 to 63 lowercase letters, digits and '-', starting with a letter or digit.",
-            code="bad_name",
-        )
-    return name
+def user_data_problem(text: str) -> str | None:
+    """Why ``text`` cannot be a VM's user-data, or None."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > USER_DATA_MAX:
+        return f"is {size} bytes; at most {USER_DATA_MAX} bytes ({USER_DATA_MAX // 1024**2} MiB) are allowed"
+    if "\x00" in text:
+        return "contains NUL bytes: user-data is text (a #cloud-config, a script, or MIME)"
+    return None
 
 
-def create(node: NodeContext, store: Store, request: CreateRequest) -> list[Vm]:
-    """Create ``request.count`` VMs from a template; all of them, or none."""
+def _check_request(node: NodeContext, request: CreateRequest) -> tuple[VmTemplate, list[str | None]]:
     template = node.config.template(request.template)
     if template is None:
         known = ", ".join(t.name for t in node.config.templates) or "none"
@@ -72,12 +85,22 @@ def create(node: NodeContext, store: Store, request: CreateRequest) -> list[Vm]:
             "Add it as [[template.vm]] in config.toml, or list them with `virshle template ls`.",
             code="template_not_found",
         )
-    if request.count < 1:
-        raise UsageError("count must be at least 1", code="bad_count")
-    if request.name is not None:
-        validate_name(request.name)
-        if request.count > 1:
-            validate_name(f"{request.name}-{request.count}")
+    most = node.config.host.max_count
+    if not 1 <= request.count <= most:
+        raise UsageError(f"count must be between 1 and {most}, not {request.count}",
+                         "Create fewer VMs per request; [host] max_count sets the maximum.",
+                         code="bad_count")
+    if request.name is not None and request.count > 1:
+        names: list[str | None] = [f"{request.name}-{index + 1}" for index in range(request.count)]
+    else:
+        names = [request.name] * request.count
+    for name in dict.fromkeys(names):
+        if name is not None:
+            validate_name(name)
+    if request.user_data is not None:
+        problem = user_data_problem(request.user_data)
+        if problem:
+            raise UsageError(f"user-data {problem}", code="bad_user_data")
     for disk in template.disk:
         path = disk.expanded_path
         if not path.is_file():
@@ -86,94 +109,124 @@ def create(node: NodeContext, store: Store, request: CreateRequest) -> list[Vm]:
                 "Fix the path in config.toml ([[template.vm.disk]]).",
                 code="template_disk_missing",
             )
-    created: list[Vm] = []
+    return template, names
+
+
+def create(node: NodeContext, store: Store, request: CreateRequest) -> list[Vm]:
+    """Create ``request.count`` VMs from a template; all of them, or none.
+
+    Refused (Conflict ``limit_exceeded``) when they do not fit under the
+    node's ``[host.limits]``; stopped (``Cancelled``) and undone when the
+    thread's cancel flag is set (see ``virshle_core.progress``).
+    """
+    from . import admission
+    from .images import virtual_size
+
+    template, names = _check_request(node, request)
+    sizes = {d.name: virtual_size(d.expanded_path) for d in template.disk}
+    vms = [_new_vm(node, template, name, request.user_data, sizes) for name in names]
+    for vm in vms:
+        try:
+            hook().virshle_pre_create(vm=vm, template=template, node=node)
+        except Exception as exc:
+            raise _failed_at(template, "pre-create checks", exc)
+
+    count = len(vms)
+    need = admission.Need(vcpu=template.vcpu * count, vram=template.vram * count,
+                          disk=sum(sizes.values()) * count)
+    capacity = admission.Capacity.of_host(str(node.root))
+    what = (f"{count} VMs of template {template.name!r}" if count > 1
+            else f"a VM of template {template.name!r}")
+
+    def admit(totals: dict[str, int]) -> None:
+        admission.check(node.name, node.config.host.limits, capacity, totals, need, what)
+
+    store.insert_many(vms, admit=admit, pick_name=random_name)
     try:
-        for index in range(request.count):
-            name = request.name
-            if name is not None and request.count > 1:
-                name = f"{name}-{index + 1}"
-            created.append(_create_one(node, store, template, name, request.user_data))
-    except BaseException:
-        for vm in reversed(created):
-            _remove_quietly(node, store, vm)
+        for vm in vms:
+            check_cancelled()
+            _make_files(node, template, vm)
+        check_cancelled()
+        store.finish_creating(vms)
+    except BaseException as exc:
+        _undo_creates(store, vms)
+        if isinstance(exc, Cancelled):
+            exc.message = f"{exc.message}; the create of {what} was undone"
+            exc.args = (exc.message,)
         raise
-    for vm in created:
+    for vm in vms:
         events.emit(events.VM_CREATED, node.name, vm=vm.to_json())
-    return created
+    return vms
 
 
-def _create_one(node: NodeContext, store: Store, template: VmTemplate, name: str | None,
-                user_data: str | None) -> Vm:
-    undo = Undo()
+def _new_vm(node: NodeContext, template: VmTemplate, name: str | None, user_data: str | None,
+            sizes: dict[str, int]) -> Vm:
+    from .images import image_format
+
     vm_uuid = str(uuid_lib.uuid4())
     vm_dir = node.root / "vm" / vm_uuid
-    vm = Vm(
+    return Vm(
         id=None, uuid=vm_uuid, name=name or "", node=node.name, template=template.name,
         vcpu=template.vcpu, vram=template.vram,
+        disks=[Disk(name=d.name, path=str(vm_dir / "disk" / d.name), size=sizes[d.name],
+                    readonly=d.readonly, source=str(d.expanded_path),
+                    format=image_format(d.expanded_path)) for d in template.disk],
         nets=[Net(name=n.name, type=n.kind, options=dict(n.options)) for n in template.net],
         kernel=_expand(template.kernel), initramfs=_expand(template.initramfs),
         cmdline=template.cmdline, firmware=_expand(template.firmware),
-        user_data=user_data, dir=str(vm_dir),
+        user_data=user_data, dir=str(vm_dir), pending="creating",
     )
-    step = "validate"
+
+
+def _make_files(node: NodeContext, template: VmTemplate, vm: Vm) -> None:
+    """The VM's directory, disks and user-data (its row exists, marked ``creating``)."""
+    vm_dir = vm.path
+    step = "VM directory"
     try:
-        step = "pre-create checks"
-        hook().virshle_pre_create(vm=vm, template=template, node=node)
-
-        step = "VM directory"
-        (vm_dir / "disk").mkdir(parents=True)
-        undo.push(f"directory {vm_dir}", lambda: shutil.rmtree(vm_dir, ignore_errors=True))
-
-        for disk in template.disk:
+        (vm_dir / "disk").mkdir(mode=VM_DIR_MODE, parents=True)
+        os.chmod(vm_dir, VM_DIR_MODE)
+        for disk, template_disk in zip(vm.disks, template.disk):
             step = f"disk {disk.name!r}"
-            dest = vm_dir / "disk" / disk.name
-            result = hook().virshle_disk_clone(
-                source=str(disk.expanded_path), dest=str(dest), disk=disk
-            )
+            result = hook().virshle_disk_clone(source=disk.source, dest=disk.path, disk=template_disk)
             if not result:
                 raise VirshleError(f"no plugin could clone disk {disk.name!r}")
-            vm.disks.append(Disk(
-                name=disk.name, path=str(dest), size=result.get("size"),
-                readonly=disk.readonly, source=str(disk.expanded_path),
-                format=result.get("format", "raw"),
-            ))
-
-        if user_data is not None:
+            disk.format = result.get("format", disk.format)
+            disk.size = result.get("size", disk.size)
+        if vm.user_data is not None:
             step = "user-data"
-            (vm_dir / "user-data").write_text(user_data)
-
-        step = "database row"
-        _insert_with_free_name(store, vm, explicit=name is not None)
-        undo.push(f"row of VM {vm.name}", lambda: store.delete(vm))
-        return vm
-    except BaseException as exc:
-        undo.run()
-        if isinstance(exc, VirshleError):
-            if not exc.message.startswith("creating"):
-                exc.message = f"creating a VM from template {template.name!r} failed at {step}: {exc.message}"
-                exc.args = (exc.message,)
-            raise
-        if isinstance(exc, Exception):
-            raise VirshleError(
-                f"creating a VM from template {template.name!r} failed at {step}: {exc}",
-                "Nothing was left behind; run with -vv for details.",
-            ) from exc
+            fd = os.open(vm_dir / "user-data", os.O_WRONLY | os.O_CREAT | os.O_EXCL, USER_DATA_MODE)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(vm.user_data)
+    except Cancelled:
         raise
+    except Exception as exc:
+        raise _failed_at(template, step, exc)
 
 
-def _insert_with_free_name(store: Store, vm: Vm, explicit: bool) -> None:
-    if explicit:
-        store.insert(vm)
-        return
-    for _attempt in range(20):  # the unique index decides; another create may win a name
-        vm.name = random_name(store.names())
-        try:
-            store.insert(vm)
-            return
-        except Conflict as exc:
-            if exc.code != "name_taken":
-                raise
-    raise VirshleError("could not find a free VM name after 20 tries")
+def _failed_at(template: VmTemplate, step: str, exc: Exception) -> VirshleError:
+    """The error of a create step, saying which step failed (the error's class is kept)."""
+    if isinstance(exc, VirshleError):
+        if not exc.message.startswith("creating"):
+            exc.message = f"creating a VM from template {template.name!r} failed at {step}: {exc.message}"
+            exc.args = (exc.message,)
+        return exc
+    detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    where = f" ({exc.filename})" if isinstance(exc, OSError) and exc.filename else ""
+    return VirshleError(
+        f"creating a VM from template {template.name!r} failed at {step}: {detail}{where}",
+        "Nothing was left behind; run the daemon with -vv for details.",
+    )
+
+
+def _undo_creates(store: Store, vms: list[Vm]) -> None:
+    """Remove what a create made: directories first, then the rows (the journal)."""
+    for vm in vms:
+        shutil.rmtree(vm.path, ignore_errors=True)
+    try:
+        store.delete_many([vm for vm in vms if vm.id is not None])
+    except Exception as exc:
+        logger.error("rollback: could not remove the rows of {} VM(s): {}; the next daemon start "
+                     "removes them", len(vms), exc)
 
 
 def _expand(path: str | None) -> str | None:
@@ -183,29 +236,31 @@ def _expand(path: str | None) -> str | None:
 def delete(node: NodeContext, store: Store, vm: Vm, force: bool = False) -> Vm:
     """Remove a VM: stop it (with ``force``), release its resources, drop its row."""
     state = live_state(node, vm)
-    if state in ("running", "paused"):
-        if not force:
-            raise Conflict(
-                f"VM {vm.name!r} is {state}",
-                f"Stop it first with `virshle vm stop --name {vm.name}`, or use `vm rm --force`.",
-                code="vm_running",
-            )
-        hook().virshle_stop(vm=vm, force=True, node=node)
-    if state not in ("created", "shutdown"):  # its NICs may still exist (running, crashed)
-        _detach_all(node, vm)
-    hook().virshle_post_delete(vm=vm, node=node)
-    shutil.rmtree(vm.path, ignore_errors=True)
-    store.delete(vm)
+    if state in ("running", "paused") and not force:
+        raise Conflict(
+            f"VM {vm.name!r} is {state}",
+            f"Stop it first with `virshle vm stop --name {vm.name}`, or use `vm rm --force`.",
+            code="vm_running",
+        )
+    store.mark(vm, "deleting")
+    try:
+        if state in ("running", "paused"):
+            hook().virshle_stop(vm=vm, force=True, node=node)
+    except BaseException:
+        store.mark(vm, None)
+        raise
+    _release(node, store, vm, detach=state not in ("created", "shutdown"))
     events.emit(events.VM_DELETED, node.name, vm=vm.to_json())
     return vm
 
 
-def _remove_quietly(node: NodeContext, store: Store, vm: Vm) -> None:
-    try:
-        shutil.rmtree(vm.path, ignore_errors=True)
-        store.delete(vm)
-    except Exception as exc:
-        logger.error("rollback: could not remove VM {}: {}", vm.name, exc)
+def _release(node: NodeContext, store: Store, vm: Vm, detach: bool = True) -> None:
+    """The end of a delete: NICs, what plugins hold, the directory, then the row."""
+    if detach:  # its NICs may still exist (running, crashed, or interrupted)
+        _detach_all(node, vm)
+    hook().virshle_post_delete(vm=vm, node=node)
+    shutil.rmtree(vm.path, ignore_errors=True)
+    store.delete(vm)
 
 
 def live_state(node: NodeContext, vm: Vm) -> str:
@@ -250,6 +305,7 @@ def start(node: NodeContext, store: Store, vm: Vm) -> Vm:
     if state in ("running", "paused"):
         raise Conflict(f"VM {vm.name!r} is already {state}",
                        f"Stop it with `virshle vm stop --name {vm.name}`.", code="vm_running")
+    store.mark(vm, "starting")
     undo = Undo()
     attachments = []
     try:
@@ -278,6 +334,7 @@ def start(node: NodeContext, store: Store, vm: Vm) -> Vm:
             )
     except BaseException:
         undo.run()
+        store.mark(vm, None)
         raise
     finally:
         # the VMM inherited its own copies of NIC descriptors (macvtap); ours go
@@ -287,23 +344,32 @@ def start(node: NodeContext, store: Store, vm: Vm) -> Vm:
                     os.close(fd)
                 except OSError:
                     pass
-    store.update(vm, state="running", hypervisor=handle.hypervisor)
+    store.update(vm, state="running", hypervisor=handle.hypervisor, pending=None)
     events.emit(events.VM_STARTED, node.name, vm=vm.to_json(), pid=handle.pid)
     return vm
 
 
 def stop(node: NodeContext, store: Store, vm: Vm, force: bool = False) -> tuple[Vm, bool]:
-    """Stop the VM and detach its NICs; returns (vm, whether it was running)."""
+    """Stop the VM and detach its NICs; returns (vm, whether it was running).
+
+    A VM that is not running keeps the state it has (``created`` stays
+    ``created``); a crashed one loses its NICs and reads ``shutdown``.
+    """
     state = live_state(node, vm)
     was_running = state in ("running", "paused")
     if was_running:
-        stopped = hook().virshle_stop(vm=vm, force=force, node=node)
-        if not stopped:
-            raise VirshleError(f"VM {vm.name!r}: no hypervisor plugin could stop it",
-                               code="no_hypervisor")
+        store.mark(vm, "stopping")
+        try:
+            stopped = hook().virshle_stop(vm=vm, force=force, node=node)
+            if not stopped:
+                raise VirshleError(f"VM {vm.name!r}: no hypervisor plugin could stop it",
+                                   code="no_hypervisor")
+        except BaseException:
+            store.mark(vm, None)
+            raise
     if was_running or state == "crashed":
         _detach_all(node, vm)
-    store.update(vm, state="shutdown")
+    store.update(vm, state="shutdown" if was_running or state == "crashed" else state, pending=None)
     if was_running:
         events.emit(events.VM_STOPPED, node.name, vm=vm.to_json(), force=force)
     return vm, was_running
@@ -330,6 +396,8 @@ def console(node: NodeContext, vm: Vm):
 
 def refresh(node: NodeContext, store: Store, vm: Vm) -> Vm:
     """Read the live state; record and announce it when it changed."""
+    if vm.pending:
+        return vm  # an operation is under way; it records the state it leaves
     live = live_state(node, vm)
     if live != vm.state:
         old = vm.state
@@ -337,3 +405,87 @@ def refresh(node: NodeContext, store: Store, vm: Vm) -> Vm:
         logger.info("VM {} is now {} (was {})", vm.name, live, old)
         events.emit(events.VM_STATE_CHANGED, node.name, vm=vm.to_json(), old=old, new=live)
     return vm
+
+
+def reconcile(node: NodeContext, store: Store) -> list[str]:
+    """Finish or undo what a crash interrupted; say what was done (one line each).
+
+    Run by a daemon before it serves: rows still ``creating`` are rolled
+    back (their create never answered), ``deleting`` rows are deleted,
+    ``starting`` rows are adopted when their VMM runs and reset otherwise,
+    ``stopping`` rows get the state their VMM is in. Directories under
+    ``<root>/vm/`` that no row knows (named by a uuid: only ours) are
+    removed, and so are half-copied images in ``<root>/cache/``.
+    """
+    done: list[str] = []
+    for vm in store.journal():
+        label = f"VM {vm.name!r} (id {vm.id})"
+        try:
+            if vm.pending == "creating":
+                _undo_creates(store, [vm])
+                done.append(f"rolled back the unfinished create of {label}")
+            elif vm.pending == "deleting":
+                _force_stop(node, vm)
+                _release(node, store, vm)
+                events.emit(events.VM_DELETED, node.name, vm=vm.to_json())
+                done.append(f"finished removing {label}")
+            elif vm.pending == "starting":
+                hypervisor = _running_on(node, vm)
+                if hypervisor:
+                    store.update(vm, state="running", hypervisor=hypervisor, pending=None)
+                    done.append(f"{label} was started on {hypervisor}: adopted it")
+                else:
+                    _detach_all(node, vm)
+                    state = "created" if vm.state == "created" and not vm.hypervisor else "shutdown"
+                    store.update(vm, state=state, pending=None)
+                    done.append(f"the interrupted start of {label} did not boot it: it is {state}")
+            elif vm.pending == "stopping":
+                vm.pending = None
+                live = live_state(node, vm)
+                if live in ("running", "paused"):
+                    store.update(vm, state=live, pending=None)
+                else:
+                    _detach_all(node, vm)
+                    store.update(vm, state="shutdown", pending=None)
+                done.append(f"the interrupted stop of {label} left it {vm.state}")
+        except Exception as exc:  # one VM must not keep the node from starting
+            logger.opt(exception=True).error("reconciling {} failed: {}", label, exc)
+            done.append(f"could not reconcile {label} ({vm.pending}): {exc}")
+    known = store.uuids()
+    vm_root = node.root / "vm"
+    for entry in sorted(vm_root.iterdir()) if vm_root.is_dir() else []:
+        if entry.is_dir() and not entry.is_symlink() and UUID_PATTERN.fullmatch(entry.name) \
+                and entry.name not in known:
+            shutil.rmtree(entry, ignore_errors=True)
+            done.append(f"removed {entry}: no VM row owns it")
+    cache = node.root / "cache"
+    for partial in sorted(cache.glob(".*.partial")) if cache.is_dir() else []:
+        partial.unlink(missing_ok=True)
+        done.append(f"removed the half-copied image {partial}")
+    return done
+
+
+def _running_on(node: NodeContext, vm: Vm) -> str | None:
+    """The hypervisor plugin whose VMM runs ``vm`` (a start may have been cut short)."""
+    candidates = ([vm.hypervisor] if vm.hypervisor else []) + [
+        name for name in _owners_of("virshle_start") if name != vm.hypervisor]
+    for name in candidates:
+        probe = attrs.evolve(vm, hypervisor=name)
+        try:
+            state = hook().virshle_vm_state(vm=probe, node=node)
+        except Exception as exc:
+            logger.warning("VM {}: asking {} for its state failed: {}", vm.name, name, exc)
+            continue
+        if state in ("running", "paused"):
+            return name
+        if state == "crashed":  # its remains (pidfile, sockets) go
+            _force_stop(node, probe)
+    return None
+
+
+def _force_stop(node: NodeContext, vm: Vm) -> None:
+    if vm.hypervisor:
+        try:
+            hook().virshle_stop(vm=vm, force=True, node=node)
+        except Exception as exc:
+            logger.warning("VM {}: force-stopping it failed: {}", vm.name, exc)

@@ -54,7 +54,9 @@ class Vm:
     """A virtual machine as the node knows it.
 
     ``state`` is the last state the node read from the VMM through
-    ``virshle_vm_state``; ``ips`` is filled from ``virshle_lease_query``.
+    ``virshle_vm_state``; ``ips`` is filled from ``virshle_lease_query``;
+    ``pending`` names the operation in flight on it (``creating``,
+    ``starting``, ``stopping``, ``deleting``), the node's journal.
     """
 
     id: int | None
@@ -77,6 +79,7 @@ class Vm:
     created_at: str = ""
     updated_at: str = ""
     dir: str = ""
+    pending: str | None = None
 
     @property
     def path(self) -> Path:

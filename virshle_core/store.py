@@ -3,6 +3,13 @@
 WAL mode, one ``schema_version`` row, and forward migrations: each entry of
 ``MIGRATIONS`` moves the schema one version up and runs once, in a
 transaction, so a newer Virshle opens an older database without losing VMs.
+
+The ``pending`` column is the journal of operations in flight: a create
+writes its rows with ``pending = 'creating'`` before it makes any file, a
+start, stop or delete marks its row before it touches anything. A daemon
+that starts finds every row still marked and finishes or undoes its work
+(``lifecycle.reconcile``). Rows being created are invisible to listings
+and lookups, but they count against the node's limits.
 """
 
 from __future__ import annotations
@@ -18,6 +25,10 @@ import sqlite_utils
 
 from .errors import Conflict, NotFound, UsageError
 from .models import Disk, Net, Vm
+from .refs import MAX_ID, VmRef
+
+PENDING = ("creating", "starting", "stopping", "deleting")
+"""The journal's values: the operation in flight on a row."""
 
 
 MAC_PREFIX = "02:76:73"
@@ -84,7 +95,25 @@ def _v2(db: sqlite_utils.Database) -> None:
         db.execute("UPDATE vms SET nets = ? WHERE id = ?", [json.dumps(nets), row[0]])
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
+def _v3(db: sqlite_utils.Database) -> None:
+    # AUTOINCREMENT: an id is never given again, even after its VM is gone (scripts keep ids).
+    # ``pending``: the journal of operations in flight (see the module's docstring).
+    columns = [row[1] for row in db.execute("PRAGMA table_info(vms)").fetchall()]
+    db.execute("""CREATE TABLE vms_v3 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        uuid TEXT NOT NULL, name TEXT NOT NULL, template TEXT NOT NULL,
+        vcpu INTEGER NOT NULL, vram INTEGER NOT NULL, disks TEXT, nets TEXT,
+        state TEXT NOT NULL, kernel TEXT, initramfs TEXT, cmdline TEXT, firmware TEXT,
+        hypervisor TEXT, user_data TEXT, created_at TEXT, updated_at TEXT, pending TEXT)""")
+    listed = ", ".join(f"[{c}]" for c in columns)
+    db.execute(f"INSERT INTO vms_v3 ({listed}) SELECT {listed} FROM vms")
+    db.execute("DROP TABLE vms")
+    db.execute("ALTER TABLE vms_v3 RENAME TO vms")
+    db.execute("CREATE UNIQUE INDEX idx_vms_uuid ON vms(uuid)")
+    db.execute("CREATE UNIQUE INDEX idx_vms_name ON vms(name)")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
 """Migration ``i`` takes the schema from version ``i`` to ``i + 1``. Only append."""
 
 
@@ -98,9 +127,13 @@ class Store:
         conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30,
                                isolation_level=None)
         self.db = sqlite_utils.Database(conn)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self.migrate()
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.migrate()
+        except BaseException:
+            conn.close()
+            raise
 
     # --- schema ------------------------------------------------------------------
 
@@ -114,6 +147,9 @@ class Store:
     def migrate(self) -> int:
         """Apply pending migrations; return the schema version."""
         with self._lock:
+            # A rebuilt table must not cascade deletes into its children: foreign keys are
+            # off while migrating (the pragma is a no-op inside a transaction).
+            self.db.execute("PRAGMA foreign_keys=OFF")
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 if "schema_version" not in self.db.table_names():
@@ -129,15 +165,20 @@ class Store:
                 for index in range(current, len(MIGRATIONS)):
                     MIGRATIONS[index](self.db)
                     self.db.execute("UPDATE schema_version SET version = ?", [index + 1])
+                broken = self.db.execute("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise UsageError(f"{self.path}: the migration broke {len(broken)} reference(s)")
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
                 raise
+            finally:
+                self.db.execute("PRAGMA foreign_keys=ON")
             return self.version
 
     # --- VMs --------------------------------------------------------------------
 
-    def _to_vm(self, row: dict[str, Any], root: Path | None = None) -> Vm:
+    def _to_vm(self, row: dict[str, Any]) -> Vm:
         disks = [Disk(**d) for d in json.loads(row.get("disks") or "[]")]
         nets = [Net(**n) for n in json.loads(row.get("nets") or "[]")]
         vm = Vm(
@@ -148,14 +189,13 @@ class Store:
             cmdline=row.get("cmdline"), firmware=row.get("firmware"),
             hypervisor=row.get("hypervisor"), user_data=row.get("user_data"),
             created_at=row.get("created_at") or "", updated_at=row.get("updated_at") or "",
+            pending=row.get("pending"),
         )
         vm.dir = str(self.path.parent / "vm" / vm.uuid)
         return vm
 
-    def insert(self, vm: Vm) -> Vm:
-        """Insert a new VM; its name and uuid must be free (raises Conflict)."""
-        stamp = now()
-        row = {
+    def _row(self, vm: Vm, stamp: str) -> dict[str, Any]:
+        return {
             "uuid": vm.uuid, "name": vm.name, "template": vm.template,
             "vcpu": vm.vcpu, "vram": vm.vram,
             "disks": json.dumps([_disk_row(d) for d in vm.disks]),
@@ -163,31 +203,59 @@ class Store:
             "state": vm.state, "kernel": vm.kernel, "initramfs": vm.initramfs,
             "cmdline": vm.cmdline, "firmware": vm.firmware, "hypervisor": vm.hypervisor,
             "user_data": vm.user_data, "created_at": stamp, "updated_at": stamp,
+            "pending": vm.pending,
         }
+
+    def insert(self, vm: Vm) -> Vm:
+        """Insert one VM; its name and uuid must be free (raises Conflict)."""
+        return self.insert_many([vm])[0]
+
+    def insert_many(self, vms: list[Vm], admit: Callable[[dict[str, int]], None] | None = None,
+                    pick_name: Callable[[set[str]], str] | None = None) -> list[Vm]:
+        """Insert ``vms`` in one transaction: all of them, or none.
+
+        ``admit(totals)`` runs first, inside the same write transaction, with
+        the reservations of every row (those still being created included):
+        it raises to refuse, and no other writer can slip in between the
+        check and the insert. A VM without a name gets ``pick_name(taken)``.
+        """
+        stamp = now()
         with self._lock:
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                table = self.db["vms"]
-                table.insert(row)
-                vm.id = table.last_pk
-                self._allocate_nics(vm)
+                if admit is not None:
+                    admit(self.totals())
+                taken = self.names() if pick_name else set()
+                for vm in vms:
+                    if not vm.name:
+                        assert pick_name is not None, "a VM without a name needs pick_name"
+                        vm.name = pick_name(taken)
+                    taken.add(vm.name)
+                    table = self.db["vms"]
+                    table.insert(self._row(vm, stamp))
+                    vm.id = table.last_pk
+                    self._allocate_nics(vm)
                 self.db.execute("COMMIT")
             except sqlite3.IntegrityError as exc:
                 self.db.execute("ROLLBACK")
-                vm.id = None
+                for vm in vms:
+                    vm.id = None
                 column = "name" if "name" in str(exc) else "uuid"
+                clash = next((vm.name for vm in vms if vm.name in self.names()), vms[0].name)
                 raise Conflict(
-                    f"a VM named {vm.name!r} already exists on node {self.node!r}"
-                    if column == "name" else f"uuid {vm.uuid} is already used",
+                    f"a VM named {clash!r} already exists on node {self.node!r}"
+                    if column == "name" else "a uuid is already used",
                     "Choose another --name, or remove the old VM with `virshle vm rm`.",
                     code="name_taken" if column == "name" else "uuid_taken",
                 ) from None
             except BaseException:
                 self.db.execute("ROLLBACK")
-                vm.id = None
+                for vm in vms:
+                    vm.id = None
                 raise
-        vm.created_at = vm.updated_at = stamp
-        return vm
+        for vm in vms:
+            vm.created_at = vm.updated_at = stamp
+        return vms
 
     def _allocate_nics(self, vm: Vm) -> None:
         """Give each NIC a unique MAC and host interface name (inside the insert's transaction)."""
@@ -225,6 +293,7 @@ class Store:
             "disks": json.dumps([_disk_row(d) for d in vm.disks]),
             "nets": json.dumps([_net_row(n) for n in vm.nets]),
             "hypervisor": vm.hypervisor,
+            "pending": vm.pending,
             "updated_at": now(),
         }
         with self._lock:
@@ -232,34 +301,106 @@ class Store:
         vm.updated_at = row["updated_at"]
         return vm
 
-    def delete(self, vm: Vm) -> None:
+    def mark(self, vm: Vm, pending: str | None) -> Vm:
+        """Write (or, with None, clear) the journal entry of ``vm``."""
+        assert pending is None or pending in PENDING
         with self._lock:
-            self.db.execute("DELETE FROM nics WHERE vm_id = ?", [vm.id])
-            self.db.execute("DELETE FROM vms WHERE id = ?", [vm.id])
+            self.db.execute("UPDATE vms SET pending = ? WHERE id = ?", [pending, vm.id])
+        vm.pending = pending
+        return vm
+
+    def finish_creating(self, vms: list[Vm]) -> None:
+        """The create of ``vms`` is complete: they become visible, all at once."""
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                for vm in vms:
+                    self.db["vms"].update(vm.id, {
+                        "pending": None, "updated_at": now(),
+                        "disks": json.dumps([_disk_row(d) for d in vm.disks])})
+                    vm.pending = None
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+
+    def delete(self, vm: Vm) -> None:
+        self.delete_many([vm])
+
+    def delete_many(self, vms: list[Vm]) -> None:
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                for vm in vms:
+                    if vm.id is None:
+                        continue
+                    self.db.execute("DELETE FROM nics WHERE vm_id = ?", [vm.id])
+                    self.db.execute("DELETE FROM vms WHERE id = ?", [vm.id])
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
 
     def all(self) -> list[Vm]:
+        """Every VM, in id order; rows still being created are not VMs yet."""
         with self._lock:
-            rows = list(self.db["vms"].rows_where(order_by="id"))
+            rows = list(self.db["vms"].rows_where(
+                "pending IS NULL OR pending != 'creating'", order_by="id"))
         return [self._to_vm(row) for row in rows]
+
+    def journal(self) -> list[Vm]:
+        """The rows with an operation in flight (``pending`` set), in id order."""
+        with self._lock:
+            rows = list(self.db["vms"].rows_where("pending IS NOT NULL", order_by="id"))
+        return [self._to_vm(row) for row in rows]
+
+    def uuids(self) -> set[str]:
+        """The uuid of every row, being created or not."""
+        with self._lock:
+            return {row[0] for row in self.db.execute("SELECT uuid FROM vms").fetchall()}
+
+    def count(self) -> int:
+        """How many rows the store holds, being created or not."""
+        with self._lock:
+            return self.db.execute("SELECT count(*) FROM vms").fetchone()[0]
 
     def __iter__(self) -> Iterator[Vm]:
         return iter(self.all())
 
-    def get(self, ref: str | int) -> Vm:
-        """Find a VM by id, uuid or name; raise NotFound naming the reference."""
-        ref = str(ref)
-        clauses = []
-        if ref.isdigit():
-            clauses.append(("id = ?", [int(ref)]))
-        clauses.append(("uuid = ?", [ref]))
-        clauses.append(("name = ?", [ref]))
-        for where, args in clauses:
+    def get(self, ref: VmRef | str | int) -> Vm:
+        """The VM ``ref`` names, in its own namespace; NotFound naming the reference.
+
+        A bare ``str``/``int`` is read by its shape (see ``virshle_core.refs``); a
+        bare reference that matches an id *and* an old all-digit name is refused
+        as ambiguous.
+        """
+        if not isinstance(ref, VmRef):
+            ref = VmRef.parse(str(ref))
+        visible = "(pending IS NULL OR pending != 'creating')"
+        rows: list[dict] = []
+        if ref.kind == "id":
+            if ref.value <= MAX_ID:
+                with self._lock:
+                    rows = list(self.db["vms"].rows_where(f"id = ? AND {visible}", [ref.value]))
+            if ref.bare:
+                with self._lock:
+                    named = list(self.db["vms"].rows_where(f"name = ? AND {visible}", [str(ref.value)]))
+                if named and (not rows or named[0]["id"] != rows[0]["id"]):
+                    # an all-digit name (only older versions allowed them): a bare reference
+                    # could mean either, so it means neither
+                    raise UsageError(
+                        f"{ref.value!r} is ambiguous on node {self.node!r}: a VM is named "
+                        f"{ref.value!r}" + (f" and another has id {ref.value}" if rows else ""),
+                        f"Say which: id:{ref.value} or name:{ref.value} "
+                        "(--id or --name on the command line).", code="ambiguous_ref")
+        else:
             with self._lock:
-                rows = list(self.db["vms"].rows_where(where, args))
-            if rows:
-                return self._to_vm(rows[0])
+                rows = list(self.db["vms"].rows_where(f"{ref.kind} = ? AND {visible}", [ref.value]))
+        if rows:
+            return self._to_vm(rows[0])
         raise NotFound(
-            f"no VM {ref!r} on node {self.node!r}",
+            f"no VM with {ref.label} on node {self.node!r}" if ref.kind != "name"
+            else f"no VM {ref.value!r} on node {self.node!r}",
             "List the VMs with `virshle vm ls`; refer to one by --id, --name or --uuid.",
             code="vm_not_found",
         )
@@ -268,17 +409,30 @@ class Store:
         return {row[0] for row in self.db.execute("SELECT name FROM vms").fetchall()}
 
     def totals(self) -> dict[str, int]:
-        """Reserved resources and counts over this node's VMs, whatever their state."""
-        row = self.db.execute(
-            "SELECT count(*), coalesce(sum(vcpu), 0), coalesce(sum(vram), 0) FROM vms"
-        ).fetchone()
+        """Reserved resources and counts over this node's rows, whatever their state.
+
+        Rows still being created count: they are promised to a create in flight.
+        """
+        with self._lock:
+            row = self.db.execute(
+                "SELECT count(*), coalesce(sum(vcpu), 0), coalesce(sum(vram), 0) FROM vms"
+            ).fetchone()
+            listed = self.db.execute("SELECT disks, state, pending FROM vms").fetchall()
         disk = 0
         by_state: dict[str, int] = {}
-        for disks_json, state in self.db.execute("SELECT disks, state FROM vms").fetchall():
-            by_state[state] = by_state.get(state, 0) + 1
+        creating = 0
+        for disks_json, state, pending in listed:
+            if pending == "creating":
+                creating += 1
+            else:
+                by_state[state] = by_state.get(state, 0) + 1
             for disk_row in json.loads(disks_json or "[]"):
                 disk += int(disk_row.get("size") or 0)
-        return {"vms": row[0], "vcpu": row[1], "vram": row[2], "disk": disk, "by_state": by_state}
+        totals = {"vms": row[0] - creating, "vcpu": row[1], "vram": row[2], "disk": disk,
+                  "by_state": by_state}
+        if creating:
+            totals["creating"] = creating
+        return totals
 
     def close(self) -> None:
         self.db.conn.close()
@@ -292,3 +446,76 @@ def _disk_row(disk: Disk) -> dict:
 def _net_row(net: Net) -> dict:
     return {"name": net.name, "type": net.type, "options": net.options, "mac": net.mac,
             "ifname": net.ifname}
+
+
+def vm_directories(vm_root: Path) -> list[Path]:
+    """The VM directories under ``<root>/vm/``: only ours, named by a uuid."""
+    from .refs import UUID_PATTERN
+
+    try:
+        entries = list(vm_root.iterdir())
+    except OSError:
+        return []
+    return sorted(e for e in entries if UUID_PATTERN.fullmatch(e.name) and e.is_dir())
+
+
+def open_node_store(db_path: Path, vm_root: Path, node: str = "default") -> Store:
+    """The node's store, refusing a database that is broken or that lost its VMs.
+
+    A node never starts with an empty store while ``<root>/vm/`` holds VM
+    directories: that would forget VMs that exist. The way out is explicit,
+    ``virshle node init --db --force-new`` (``set_aside``).
+    """
+    from .errors import VirshleError
+
+    dirs = len(vm_directories(vm_root))
+    at_stake = f"; {dirs} VM director{'y' if dirs == 1 else 'ies'} under {vm_root} depend on it" \
+        if dirs else ""
+
+    def refuse(problem: str) -> VirshleError:
+        return VirshleError(
+            f"{db_path} {problem}{at_stake}",
+            "Restore the database from a backup; or run `virshle node init --db --force-new` to "
+            "set it (and any VM directories) aside and start a new one.", code="bad_database")
+
+    if dirs and not db_path.exists():
+        raise refuse("is missing")
+    if dirs and db_path.stat().st_size == 0:
+        raise refuse("is empty (0 bytes)")
+    try:
+        store = Store(db_path, node=node)
+    except sqlite3.DatabaseError as exc:
+        raise refuse(f"is not a usable SQLite database ({exc})") from None
+    try:
+        verdict = store.db.execute("PRAGMA quick_check").fetchone()[0]
+        if verdict != "ok":
+            raise sqlite3.DatabaseError(verdict)
+        if dirs and store.count() == 0:
+            raise refuse("holds no VM")
+    except sqlite3.DatabaseError as exc:
+        store.close()
+        raise refuse(f"is damaged ({exc})") from None
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def set_aside(db_path: Path, vm_root: Path) -> list[str]:
+    """Move a broken database and the VM directories it knew aside; nothing is deleted."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    moved = []
+    for suffix in ("", "-wal", "-shm"):
+        path = Path(f"{db_path}{suffix}")
+        if path.exists():
+            target = Path(f"{db_path}.broken-{stamp}{suffix}")
+            path.rename(target)
+            moved.append(f"{path} -> {target}")
+    dirs = vm_directories(vm_root)
+    if dirs:
+        lost = vm_root.parent / "lost+found" / stamp
+        lost.mkdir(mode=0o750, parents=True, exist_ok=True)
+        for directory in dirs:
+            directory.rename(lost / directory.name)
+        moved.append(f"{len(dirs)} VM directories -> {lost}")
+    return moved

@@ -37,12 +37,17 @@ class Settings:
     def config(self):
         if self._config is None:
             from ..config import load_config, warn
-            from ..plugins import config_sections
+            from ..plugins import config_sections, hypervisor_names
 
-            self._config = load_config(self.config_path, config_sections())
+            self._config = load_config(self.config_path, config_sections(), hypervisor_names())
             if self.verbosity >= 1:
                 warn(self._config)
         return self._config
+
+    def say(self, message: str, err: bool = False) -> None:
+        """A line for people (``Created VM …``); ``-q`` silences it."""
+        if self.verbosity >= 0:
+            click.echo(message, err=err)
 
     def warn_config(self) -> None:
         """Print the configuration's warnings (commands that use templates call this)."""

@@ -22,10 +22,14 @@ def node() -> None:
 @click.option("--dir", "dir_", is_flag=True, help="Directories under [host] root, and the group 'virshle'.")
 @click.option("--db", is_flag=True, help="The VM database (created or migrated).")
 @click.option("--net", is_flag=True, help="Host network, through the plugins (bridge, orphans).")
+@click.option("--force-new", is_flag=True,
+              help="With --db: set a broken database and its VM directories aside "
+                   "(nothing is deleted) and start an empty one.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
 @verbosity_options
 @click.pass_obj
-def node_init(settings: Settings, all_: bool, dir_: bool, db: bool, net: bool, as_json: bool) -> None:
+def node_init(settings: Settings, all_: bool, dir_: bool, db: bool, net: bool, force_new: bool,
+              as_json: bool) -> None:
     """Create what this host needs to be a node; safe to run again.
 
     \b
@@ -38,7 +42,9 @@ def node_init(settings: Settings, all_: bool, dir_: bool, db: bool, net: bool, a
     parts = set(PARTS) if all_ or not (dir_ or db or net) else {
         p for p, on in (("dir", dir_), ("db", db), ("net", net)) if on
     }
-    done = init_node(settings.config, parts, node_name=settings.config.host.name)
+    if force_new and "db" not in parts:
+        raise click.UsageError("--force-new goes with --db (or --all)")
+    done = init_node(settings.config, parts, node_name=settings.config.host.name, force_new=force_new)
     if as_json:
         emit_json({"root": str(settings.config.host.root_path), "done": done})
         return

@@ -48,37 +48,61 @@ class ProgressLine:
             click.echo("", err=True)
 
 
+class VmIdType(click.ParamType):
+    """A VM id: ASCII digits only (``int()`` would also take ``٣`` or ``+3``)."""
+
+    name = "ID"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> str:
+        from ..refs import ID_PATTERN
+
+        text = str(value)
+        if not ID_PATTERN.fullmatch(text):
+            self.fail(f"{text!r} is not a VM id (ids are ASCII digits, as `vm ls` shows them)",
+                      param, ctx)
+        return text
+
+
 def vm_ref_options(func: Callable) -> Callable:
     """``--id | --name | --uuid`` and ``--node``: which VM, where."""
     func = click.option("--node", "node_name", metavar="NAME",
                         help="The node that has the VM (default: search every node).")(func)
     func = click.option("--uuid", "vm_uuid", metavar="UUID", help="The VM's uuid.")(func)
     func = click.option("--name", "vm_name", metavar="NAME", help="The VM's name.")(func)
-    func = click.option("--id", "vm_id", metavar="ID", type=int, help="The VM's id.")(func)
+    func = click.option("--id", "vm_id", metavar="ID", type=VmIdType(), help="The VM's id.")(func)
     return func
 
 
-def _ref(vm_id: int | None, vm_name: str | None, vm_uuid: str | None) -> str:
-    given = [str(v) for v in (vm_id, vm_name, vm_uuid) if v is not None]
+def _ref(vm_id: str | None, vm_name: str | None, vm_uuid: str | None):
+    """The one reference given, in its own namespace (``id:7``, ``name:web``, ``uuid:…``)."""
+    from ..refs import VmRef
+
+    given = [(kind, value) for kind, value in (("id", vm_id), ("name", vm_name), ("uuid", vm_uuid))
+             if value is not None]
     if len(given) != 1:
         raise click.UsageError("name the VM with exactly one of --id, --name or --uuid")
-    return given[0]
+    return VmRef.of(*given[0])
 
 
-def find_vm(settings: Settings, ref: str, node_name: str | None) -> tuple[Any, dict]:
+def uuid_ref(document: dict) -> str:
+    """The wire reference of a VM document: its uuid, which never changes."""
+    return f"uuid:{document['uuid']}"
+
+
+def find_vm(settings: Settings, ref, node_name: str | None) -> tuple[Any, dict]:
     """The node client and VM document for ``ref``, searching every node unless --node."""
     from ..client import fan_out
 
     clients = settings.clients(node_name)
     found, unavailable = [], []
-    for client, document, error in fan_out(clients, lambda c: c.vm(ref)):
+    for client, document, error in fan_out(clients, lambda c: c.vm(str(ref))):
         if error is None:
             found.append((client, document))
         elif not isinstance(error, NotFound):
             unavailable.append((client, error))
     if len(found) > 1:
         names = ", ".join(c.name for c, _ in found)
-        raise UsageError(f"VM {ref!r} exists on several nodes: {names}",
+        raise UsageError(f"VM {ref.label} exists on several nodes: {names}",
                          "Choose one with --node.", code="ambiguous")
     if found:
         client, document = found[0]
@@ -88,7 +112,8 @@ def find_vm(settings: Settings, ref: str, node_name: str | None) -> tuple[Any, d
         raise unavailable[0][1]
     where = f"node {clients[0].name!r}" if len(clients) == 1 else "any node"
     extra = "".join(f"; node {c.name} unavailable: {e.message}" for c, e in unavailable)
-    raise NotFound(f"no VM {ref!r} on {where}{extra}",
+    raise NotFound(f"no VM with {ref.label} on {where}{extra}" if ref.kind != "name"
+                   else f"no VM {ref.value!r} on {where}{extra}",
                    "List the VMs with `virshle vm ls`.", code="vm_not_found")
 
 
@@ -98,8 +123,8 @@ def find_vm(settings: Settings, ref: str, node_name: str | None) -> tuple[Any, d
 @click.option("--node", "node_name", metavar="NAME", help="Create on this node.")
 @click.option("-n", "--count", type=int, default=1, show_default=True, help="How many VMs.")
 @click.option("--name", "vm_name", metavar="NAME", help="The VM's name (default: a random one).")
-@click.option("--user-data", type=click.File("r"), metavar="FILE",
-              help="A user-data file kept with the VM.")
+@click.option("--user-data", type=click.Path(dir_okay=False, allow_dash=True), metavar="FILE",
+              help="A user-data file kept with the VM (text: #cloud-config, a script, MIME).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @verbosity_options
 @click.pass_obj
@@ -118,18 +143,52 @@ def vm_create(settings: Settings, template_name: str, node_name: str | None, cou
     """
     if count < 1:
         raise click.BadParameter("must be at least 1", param_hint="-n/--count")
+    if vm_name is not None:  # checked here too, before any node is asked
+        from ..refs import validate_name
+
+        validate_name(vm_name if count == 1 else f"{vm_name}-{count}")
     settings.warn_config()
     body: dict[str, Any] = {"template": template_name}
     if user_data is not None:
-        body["user_data"] = user_data.read()
+        body["user_data"] = read_user_data(user_data)
     plan = place(settings, template_name, count, node_name)
     created = create_placed(plan, body, vm_name)
     if as_json:
         emit_json(created)
         return
     for item in created:
-        click.echo(f"Created VM {item['name']} (id {item['id']}) on node {item['node']} "
-                   f"from template {item['template']}.")
+        settings.say(f"Created VM {item['name']} (id {item['id']}) on node {item['node']} "
+                     f"from template {item['template']}.")
+
+
+def read_user_data(path: str) -> str:
+    """The text of a user-data file; a binary, huge or unreadable file is exit 2."""
+    import sys
+
+    from ..lifecycle import USER_DATA_MAX, user_data_problem
+
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read(USER_DATA_MAX + 1)
+        else:
+            with open(path, "rb") as handle:
+                data = handle.read(USER_DATA_MAX + 1)
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {path}: {exc.strerror}", param_hint="--user-data")
+    if len(data) > USER_DATA_MAX:
+        raise click.BadParameter(f"{path} is over {USER_DATA_MAX} bytes "
+                                 f"({USER_DATA_MAX // 1024**2} MiB), the most a VM's user-data may be",
+                                 param_hint="--user-data")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise click.BadParameter(f"{path} is not a text file (byte {exc.start} is not UTF-8); "
+                                 "user-data is a #cloud-config, a script or MIME text",
+                                 param_hint="--user-data") from None
+    problem = user_data_problem(text)
+    if problem:
+        raise click.BadParameter(f"{path} {problem}", param_hint="--user-data")
+    return text
 
 
 def place(settings: Settings, template_name: str, count: int, node_name: str | None) -> list:
@@ -188,6 +247,7 @@ def create_placed(plan: list, body: dict, vm_name: str | None) -> list[dict]:
         groups.setdefault(client.name, []).append((index, client))
     single_node = len(groups) == 1
     bar = ProgressLine()
+    finished: list[tuple[Any, dict]] = []  # what nodes answered for, to undo on Ctrl-C
 
     def create_on(items: list) -> list[dict]:
         client = items[0][1]
@@ -195,21 +255,37 @@ def create_placed(plan: list, body: dict, vm_name: str | None) -> list[dict]:
             request = dict(body, count=len(items))
             if vm_name is not None:
                 request["name"] = vm_name
-            return client.create_vms(request, on_progress=bar.update)
+            made = client.create_vms(request, on_progress=bar.update)
+            finished.extend((client, vm) for vm in made)
+            return made
         made = []
         try:
             for index, _ in items:  # explicit names, so they stay unique across nodes
                 made += client.create_vms(dict(body, name=f"{vm_name}-{index + 1}"),
                                           on_progress=bar.update)
+                finished.append((client, made[-1]))
         except VirshleError:
             for vm in made:
-                client.delete_vm(vm["uuid"], force=True)
+                client.delete_vm(uuid_ref(vm), force=True)
             raise
         return made
 
     try:
         results = fan_out([items[0][1] for items in groups.values()],
                           lambda client: create_on(groups[client.name]))
+    except KeyboardInterrupt:
+        # Requests in flight are cut: their nodes undo them. Undo what already answered.
+        bar.close()
+        for client in {c.name: c for c in plan}.values():
+            client.abort()
+        for client, vm in finished:
+            try:
+                client.delete_vm(uuid_ref(vm), force=True)
+            except VirshleError:
+                pass
+        click.echo("Interrupted: the create was cancelled; nodes undo what they had begun.",
+                   err=True)
+        raise click.exceptions.Exit(130)
     finally:
         bar.close()
     failures = [(client, error) for client, _, error in results if error is not None]
@@ -221,7 +297,7 @@ def create_placed(plan: list, body: dict, vm_name: str | None) -> list[dict]:
     if failures:
         for client, vm in created:
             try:
-                client.delete_vm(vm["uuid"], force=True)
+                client.delete_vm(uuid_ref(vm), force=True)
             except VirshleError:
                 pass
         client, error = failures[0]
@@ -344,15 +420,15 @@ def vm_start(settings: Settings, vm_id, vm_name, vm_uuid, node_name, attach: boo
       virshle vm start --name web-1 --attach
     """
     client, document = find_vm(settings, _ref(vm_id, vm_name, vm_uuid), node_name)
-    started = client.start_vm(document["uuid"])
+    started = client.start_vm(uuid_ref(document))
     if as_json and not attach:
         emit_json(started)
         return
-    click.echo(f"Started VM {started['name']} (id {started['id']}) on node {client.name}.", err=attach)
+    settings.say(f"Started VM {started['name']} (id {started['id']}) on node {client.name}.", err=attach)
     if attach:
         from .console import attach as attach_console
 
-        attach_console(client, started["uuid"], started["name"])
+        attach_console(client, uuid_ref(started), started["name"])
 
 
 @vm.command("stop")
@@ -364,13 +440,14 @@ def vm_start(settings: Settings, vm_id, vm_name, vm_uuid, node_name, attach: boo
 def vm_stop(settings: Settings, vm_id, vm_name, vm_uuid, node_name, force: bool, as_json: bool) -> None:
     """Stop a VM: the ACPI power button, then a kill after [host] stop_timeout."""
     client, document = find_vm(settings, _ref(vm_id, vm_name, vm_uuid), node_name)
-    result = client.stop_vm(document["uuid"], force=force)
+    result = client.stop_vm(uuid_ref(document), force=force)
     if as_json:
         emit_json(result)
     elif result["was_running"]:
-        click.echo(f"Stopped VM {document['name']} on node {client.name}.")
+        settings.say(f"Stopped VM {document['name']} on node {client.name}.")
     else:
-        click.echo(f"VM {document['name']} is not running ({result['vm']['state']}); nothing to do.")
+        settings.say(f"VM {document['name']} is not running (it is {result['vm']['state']}); "
+                     "nothing to do.")
 
 
 @vm.command("attach")
@@ -382,7 +459,7 @@ def vm_attach(settings: Settings, vm_id, vm_name, vm_uuid, node_name) -> None:
     from .console import attach as attach_console
 
     client, document = find_vm(settings, _ref(vm_id, vm_name, vm_uuid), node_name)
-    attach_console(client, document["uuid"], document["name"])
+    attach_console(client, uuid_ref(document), document["name"])
 
 
 @vm.command("logs")
@@ -395,7 +472,7 @@ def vm_logs(settings: Settings, vm_id, vm_name, vm_uuid, node_name, follow: bool
     import sys
 
     client, document = find_vm(settings, _ref(vm_id, vm_name, vm_uuid), node_name)
-    response = client.logs(document["uuid"], follow=follow)
+    response = client.logs(uuid_ref(document), follow=follow)
     out = sys.stdout.buffer
     try:
         for chunk in response.iter_chunks():
@@ -416,11 +493,11 @@ def vm_logs(settings: Settings, vm_id, vm_name, vm_uuid, node_name, follow: bool
 def vm_rm(settings: Settings, vm_id, vm_name, vm_uuid, node_name, force: bool, as_json: bool) -> None:
     """Remove a VM: its process, disks, directory and row."""
     client, document = find_vm(settings, _ref(vm_id, vm_name, vm_uuid), node_name)
-    removed = client.delete_vm(document["uuid"], force=force)
+    removed = client.delete_vm(uuid_ref(document), force=force)
     if as_json:
         emit_json(removed)
     else:
-        click.echo(f"Removed VM {removed['name']} (id {removed['id']}) from node {client.name}.")
+        settings.say(f"Removed VM {removed['name']} (id {removed['id']}) from node {client.name}.")
 
 
 __all__ = ["vm", "VirshleError"]

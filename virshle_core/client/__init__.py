@@ -29,6 +29,15 @@ class NodeClient:
         self.url = urlsplit(entry.url)
         self.timeout = float(entry.timeout)
         self.warnings: list[str] = []  # notices the node sent back (e.g. DHCP unreachable)
+        self._sockets: set[socket.socket] = set()  # open requests, for abort()
+
+    def abort(self) -> None:
+        """Cut every request in flight (Ctrl-C): the node sees its client leave."""
+        for sock in list(self._sockets):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def __repr__(self) -> str:
         return f"NodeClient({self.name!r}, {self.entry.url!r})"
@@ -81,6 +90,7 @@ class NodeClient:
     def open(self, method: str, path: str, body: Any = None, timeout: float | None = None,
              headers: dict[str, str] | None = None) -> http.Response:
         sock = self.connect()
+        self._sockets.add(sock)
         if timeout is not None:
             sock.settimeout(timeout)
         try:
@@ -109,13 +119,31 @@ class NodeClient:
         response = self.open(method, path, body, headers=headers)
         response._sock.settimeout(read_timeout)
         if response.status >= 400:
-            data = response.json()
-            raise from_json(data if isinstance(data, dict) else {}, response.status)
+            raise self._error_of(response, method, path)
         return response
+
+    def _error_of(self, response: http.Response, method: str, path: str) -> VirshleError:
+        """The daemon's error, from a reply whose body should be the JSON error document."""
+        try:
+            data = response.json()
+        except (ValueError, OSError, http.HttpError):
+            data = None
+        if not isinstance(data, dict):
+            return VirshleError(f"node {self.name!r} answered {method} {path} with HTTP "
+                                f"{response.status} {response.reason}".rstrip())
+        return from_json(data, response.status)
+
+    def _lost(self, method: str, path: str, exc: BaseException) -> NodeUnavailable:
+        return NodeUnavailable(
+            f"node {self.name!r}: the connection was lost during {method} {path} ({exc})",
+            "The node daemon stopped or restarted; a create it did not finish is undone. "
+            "Check `virshle node ping` and `virshle vm ls`.", status="offline")
 
     def call(self, method: str, path: str, body: Any = None, timeout: float | None = None) -> Any:
         """One request; the decoded JSON reply, or the daemon's error raised."""
         response = self.open(method, path, body, timeout)
+        if response.status >= 400:
+            raise self._error_of(response, method, path)
         try:
             data = response.json()
         except socket.timeout:
@@ -123,12 +151,11 @@ class NodeClient:
                 f"node {self.name!r} did not finish answering {method} {path} in time",
                 status="offline",
             ) from None
+        except (OSError, http.HttpError) as exc:
+            raise self._lost(method, path, exc) from None
         except ValueError:
             raise VirshleError(f"node {self.name!r} sent a reply that is not JSON "
                                f"(HTTP {response.status})") from None
-        if response.status >= 400:
-            error = from_json(data if isinstance(data, dict) else {}, response.status)
-            raise error
         warnings = response.headers.get("x-virshle-warnings")
         if warnings:
             import json
@@ -160,7 +187,8 @@ class NodeClient:
         return self.get("/vms" + (f"?state={quote(state)}" if state else ""))
 
     def vm(self, ref: str) -> dict:
-        return self.get(f"/vms/{quote(str(ref), safe='')}")
+        """One VM by its wire reference: ``id:7``, ``name:web``, ``uuid:…``."""
+        return self.get(f"/vms/{quote(str(ref), safe=':')}")
 
     def create_vms(self, body: dict, on_progress=None) -> list[dict]:
         """Create VMs; ``on_progress(what, done, total)`` hears about long copies."""
@@ -181,10 +209,11 @@ class NodeClient:
                     raise from_json(message["error"], message.get("status", 500))
                 elif "result" in message:
                     return message["result"]
+        except (OSError, http.HttpError, ValueError) as exc:
+            raise self._lost("POST", "/vms", exc) from None
         finally:
             response.close()
-        raise NodeUnavailable(f"node {self.name!r} ended the create without a result",
-                              status="offline")
+        raise self._lost("POST", "/vms", "it ended the reply without a result")
 
     def delete_vm(self, ref: str, force: bool = False) -> dict:
         suffix = "?force=1" if force else ""
@@ -240,4 +269,9 @@ def fan_out(clients: Iterable[NodeClient], work: Callable[[NodeClient], T]
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=min(32, len(clients))) as pool:
-        return list(pool.map(one, clients))
+        try:
+            return list(pool.map(one, clients))
+        except KeyboardInterrupt:
+            for client in clients:  # the workers' requests end now, so the pool can close
+                client.abort()
+            raise

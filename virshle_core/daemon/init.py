@@ -3,6 +3,13 @@
 Idempotent: running it again repairs what is missing and changes nothing
 else. ``--net`` asks the plugins (``virshle_node_init``) to prepare the host
 network and reap their orphans.
+
+File modes (``secure``, applied here and by every daemon start to what
+already exists): the root is 0750 and belongs to group ``virshle`` (its
+members reach the socket, 0660, and nothing else); the database, its WAL
+and the lock are 0640; VM directories and the cache are 0750; user-data,
+disks and NVRAM are 0600; cached images 0440. Nothing under the root is
+readable by other users.
 """
 
 from __future__ import annotations
@@ -21,6 +28,69 @@ from ..plugins import hook
 
 PARTS = ("dir", "db", "net")
 GROUP = "virshle"
+DIR_MODE = 0o750
+PRIVATE_FILES = ("user-data", "OVMF_VARS.fd", "nvram")  # in a VM directory: 0600
+DB_FILES = ("virshle.sqlite", "virshle.sqlite-wal", "virshle.sqlite-shm", "daemon.lock")
+
+
+def secure(root: Path, gid: int | None = None) -> list[str]:
+    """Apply the node's file modes under ``root``; return the paths that changed."""
+    import stat
+
+    changed: list[str] = []
+
+    def chmod(path: Path, mode: int) -> None:
+        try:
+            info = path.lstat()
+        except FileNotFoundError:
+            return
+        if stat.S_ISLNK(info.st_mode) or stat.S_IMODE(info.st_mode) == mode:
+            return
+        os.chmod(path, mode)
+        changed.append(f"{path} {mode:04o}")
+
+    if gid is None:
+        try:
+            gid = grp.getgrnam(GROUP).gr_gid
+        except KeyError:
+            gid = None
+    if gid is not None and root.stat().st_gid != gid:
+        try:
+            os.chown(root, -1, gid)
+            changed.append(f"{root} group {GROUP}")
+        except PermissionError:
+            logger.warning("cannot give {} to group {} (not root)", root, GROUP)
+    chmod(root, DIR_MODE)
+    for name in DB_FILES:
+        chmod(root / name, 0o640)
+    for top in ("vm", "cache", "lost+found"):
+        chmod(root / top, DIR_MODE)
+    for dirpath, dirnames, filenames in os.walk(root / "vm"):
+        here = Path(dirpath)
+        for name in dirnames:
+            chmod(here / name, DIR_MODE)
+        for name in filenames:
+            path = here / name
+            if here.name == "disk" or name in PRIVATE_FILES:
+                chmod(path, 0o600)
+            else:
+                _strip_others(path, chmod)
+    for path in (root / "cache").glob("*") if (root / "cache").is_dir() else []:
+        if path.name.startswith(".") or path.name.endswith(".sha256"):
+            _strip_others(path, chmod)
+        else:
+            chmod(path, 0o440)
+    return changed
+
+
+def _strip_others(path: Path, chmod) -> None:
+    import stat
+
+    try:
+        mode = stat.S_IMODE(path.lstat().st_mode)
+    except FileNotFoundError:
+        return
+    chmod(path, mode & ~0o007)
 
 
 def ensure_group(name: str = GROUP) -> int | None:
@@ -43,8 +113,13 @@ def ensure_group(name: str = GROUP) -> int | None:
     return grp.getgrnam(name).gr_gid
 
 
-def init_node(config: Config, parts: set[str], node_name: str = "default") -> dict[str, list[str]]:
-    """Prepare the parts asked for; return what was done, per part."""
+def init_node(config: Config, parts: set[str], node_name: str = "default",
+              force_new: bool = False) -> dict[str, list[str]]:
+    """Prepare the parts asked for; return what was done, per part.
+
+    ``force_new`` (with ``db``) sets a broken database and the VM directories
+    it knew aside, and starts an empty one.
+    """
     unknown = parts - set(PARTS)
     if unknown:
         raise VirshleError(f"unknown node init part(s): {', '.join(sorted(unknown))}")
@@ -55,7 +130,7 @@ def init_node(config: Config, parts: set[str], node_name: str = "default") -> di
         for path in (root, root / "vm", root / "cache"):
             if not path.is_dir():
                 try:
-                    path.mkdir(parents=True, exist_ok=True)
+                    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
                 except OSError as exc:
                     raise VirshleError(
                         f"cannot create {path}: {exc.strerror}",
@@ -70,16 +145,33 @@ def init_node(config: Config, parts: set[str], node_name: str = "default") -> di
         gid = ensure_group()
         if gid is not None:
             made.append(f"group {GROUP} (gid {gid})")
+        try:
+            made += [f"mode {item}" for item in secure(root, gid)]
+        except OSError as exc:
+            raise VirshleError(f"cannot set the modes under {root}: {exc.strerror} ({exc.filename})",
+                               "Run `virshle node init` as root.") from None
         done["dir"] = made
     if "db" in parts:
         if not root.is_dir():
             raise VirshleError(f"{root} does not exist", "Run `virshle node init --dir` first.")
-        from ..store import Store
+        from ..store import open_node_store, set_aside
 
-        store = Store(config.host.db_path, node=node_name)
+        db_path = config.host.db_path
+        made = set_aside(db_path, root / "vm") if force_new else []
+        old_umask = os.umask(0o027)
+        try:
+            store = open_node_store(db_path, root / "vm", node=node_name)
+        except OSError as exc:
+            raise VirshleError(f"cannot open {db_path}: {exc.strerror}",
+                               "Run `virshle node init` as root.") from None
+        finally:
+            os.umask(old_umask)
         version = store.version
         store.close()
-        done["db"] = [f"{config.host.db_path} (schema version {version})"]
+        for path in (Path(f"{db_path}{suffix}") for suffix in ("", "-wal", "-shm")):
+            if path.exists():
+                os.chmod(path, 0o640)
+        done["db"] = made + [f"{db_path} (schema version {version})"]
     node = NodeContext(name=node_name, config=config)
     if parts & {"net"}:
         hook().virshle_node_init(node=node, parts=frozenset(parts))

@@ -1,12 +1,20 @@
 """``virshle node serve``: the node's HTTP/1.1 + JSON API on its unix socket.
 
-Phases, as uvicorn's: start-up (open the store, bind the socket with mode
-0660 and group ``virshle``), the main loop (serve until SIGTERM or SIGINT),
-shut-down (stop accepting, let in-flight requests finish, end the event
-streams, remove the socket).
+Phases, as uvicorn's:
+
+- start-up: take the root's lock (``daemon.lock``, one daemon per root),
+  apply the file modes, open and check the store, reconcile what a crash
+  interrupted (``lifecycle.reconcile``), re-adopt running VMs, bind the
+  socket with mode 0660 and group ``virshle``;
+- the main loop: serve until SIGTERM or SIGINT;
+- shut-down, within ``SHUTDOWN_TIMEOUT``: cancel the creates in flight
+  (they undo themselves), end the event, console and log streams, stop
+  accepting, let the other requests finish, and only then close the store
+  and remove the socket (if it is still ours).
 
 Blocking work (the store, plugin hooks) runs in worker threads; operations
-on one VM are serialised by a per-VM lock.
+on one VM are serialised by a per-VM lock, and a handler whose client goes
+away still waits for its work to finish (a create is cancelled and undone).
 """
 
 from __future__ import annotations
@@ -29,12 +37,17 @@ from ..config import Config, structure
 from ..errors import ConfigError, Conflict, NotFound, UsageError, VirshleError
 from ..log import logger
 from ..models import NodeContext
+from ..refs import VmRef
 from ..store import Store
 from . import nodeinfo
 from .openapi import Route, openapi_document
 
 API = "/api/v1"
 SHUTDOWN_TIMEOUT = 30.0
+"""Seconds from SIGTERM to exit, at most (documented in docs/api.md)."""
+HEADER_TIMEOUT = 10.0
+"""Seconds a new connection has to send a whole request head (slow clients are cut)."""
+MAX_BODY = 16 * 1024**2
 
 
 @attrs.define
@@ -84,6 +97,9 @@ class NodeDaemon:
         self.streams: set = set()
         self.known_ips: dict[str, set[str]] = {}
         self.follow_tasks: set = set()
+        self.work: set[asyncio.Future] = set()  # blocking operations running in threads
+        self.flags: set[progress.CancelFlag] = set()  # cancel flags of creates in flight
+        self.closing = False
         self.routes = [
             Route("GET", "/node/ping", self.ping, "Is the daemon alive?", response="Pong"),
             Route("GET", "/node/info", self.info, "Host health, reservations and saturation.",
@@ -116,7 +132,7 @@ class NodeDaemon:
     # --- application ---------------------------------------------------------------
 
     def make_app(self) -> web.Application:
-        app = web.Application(middlewares=[self.errors_middleware], client_max_size=16 * 1024**2)
+        app = web.Application(middlewares=[self.errors_middleware], client_max_size=MAX_BODY)
         for route in self.routes:
             app.router.add_route(route.method, API + route.path, route.handler)
         app.on_shutdown.append(self._on_shutdown)
@@ -124,6 +140,12 @@ class NodeDaemon:
 
     @web.middleware
     async def errors_middleware(self, request: web.Request, handler: Callable[..., Awaitable]):
+        if (request.content_length or 0) > MAX_BODY:  # refuse at once, before reading it
+            response = error_response(413, "body_too_large",
+                                      f"the request body is {request.content_length} bytes; at most "
+                                      f"{MAX_BODY} bytes ({MAX_BODY // 1024**2} MiB) are accepted")
+            response.force_close()
+            return response
         try:
             response = await handler(request)
         except VirshleError as exc:
@@ -138,7 +160,13 @@ class NodeDaemon:
                 return error_response(405, "method_not_allowed",
                                       f"{request.method} is not allowed on {request.path}",
                                       f"See {API}/openapi.json for the routes.")
-            raise
+            if exc.status == 413:
+                response = error_response(413, "body_too_large",
+                                          f"the request body is over {MAX_BODY} bytes "
+                                          f"({MAX_BODY // 1024**2} MiB)")
+                response.force_close()
+                return response
+            return error_response(exc.status, f"http_{exc.status}", exc.reason)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -165,6 +193,9 @@ class NodeDaemon:
             data = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise UsageError(f"the body is not valid JSON: {exc}", code="bad_json") from None
+        except RecursionError:
+            raise UsageError("the body is not valid JSON: it is nested too deeply",
+                             code="bad_json") from None
         if not isinstance(data, dict):
             raise UsageError("the body must be a JSON object", code="bad_body")
         try:
@@ -179,6 +210,47 @@ class NodeDaemon:
     async def run(self, func: Callable, *args: Any, **kwargs: Any) -> Any:
         return await asyncio.to_thread(func, *args, **kwargs)
 
+    async def run_to_end(self, func: Callable, *args: Any, flag: progress.CancelFlag | None = None,
+                         reporter: progress.Reporter | None = None) -> Any:
+        """Run ``func`` in a thread; it always finishes before this returns or raises.
+
+        When the handler is cancelled (its client went away, or the daemon
+        stops), ``flag`` is raised so the work stops at its next step and
+        undoes itself; the lock the caller holds is kept until then.
+        """
+        def work() -> Any:
+            progress.set_cancel(flag)
+            progress.set_reporter(reporter)
+            try:
+                return func(*args)
+            finally:
+                progress.set_reporter(None)
+                progress.set_cancel(None)
+
+        future = asyncio.get_running_loop().run_in_executor(None, work)
+        self.work.add(future)
+        future.add_done_callback(self.work.discard)
+        if flag is not None:
+            self.flags.add(flag)
+            if self.closing:
+                flag.cancel("the node daemon is shutting down")
+        cancelled = False
+        try:
+            while not future.done():
+                try:
+                    await asyncio.wait({future})
+                except asyncio.CancelledError:
+                    cancelled = True
+                    if flag is not None:
+                        flag.cancel("the node daemon is shutting down" if self.closing
+                                    else "the client went away")
+        finally:
+            if flag is not None:
+                self.flags.discard(flag)
+        if cancelled:
+            raise asyncio.CancelledError
+        return future.result()
+
     def _vm_json(self, vms: list) -> list[dict]:
         for vm in vms:
             if not self.vm_locks.get(vm.uuid) or not self.vm_locks[vm.uuid].locked():
@@ -186,10 +258,18 @@ class NodeDaemon:
         lifecycle.with_ips(self.node, vms)
         return [vm.to_json() for vm in vms]
 
-    async def locked_vm(self, ref: str):
-        """The VM named by ``ref``, with its lock held (an async context manager)."""
-        vm = await self.run(self.store.get, ref)
+    async def find(self, request: web.Request):
+        """The VM the route's ``{ref}`` names (``id:7``, ``name:web``, ``uuid:…`` or bare)."""
+        return await self.run(self.store.get, VmRef.parse(request.match_info["ref"]))
+
+    async def locked_vm(self, request: web.Request):
+        """The VM the route names and its lock (``async with lock`` before working on it)."""
+        vm = await self.find(request)
         return vm, self.vm_locks[vm.uuid]
+
+    async def reread(self, vm):
+        """The VM's row again, now that its lock is held."""
+        return await self.run(self.store.get, VmRef("uuid", vm.uuid))
 
     # --- routes ----------------------------------------------------------------------
 
@@ -232,8 +312,9 @@ class NodeDaemon:
 
     async def create_vms(self, request: web.Request) -> web.StreamResponse:
         create = await self.body(request, lifecycle.CreateRequest)
+        flag = progress.CancelFlag()
         if "application/x-ndjson" not in request.headers.get("Accept", ""):
-            vms = await self.run(lifecycle.create, self.node, self.store, create)
+            vms = await self.run_to_end(lifecycle.create, self.node, self.store, create, flag=flag)
             return web.json_response([vm.to_json() for vm in vms], status=201)
         # A client that accepts NDJSON gets progress lines while it waits, then the result.
         response = web.StreamResponse(status=201, headers={"Content-Type": "application/x-ndjson"})
@@ -245,21 +326,22 @@ class NodeDaemon:
             line = {"progress": {"what": what, "done": done, "total": total}}
             loop.call_soon_threadsafe(lines.put_nowait, line)
 
-        def work() -> list:
-            progress.set_reporter(progress.Throttled(reporter))
-            try:
-                return lifecycle.create(self.node, self.store, create)
-            finally:
-                progress.set_reporter(None)
-
-        task = asyncio.ensure_future(self.run(work))
-        while not task.done() or not lines.empty():
-            getter = asyncio.ensure_future(lines.get())
-            await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
-            if getter.done():
-                await response.write(json.dumps(getter.result()).encode() + b"\n")
-            else:
-                getter.cancel()
+        task = asyncio.ensure_future(self.run_to_end(
+            lifecycle.create, self.node, self.store, create, flag=flag,
+            reporter=progress.Throttled(reporter)))
+        try:
+            while not task.done() or not lines.empty():
+                getter = asyncio.ensure_future(lines.get())
+                await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
+                if getter.done():
+                    await response.write(json.dumps(getter.result()).encode() + b"\n")
+                else:
+                    getter.cancel()
+        except (asyncio.CancelledError, ConnectionError):
+            # the client went away: the create stops and undoes itself before we return
+            flag.cancel("the node daemon is shutting down" if self.closing else "the client went away")
+            await asyncio.wait({task})
+            raise
         try:
             final = {"result": [vm.to_json() for vm in task.result()]}
         except VirshleError as exc:
@@ -273,38 +355,37 @@ class NodeDaemon:
         return response
 
     async def get_vm(self, request: web.Request) -> web.Response:
-        ref = request.match_info["ref"]
-        vm = await self.run(self.store.get, ref)
+        vm = await self.find(request)
         documents, warnings = await self.run(self._with_notices, lambda: self._vm_json([vm]))
         return web.json_response(documents[0], headers=_warning_headers(warnings))
 
     async def delete_vm(self, request: web.Request) -> web.Response:
-        ref = request.match_info["ref"]
         force = request.query.get("force", "").lower() in ("1", "true", "yes")
-        vm = await self.run(self.store.get, ref)
-        async with self.vm_locks[vm.uuid]:
-            vm = await self.run(self.store.get, vm.uuid)
-            await self.run(lifecycle.delete, self.node, self.store, vm, force)
+        vm, lock = await self.locked_vm(request)
+        async with lock:
+            vm = await self.reread(vm)
+            await self.run_to_end(lifecycle.delete, self.node, self.store, vm, force)
         self.vm_locks.pop(vm.uuid, None)
         return web.json_response(vm.to_json())
 
     async def start_vm(self, request: web.Request) -> web.Response:
-        vm, lock = await self.locked_vm(request.match_info["ref"])
+        vm, lock = await self.locked_vm(request)
         async with lock:
-            vm = await self.run(self.store.get, vm.uuid)
-            vm = await self.run(lifecycle.start, self.node, self.store, vm)
+            vm = await self.reread(vm)
+            vm = await self.run_to_end(lifecycle.start, self.node, self.store, vm)
         return web.json_response(vm.to_json())
 
     async def stop_vm(self, request: web.Request) -> web.Response:
         body = await self.body(request, StopRequest) if request.can_read_body else StopRequest()
-        vm, lock = await self.locked_vm(request.match_info["ref"])
+        vm, lock = await self.locked_vm(request)
         async with lock:
-            vm = await self.run(self.store.get, vm.uuid)
-            vm, was_running = await self.run(lifecycle.stop, self.node, self.store, vm, body.force)
+            vm = await self.reread(vm)
+            vm, was_running = await self.run_to_end(lifecycle.stop, self.node, self.store, vm,
+                                                    body.force)
         return web.json_response({"vm": vm.to_json(), "was_running": was_running})
 
     async def console(self, request: web.Request) -> web.StreamResponse:
-        vm = await self.run(self.store.get, request.match_info["ref"])
+        vm = await self.find(request)
         state = await self.run(lifecycle.live_state, self.node, vm)
         if state not in ("running", "paused"):
             raise Conflict(f"VM {vm.name!r} is {state}; its console is not live",
@@ -347,7 +428,7 @@ class NodeDaemon:
         return ws
 
     async def logs(self, request: web.Request) -> web.StreamResponse:
-        vm = await self.run(self.store.get, request.match_info["ref"])
+        vm = await self.find(request)
         follow = request.query.get("follow", "").lower() in ("1", "true", "yes")
         endpoint = await self.run(lifecycle.console, self.node, vm)
         path = Path(endpoint.log) if endpoint.log else None
@@ -388,10 +469,12 @@ class NodeDaemon:
     async def supervise(self) -> None:
         """Notice VMM exits, state changes and new leases; keep console logs under their cap."""
         rounds = 0
+        zombies: set[int] = set()
         while True:
             await asyncio.sleep(SUPERVISE_EVERY)
             rounds += 1
             try:
+                zombies = _reap_orphans(zombies)
                 vms = await self.run(self.store.all)
                 for vm in vms:
                     lock = self.vm_locks.get(vm.uuid)
@@ -464,50 +547,197 @@ class NodeDaemon:
     # --- serving -----------------------------------------------------------------------
 
     async def serve(self) -> None:
+        loop = asyncio.get_running_loop()
         socket_path = self.config.host.socket_path
         root = self.config.host.root_path
         if not root.is_dir():
             raise VirshleError(f"{root} does not exist",
                                "Run `virshle node init --all` first.", code="not_initialized")
-        self.store = Store(self.config.host.db_path, node=self.node.name)
-        _become_subreaper()
-        nodeinfo.prime_cpu()
-        self.hub = EventHub(asyncio.get_running_loop())
-        _clear_stale_socket(socket_path)
-        await self.readopt()
-        supervisor = asyncio.create_task(self.supervise())
-
-        runner = web.AppRunner(self.make_app(), handle_signals=False, access_log=None,
-                               shutdown_timeout=SHUTDOWN_TIMEOUT)
-        await runner.setup()
-        old_umask = os.umask(0o117)  # the socket is born 0660, never briefly wider
+        os.umask(0o027)  # everything the daemon and its VMMs make: nothing for other users
+        lock = _take_lock(root)
         try:
-            site = web.UnixSite(runner, str(socket_path))
-            await site.start()
-        finally:
-            os.umask(old_umask)
-        _set_mode_and_group(socket_path)
+            await self._start_up(root, socket_path)
+            runner = _Runner(self.make_app(), handle_signals=False, access_log=None,
+                             handler_cancellation=True, keepalive_timeout=HEADER_TIMEOUT,
+                             shutdown_timeout=SHUTDOWN_TIMEOUT * 2 / 3)
+            await runner.setup()
+            bound = await _bind(runner, socket_path)
+        except BaseException:
+            if self.store is not None:
+                self.store.close()
+            os.close(lock)
+            raise
+        supervisor = asyncio.create_task(self.supervise())
         logger.info("node {!r} serving on {} ({} VMs)", self.node.name, socket_path,
                     len(self.store.all()))
 
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         try:
             await stop.wait()
-            logger.info("shutting down: finishing requests in flight")
         finally:
+            deadline = loop.time() + SHUTDOWN_TIMEOUT
+            logger.info("shutting down: undoing creates in flight, finishing other requests")
+            self.closing = True
+            for flag in list(self.flags):
+                flag.cancel("the node daemon is shutting down")
             supervisor.cancel()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
             await runner.cleanup()
-            try:
-                socket_path.unlink()
-            except FileNotFoundError:
-                pass
+            unfinished = [f for f in self.work if not f.done()]
+            if unfinished:
+                await asyncio.wait(unfinished, timeout=max(0.1, deadline - loop.time()))
+            _remove_socket(socket_path, bound)
+            unfinished = [f for f in self.work if not f.done()]
+            if unfinished:
+                # never close the store under a running operation: its journal entry stays,
+                # and the next daemon finishes or undoes it
+                logger.error("{} operation(s) did not finish within {}s; exiting without them "
+                             "(the next start reconciles them)", len(unfinished), SHUTDOWN_TIMEOUT)
+                os._exit(1)
             self.store.close()
+            os.close(lock)
             logger.info("node {!r} stopped", self.node.name)
+
+    async def _start_up(self, root: Path, socket_path: Path) -> None:
+        from .init import secure
+
+        changed = await self.run(secure, root)
+        if changed:
+            logger.info("file modes applied under {}: {}", root, "; ".join(changed[:20])
+                        + (f" (and {len(changed) - 20} more)" if len(changed) > 20 else ""))
+        from ..store import open_node_store
+
+        self.store = await self.run(open_node_store, self.config.host.db_path, root / "vm",
+                                    self.node.name)
+        _become_subreaper()
+        nodeinfo.prime_cpu()
+        self.hub = EventHub(asyncio.get_running_loop())
+        _check_socket_path(socket_path)
+        for line in await self.run(lifecycle.reconcile, self.node, self.store):
+            logger.warning("reconcile: {}", line)
+        await self.readopt()
+
+
+class _Runner(web.AppRunner):
+    """An AppRunner whose protocol-level errors (a request head too large or malformed)
+    are answered in the API's JSON error shape, like every other error."""
+
+    async def _make_server(self):  # aiohttp builds its Server here; we only swap the class
+        server = await super()._make_server()
+        server.__class__ = _JsonErrorServer
+        return server
+
+
+def _json_error_server_class():
+    from aiohttp.http_exceptions import LineTooLong
+    from aiohttp.web_protocol import RequestHandler
+    from aiohttp.web_server import Server
+
+    class JsonErrorHandler(RequestHandler):
+        def handle_error(self, request, status=500, exc=None, message=None):
+            super().handle_error(request, status, exc, message)  # logs; raises if already answered
+            code, text = "bad_http", f"the request is not valid HTTP/1.1: {message or exc}"
+            if isinstance(exc, LineTooLong):
+                line = bytes(exc.args[0]) if exc.args and isinstance(exc.args[0], (bytes, bytearray)) else b""
+                if line.startswith((b"/", b"http:", b"https:")):  # the parser names the target
+                    status, code, text = 414, "uri_too_long", "the request's URL is too long"
+                else:
+                    status, code, text = 431, "headers_too_large", "a request header is too large"
+            elif status >= 500:
+                code, text = "internal", "the daemon failed to handle the request"
+            response = error_response(status, code, text)
+            response.force_close()
+            return response
+
+    class JsonErrorServer(Server):
+        def __call__(self):
+            return JsonErrorHandler(self, loop=self._loop, **self._kwargs)
+
+    return JsonErrorServer
+
+
+_JsonErrorServer = _json_error_server_class()
+
+
+def _take_lock(root: Path) -> int:
+    """Hold ``<root>/daemon.lock`` (flock) for the daemon's life: one daemon per root."""
+    import fcntl
+
+    path = root / "daemon.lock"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+    except OSError as exc:
+        raise VirshleError(f"cannot write in {root}: {exc.strerror}",
+                           "The node's root must be a writable directory: fix its mount or "
+                           "permissions, or set [host] root.", code="root_not_writable") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise VirshleError(f"another node daemon (pid {holder}) already serves {root}",
+                           "Stop it first, or give this node another [host] root.",
+                           code="already_serving") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def _check_socket_path(path: Path) -> None:
+    """Clear a stale socket; never delete what is not a socket, nor a live one."""
+    import stat
+
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(info.st_mode):
+        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a socket"
+        raise VirshleError(f"{path} exists and is {kind}",
+                           "Move it away: the daemon never deletes what it did not make.",
+                           code="socket_path_taken")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        logger.info("removing stale socket {}", path)
+        path.unlink()
+        return
+    finally:
+        probe.close()
+    raise VirshleError(f"another daemon is already serving on {path}",
+                       "Stop it first, or give this node another [host] root.",
+                       code="already_serving")
+
+
+async def _bind(runner: web.AppRunner, path: Path) -> tuple[int, int]:
+    """Listen on ``path`` (born 0660, group virshle); return its identity (dev, inode)."""
+    old_umask = os.umask(0o117)  # the socket is born 0660, never briefly wider
+    try:
+        site = web.UnixSite(runner, str(path))
+        await site.start()
+    except OSError as exc:
+        raise VirshleError(f"cannot listen on {path}: {exc.strerror}",
+                           "The node's root must be writable; check its mount and permissions.",
+                           code="cannot_listen") from None
+    finally:
+        os.umask(old_umask)
+    _set_mode_and_group(path)
+    info = path.stat()
+    return info.st_dev, info.st_ino
+
+
+def _remove_socket(path: Path, bound: tuple[int, int]) -> None:
+    """Remove our socket, and only ours (another daemon may have taken the path since)."""
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return
+    if (info.st_dev, info.st_ino) == bound:
+        path.unlink(missing_ok=True)
 
 
 def _become_subreaper() -> None:
@@ -526,6 +756,38 @@ def _become_subreaper() -> None:
             logger.debug("prctl(PR_SET_CHILD_SUBREAPER) failed: errno {}", ctypes.get_errno())
     except (OSError, AttributeError):
         pass
+
+
+def _reap_orphans(seen: set[int]) -> set[int]:
+    """Reap children that ended and that nobody waits for; return the new zombies.
+
+    The daemon is a subreaper: the intermediate process of a VMM that
+    daemonises (QEMU forks twice) and VMMs of a previous daemon land here.
+    A zombie is reaped on the second pass that sees it, so a child a worker
+    thread is about to ``wait()`` for (``subprocess.run``) is never taken.
+    """
+    me = os.getpid()
+    now: set[int] = set()
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return now
+    for name in entries:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] == "Z" and int(fields[1]) == me:
+            now.add(int(name))
+    for pid in now & seen:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+    return now - seen
 
 
 def _rotate_console_log(node: NodeContext, vm) -> None:
@@ -551,23 +813,6 @@ def error_response(status: int, code: str, message: str, hint: str = "") -> web.
     return web.json_response({"error": code, "message": message, "hint": hint}, status=status)
 
 
-def _clear_stale_socket(path: Path) -> None:
-    if not path.exists():
-        return
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(str(path))
-    except OSError:
-        logger.info("removing stale socket {}", path)
-        path.unlink()
-        return
-    finally:
-        probe.close()
-    raise VirshleError(f"another daemon is already serving on {path}",
-                       "Stop it first, or give this node another [host] root.",
-                       code="already_serving")
-
-
 def _set_mode_and_group(path: Path) -> None:
     os.chmod(path, 0o660)
     try:
@@ -584,4 +829,10 @@ def _set_mode_and_group(path: Path) -> None:
 
 def serve(config: Config, node_name: str = "default") -> None:
     """Run the daemon until SIGTERM or SIGINT."""
-    asyncio.run(NodeDaemon(config, node_name).serve())
+    try:
+        asyncio.run(NodeDaemon(config, node_name).serve())
+    except OSError as exc:  # what start-up did not foresee still gets one line
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise VirshleError(f"the node daemon could not start: {exc.strerror or exc}{where}",
+                           "Check [host] root: it must be a writable directory.",
+                           code="cannot_start") from None
