@@ -23,7 +23,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.netlab import Netns, bridge_with_dhcp, tear_down  # noqa: E402
-from tests.support import VIRSHLE, Daemon, remove_short_dirs, short_dir, write_guest_config  # noqa: E402
+from tests.support import (VIRSHLE, Daemon, network_config, remove_short_dirs, short_dir,  # noqa: E402
+                           write_guest_config)
 
 
 def timed(argv, env, runs):
@@ -49,8 +50,7 @@ def main() -> None:
         base = short_dir("bench")
         ovs, kea = bridge_with_dhcp(ns, base, "10.66.0.1/23", "10.66.0.10 - 10.66.1.250", parts)
         node_dir = short_dir("node")
-        config = write_guest_config(node_dir, guest, "qemu", extra=(
-            f'\n[ovs]\nbridge = "br0"\ndb = "{ovs.url}"\n[dhcp.kea]\nurl = "{kea.url}"\n'
+        config = write_guest_config(node_dir, guest, "qemu", extra=network_config(ovs, kea) + (
             '[[template.vm.net]]\nname = "main"\n[template.vm.net.type.tap]\n'))
         daemon = Daemon(node_dir, config, netns=ns.name, init_parts=("--all",))
         daemon.start()

@@ -19,7 +19,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.netlab import Netns, bridge_with_dhcp, tear_down  # noqa: E402
-from tests.support import Daemon, remove_short_dirs, short_dir, write_guest_config  # noqa: E402
+from tests.support import (Daemon, network_config, remove_short_dirs, short_dir,  # noqa: E402
+                           write_guest_config)
 
 V = str(REPO / ".venv" / "bin" / "virshle")
 
@@ -46,9 +47,8 @@ def main() -> None:
         base = short_dir("demo")
         ovs, kea = bridge_with_dhcp(ns, base, "10.99.0.1/24", "10.99.0.100 - 10.99.0.199", parts)
         node_dir = short_dir("node")
-        config = write_guest_config(node_dir, guest, "qemu", extra=(
-            f'\n[ovs]\nbridge = "br0"\ndb = "{ovs.url}"\n\n[dhcp.kea]\nurl = "{kea.url}"\n\n'
-            '[[template.vm.net]]\nname = "main"\n[template.vm.net.type.tap]\n'), limits=False)
+        config = write_guest_config(node_dir, guest, "qemu", extra=network_config(ovs, kea) + (
+            '\n[[template.vm.net]]\nname = "main"\n[template.vm.net.type.tap]\n'), limits=False)
         print(f"\033[1mThe configuration ({config}):\033[0m\n{config.read_text()}")
         env = {**os.environ, "VIRSHLE_CONFIG": str(config), "COLUMNS": "120"}
         step([V, "node", "init", "--all"], env, ns.name)

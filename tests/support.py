@@ -138,8 +138,9 @@ class Daemon:
         return run_cli(*args, config=self.config, **kwargs)
 
     def start(self, *serve_args: str, env: dict | None = None) -> "Daemon":
-        init = self.node_cli("node", "init", *self.init_parts)
-        assert init.returncode == 0, init.stderr
+        if self.init_parts:  # () starts the daemon on the root as it is
+            init = self.node_cli("node", "init", *self.init_parts)
+            assert init.returncode == 0, init.stderr
         full_env = {k: v for k, v in os.environ.items()
                     if k not in ("VIRSHLE_PLUGINS", "VIRSHLE_DISABLE_PLUGINS")}
         full_env["VIRSHLE_CONFIG"] = str(self.config)
@@ -189,7 +190,7 @@ class Daemon:
     def kill9(self) -> None:
         """``kill -9`` the daemon (by its own pid), as a crash would end it."""
         os.kill(self.pid, signal.SIGKILL)
-        wait_for(lambda: not _alive(self.pid), timeout=10, what="the killed daemon to go")
+        wait_for(lambda: not alive(self.pid), timeout=10, what="the killed daemon to go")
         if not self.reaped:
             self.process.wait()
         self.process = None
@@ -212,10 +213,10 @@ class Daemon:
         if self.process is None:
             return None
         if self.reaped:  # the reaper passes the signal on, and outlives the daemon
-            if _alive(self.pid):
+            if alive(self.pid):
                 os.kill(self.pid, sig)
                 try:
-                    wait_for(lambda: not _alive(self.pid), timeout=timeout, what="the daemon to stop")
+                    wait_for(lambda: not alive(self.pid), timeout=timeout, what="the daemon to stop")
                 except AssertionError:
                     os.kill(self.pid, signal.SIGKILL)
             self.process = None
@@ -232,7 +233,7 @@ class Daemon:
         return code
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     """The process exists and is not a zombie."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -314,6 +315,11 @@ LIMITS = """
         cpu = 100000
         ram = 100000
 """
+
+
+def network_config(ovs, kea) -> str:
+    """The ``[ovs]`` and ``[dhcp.kea]`` tables of a node on a lab's bridge (tests.netlab)."""
+    return f'\n[ovs]\nbridge = "br0"\ndb = "{ovs.url}"\n\n[dhcp.kea]\nurl = "{kea.url}"\n'
 
 
 def write_guest_config(directory: Path, guest: Path, hypervisor: str = "qemu", extra: str = "",

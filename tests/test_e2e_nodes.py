@@ -300,3 +300,33 @@ def test_console_and_follow_work_over_ssh(cluster, guest):
         gamma.kill_vmms()
         gamma.config.write_text(original)
         gamma.start()
+
+
+def test_host_key_refusals_say_what_is_really_wrong(cluster, tmp_path):
+    # Issue 8, item 19: every case was refused, but the words were wrong.
+    line = cluster.sshds["alpha"].known_hosts_line()
+    pattern, key_type, key = line.split()
+    config = cluster.write_config(tmp_path / "alpha.toml", [{"name": "alpha", "url": cluster.url("alpha")}])
+    run(["ssh-keygen", "-q", "-t", "rsa", "-b", "2048", "-N", "", "-f", tmp_path / "rsa_host"])
+    rsa = (tmp_path / "rsa_host.pub").read_text().split()
+    cases = {
+        "revoked and listed": f"@revoked {line}\n{line}\n",
+        "revoked alone": f"@revoked {line}\n",
+        "only an RSA key": f"{pattern} {rsa[0]} {rsa[1]}\n",
+    }
+    reasons = {}
+    for case, known in cases.items():
+        home = tmp_path / case.replace(" ", "-")
+        (home / ".ssh").mkdir(parents=True)
+        (home / ".ssh" / "known_hosts").write_text(known)
+        result = cluster.cli("node", "ls", "--json", config=config,
+                             env={"HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache")})
+        (node,) = result.json()
+        assert node["status"] == "auth_error", (case, node)
+        reasons[case] = node["reason"]
+    for case in ("revoked and listed", "revoked alone"):
+        assert "is marked @revoked" in reasons[case], reasons[case]
+        assert "CHANGED" not in reasons[case] and "add this line" not in reasons[case]
+    only_rsa = reasons["only an RSA key"]
+    assert "lists only ssh-rsa key(s)" in only_rsa and "offers no key of that type" in only_rsa, only_rsa
+    assert "ssh-ed25519" in only_rsa and "Connection lost" not in only_rsa

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import (MARKER, VIRSHLE, Console, Daemon, installed_hypervisors, wait_for,
-                            write_guest_config)
+from tests.support import (MARKER, VIRSHLE, Console, Daemon, alive, installed_hypervisors,
+                            wait_for, write_guest_config)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not installed_hypervisors(),
                                                   reason="no hypervisor installed")]
@@ -44,14 +44,6 @@ def vm_json(node, name):
 
 def vmm_pid(node, vm) -> int:
     return int((node.root / "vm" / vm["uuid"] / "vmm.pid").read_text())
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def test_the_whole_life_of_a_vm(node, guest):
@@ -223,3 +215,88 @@ def test_eight_concurrent_creates(node):
     assert len({vm["uuid"] for vm in vms}) == 8
     for vm in vms:
         assert node.cli("vm", "rm", "--uuid", vm["uuid"]).returncode == 0
+
+
+PROBE = """
+import os, sqlite3, sys
+readable = []
+for path in sys.argv[1:]:
+    try:
+        if os.path.isdir(path):
+            os.listdir(path)
+        else:
+            open(path, "rb").read(1)
+        readable.append(path)
+    except OSError:
+        pass
+try:
+    db = sqlite3.connect("file:" + sys.argv[1] + "/virshle.sqlite?mode=ro", uri=True)
+    db.execute("SELECT user_data FROM vms").fetchall()
+    readable.append("the database")
+except sqlite3.Error:
+    pass
+print("\\n".join(readable))
+"""
+
+
+def test_other_users_read_nothing_under_the_root(node, tmp_path):
+    # Issue 8, item 9: a local user outside group virshle read a cloud-init password.
+    import grp
+    import stat
+
+    user_data = tmp_path / "user-data"
+    user_data.write_text("#cloud-config\npassword: hunter2\n")
+    assert node.cli("vm", "create", "-t", "tiny", "--name", "secret",
+                    "--user-data", str(user_data)).returncode == 0
+    assert node.cli("vm", "start", "--name", "secret").returncode == 0
+    vm = vm_json(node, "secret")
+    root = node.root
+    paths = [root] + sorted(p for p in root.rglob("*"))
+    user = f"vsh{os.getpid() % 100000}"
+    subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", user], check=True)
+    try:
+        probe = subprocess.run(["runuser", "-u", user, "--", "/usr/bin/python3", "-c", PROBE,
+                                *map(str, paths)], capture_output=True, text=True, timeout=60)
+        assert probe.returncode == 0, probe.stderr
+        assert probe.stdout.strip() == "", f"{user} could read: {probe.stdout}"
+    finally:
+        subprocess.run(["userdel", user], check=True)
+    info = root.stat()
+    assert stat.S_IMODE(info.st_mode) == 0o750 and info.st_gid == grp.getgrnam("virshle").gr_gid
+    for path in paths:
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        assert mode & 0o007 == 0, f"{path} is {mode:04o}"
+    vm_dir = root / "vm" / vm["uuid"]
+    assert stat.S_IMODE(vm_dir.stat().st_mode) == 0o750
+    assert stat.S_IMODE((vm_dir / "user-data").stat().st_mode) == 0o600
+    assert stat.S_IMODE((vm_dir / "disk" / "os").stat().st_mode) == 0o600
+    assert stat.S_IMODE((root / "cache").stat().st_mode) == 0o750
+    for name in ("virshle.sqlite", "virshle.sqlite-wal", "virshle.sqlite-shm"):
+        assert stat.S_IMODE((root / name).stat().st_mode) & 0o137 == 0, name  # 0640 or stricter
+    assert node.cli("vm", "rm", "--name", "secret", "--force").returncode == 0
+
+
+def _zombie_children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] == "Z" and int(fields[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def test_no_zombie_survives_a_forced_stop(node):
+    # Issue 8, item 16: the QEMU of `vm stop --force` stayed a zombie until the daemon exited.
+    assert node.cli("vm", "create", "-t", "tiny", "--name", "undead").returncode == 0
+    assert node.cli("vm", "start", "--name", "undead").returncode == 0
+    pid = vmm_pid(node, vm_json(node, "undead"))
+    assert node.cli("vm", "stop", "--name", "undead", "--force").returncode == 0
+    assert not Path(f"/proc/{pid}").exists(), (node.pid, Path(f"/proc/{pid}/stat").read_text())
+    # nor the processes QEMU left while it daemonised (reaped by the supervisor)
+    wait_for(lambda: not _zombie_children(node.process.pid), timeout=10,
+             what="the daemon to reap every child")
+    assert node.cli("vm", "rm", "--name", "undead").returncode == 0

@@ -37,10 +37,12 @@ def vm_dirs(daemon) -> list[str]:
 
 
 def one_line_error(result) -> str:
-    """The error a command printed: one ``Error:`` line (and its hint), never a traceback."""
-    assert "Traceback" not in result.stderr, result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1, result.stderr
+    """The error a command printed (a result, or its stderr): one ``Error:`` line (and its
+    hint), never a traceback."""
+    stderr = result if isinstance(result, str) else result.stderr
+    assert "Traceback" not in stderr, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, stderr
     return errors[0]
 
 
@@ -126,8 +128,8 @@ def test_the_node_refuses_creates_past_its_limits(tmp_path):
         over = node.cli("vm", "create", "-t", "xs", "-n", str(fits + 14))
         assert over.returncode == 1
         line = one_line_error(over)
-        assert f"cpu: {fits + 14} more vcpu" in line and "the limit is 300%" in line
-        assert f"{fits} still free" in line
+        assert f"cpu: {fits + 14} vcpu more" in line and "the limit is 300%" in line
+        assert f"{fits} vcpu still free" in line
         assert rows(node) == [] and vm_dirs(node) == []
         # --node X bypasses the balancer, not the node's own check
         assert node.cli("vm", "create", "-t", "xs", "--node", "default",
@@ -139,7 +141,7 @@ def test_the_node_refuses_creates_past_its_limits(tmp_path):
         assert one_more.returncode == 1 and "saturated: cpu" in one_line_error(one_more)
         status, body = raw(node, "POST", "/api/v1/vms", b'{"template": "xs"}')  # ... the node too
         assert status == 409 and body["error"] == "limit_exceeded"
-        assert "0 still free" in body["message"] and "[host.limits] cpu" in body["hint"]
+        assert "0 vcpu still free" in body["message"] and "[host.limits] cpu" in body["hint"]
         assert len(rows(node)) == fits
     finally:
         node.stop()
@@ -220,6 +222,61 @@ def test_ctrl_c_cancels_a_create(tmp_path):
         node.stop()
 
 
+# --- 4, 5. a crash or a stop in the middle of a create ----------------------------------------
+
+
+def test_kill_9_during_create_n_8_leaves_none_of_the_set(tmp_path):
+    from tests.support import make_plugin_dist
+
+    plugins = make_plugin_dist(tmp_path / "site", "slowclone", """
+        import time
+        from virshle_core import hookimpl
+
+        @hookimpl(tryfirst=True)
+        def virshle_disk_clone():
+            time.sleep(0.3)  # then the core's own clone does the work
+        """)
+    node = Daemon(tmp_path, write_config(tmp_path))
+    node.start(env={"PYTHONPATH": str(plugins)})
+    try:
+        assert node.cli("vm", "create", "-t", "xs", "--name", "before").returncode == 0
+        env = {**os.environ, "VIRSHLE_CONFIG": str(node.config)}
+        cli = subprocess.Popen([VIRSHLE, "vm", "create", "-t", "xs", "-n", "8"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: len(vm_dirs(node)) >= 4, timeout=30, what="half of the set")
+        node.kill9()
+        _, err = cli.communicate(timeout=30)
+        assert cli.returncode == 1 and "the connection was lost during POST /vms" in one_line_error(err)
+        node.start(env={"PYTHONPATH": str(plugins)})
+        assert [name for _, name, _ in rows(node)] == ["before"]
+        assert len(vm_dirs(node)) == 1
+        assert "rolled back the unfinished create" in node.log()
+        listing = node.cli("vm", "ls", "--json").json()
+        assert [vm["name"] for vm in listing] == ["before"]
+        assert node.cli("vm", "rm", "--name", "before").returncode == 0
+    finally:
+        node.stop()
+
+
+def test_a_directory_without_a_row_goes_at_start_and_only_ours(tmp_path):
+    node = Daemon(tmp_path, write_config(tmp_path))
+    node.start()
+    assert node.cli("vm", "create", "-t", "xs", "--name", "kept").returncode == 0
+    node.stop()
+    orphan = node.root / "vm" / str(uuid.uuid4())
+    (orphan / "disk").mkdir(parents=True)
+    (orphan / "disk" / "os").write_bytes(b"\0" * 4096)
+    stranger = node.root / "vm" / "not-a-vm"
+    stranger.mkdir()
+    node.start()
+    try:
+        assert not orphan.exists() and stranger.exists()
+        assert f"removed {orphan}: no VM row owns it" in node.log()
+        assert [vm["name"] for vm in node.cli("vm", "ls", "--json").json()] == ["kept"]
+    finally:
+        node.stop()
+
+
 # --- 6. one daemon per root ----------------------------------------------------------------
 
 
@@ -236,8 +293,7 @@ def test_two_daemons_started_together_one_wins_and_the_socket_stays(tmp_path):
     try:
         _, err = second.communicate(timeout=30)
         assert second.returncode == 1
-        assert f"another node daemon (pid {first.pid}) already serves" in one_line_error(
-            type("R", (), {"stderr": err})())
+        assert f"another node daemon (pid {first.pid}) already serves" in one_line_error(err)
         assert "serving on" not in err
         wait_for(lambda: node.socket.exists() and node.cli("node", "ping").returncode == 0,
                  timeout=20, what="the first daemon")
@@ -314,6 +370,36 @@ def test_an_empty_or_corrupt_database_beside_vms_stops_the_daemon(tmp_path):
     node.start()  # a new, empty store
     try:
         assert node.cli("vm", "ls", "--json").json() == []
+    finally:
+        node.stop()
+
+
+# --- 9. file modes ---------------------------------------------------------------------------------
+
+
+def test_loose_modes_are_tightened_at_start(tmp_path):
+    import grp
+    import stat
+
+    node = Daemon(tmp_path, write_config(tmp_path))
+    node.start()
+    user_data = tmp_path / "user-data"
+    user_data.write_text("#cloud-config\npassword: hunter2\n")
+    vm = node.cli("vm", "create", "-t", "xs", "--user-data", str(user_data), "--json").json()[0]
+    node.stop()
+    vm_dir = node.root / "vm" / vm["uuid"]
+    loose = {node.root: 0o755, node.root / "virshle.sqlite": 0o644, vm_dir: 0o755,
+             vm_dir / "user-data": 0o644, vm_dir / "disk" / "os": 0o644, node.root / "cache": 0o755}
+    for path, mode in loose.items():
+        path.chmod(mode)
+    node.init_parts = ()  # the daemon alone, without `node init` first
+    node.start()
+    try:
+        want = {node.root: 0o750, node.root / "virshle.sqlite": 0o640, vm_dir: 0o750,
+                vm_dir / "user-data": 0o600, vm_dir / "disk" / "os": 0o600, node.root / "cache": 0o750}
+        assert {path: stat.S_IMODE(path.stat().st_mode) for path in want} == want
+        assert node.root.stat().st_gid == grp.getgrnam("virshle").gr_gid
+        assert "file modes applied" in node.log()
     finally:
         node.stop()
 

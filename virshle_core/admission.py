@@ -49,33 +49,27 @@ class Need:
 def check(node: str, limits: Any, capacity: Capacity, totals: dict[str, int], need: Need,
           what: str) -> None:
     """Raise Conflict (``limit_exceeded``) naming the resource, the figures and the limit."""
-    def refuse(resource: str, text: str) -> None:
-        raise Conflict(
-            f"node {node!r} cannot take {what}: {resource}: {text}",
-            f"Remove VMs, create fewer, or raise [host.limits] {resource} in the node's "
-            "config.toml.", code="limit_exceeded")
+    rules = (  # resource, reserved, needed, host total, limit %, how to print an amount, of what
+        ("cpu", totals["vcpu"], need.vcpu, capacity.cpu, limits.cpu, _vcpu, f"{capacity.cpu} cores"),
+        ("ram", totals["vram"], need.vram, capacity.ram, limits.ram, human_size,
+         human_size(capacity.ram)),
+        ("disk", totals["disk"], need.disk, capacity.disk, limits.disk, human_size,
+         f"the {human_size(capacity.disk)} under its root"),
+    )
+    for resource, reserved, needed, total, limit, amount, whole in rules:
+        allowed = total * limit // 100
+        if reserved + needed > allowed:
+            raise Conflict(
+                f"node {node!r} cannot take {what}: {resource}: {amount(needed)} more would make "
+                f"{amount(reserved + needed)} reserved, {_pct(reserved + needed, total)} of its "
+                f"{whole}; the limit is {limit}% ({amount(allowed)}, "
+                f"{amount(max(0, allowed - reserved))} still free)",
+                f"Remove VMs, create fewer, or raise [host.limits] {resource} in the node's "
+                "config.toml.", code="limit_exceeded")
 
-    allowed_vcpu = capacity.cpu * limits.cpu // 100
-    if totals["vcpu"] + need.vcpu > allowed_vcpu:
-        refuse("cpu", f"{need.vcpu} more vcpu would make {totals['vcpu'] + need.vcpu} reserved, "
-                      f"{_pct(totals['vcpu'] + need.vcpu, capacity.cpu)} of its {capacity.cpu} "
-                      f"cores; the limit is {limits.cpu}% ({allowed_vcpu} vcpu, "
-                      f"{max(0, allowed_vcpu - totals['vcpu'])} still free)")
-    allowed_ram = capacity.ram * limits.ram // 100
-    if totals["vram"] + need.vram > allowed_ram:
-        refuse("ram", f"{human_size(need.vram)} more would make "
-                      f"{human_size(totals['vram'] + need.vram)} reserved, "
-                      f"{_pct(totals['vram'] + need.vram, capacity.ram)} of its "
-                      f"{human_size(capacity.ram)}; the limit is {limits.ram}% "
-                      f"({human_size(allowed_ram)}, "
-                      f"{human_size(max(0, allowed_ram - totals['vram']))} still free)")
-    allowed_disk = capacity.disk * limits.disk // 100
-    if totals["disk"] + need.disk > allowed_disk:
-        refuse("disk", f"{human_size(need.disk)} more would make "
-                       f"{human_size(totals['disk'] + need.disk)} reserved, "
-                       f"{_pct(totals['disk'] + need.disk, capacity.disk)} of the "
-                       f"{human_size(capacity.disk)} under its root; the limit is {limits.disk}% "
-                       f"({human_size(max(0, allowed_disk - totals['disk']))} still free)")
+
+def _vcpu(count: int) -> str:
+    return f"{count} vcpu"
 
 
 def _pct(part: int, whole: int) -> str:

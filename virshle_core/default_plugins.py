@@ -41,8 +41,10 @@ def cached_copy(source: Path, cache_dir: Path) -> Path:
     if target.exists():
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
-    with open(cache_dir / f".{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # concurrent creates from one template copy it once
+    # Concurrent creates from one template copy it once: they take turns on the template
+    # itself (read-only, an advisory lock), so the cache holds no lock files.
+    with open(source, "rb") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         if target.exists():
             return target
         partial = cache_dir / f".{name}.partial"

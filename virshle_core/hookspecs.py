@@ -226,6 +226,11 @@ def virshle_stop(vm: Vm, force: bool, node: NodeContext) -> bool | None:
     """Stop the VM: a graceful shutdown, or kill at once with ``force``.
 
     A graceful stop waits up to ``[host] stop_timeout`` seconds, then kills.
+    It must succeed when nothing runs. A forced stop must also end a VMM
+    that is still coming up: after a crash in the middle of a start, the
+    daemon calls it (``vm.hypervisor`` set to your name) to clear what the
+    start left, perhaps before any pidfile exists. Return once the VMM is
+    gone, reaped when it is your child.
 
     Stops at first non-None result.
 

@@ -120,11 +120,14 @@ def create(node: NodeContext, store: Store, request: CreateRequest) -> list[Vm]:
     thread's cancel flag is set (see ``virshle_core.progress``).
     """
     from . import admission
-    from .images import virtual_size
+    from .images import image_format, virtual_size
 
     template, names = _check_request(node, request)
-    sizes = {d.name: virtual_size(d.expanded_path) for d in template.disk}
-    vms = [_new_vm(node, template, name, request.user_data, sizes) for name in names]
+    images = {}
+    for disk in template.disk:
+        fmt = image_format(disk.expanded_path)
+        images[disk.name] = (fmt, virtual_size(disk.expanded_path, fmt))
+    vms = [_new_vm(node, template, name, request.user_data, images) for name in names]
     for vm in vms:
         try:
             hook().virshle_pre_create(vm=vm, template=template, node=node)
@@ -133,7 +136,7 @@ def create(node: NodeContext, store: Store, request: CreateRequest) -> list[Vm]:
 
     count = len(vms)
     need = admission.Need(vcpu=template.vcpu * count, vram=template.vram * count,
-                          disk=sum(sizes.values()) * count)
+                          disk=sum(size for _, size in images.values()) * count)
     capacity = admission.Capacity.of_host(str(node.root))
     what = (f"{count} VMs of template {template.name!r}" if count > 1
             else f"a VM of template {template.name!r}")
@@ -160,17 +163,16 @@ def create(node: NodeContext, store: Store, request: CreateRequest) -> list[Vm]:
 
 
 def _new_vm(node: NodeContext, template: VmTemplate, name: str | None, user_data: str | None,
-            sizes: dict[str, int]) -> Vm:
-    from .images import image_format
-
+            images: dict[str, tuple[str, int]]) -> Vm:
+    """A VM of ``template``, not made yet: ``images`` has each disk's (format, virtual size)."""
     vm_uuid = str(uuid_lib.uuid4())
     vm_dir = node.root / "vm" / vm_uuid
     return Vm(
         id=None, uuid=vm_uuid, name=name or "", node=node.name, template=template.name,
         vcpu=template.vcpu, vram=template.vram,
-        disks=[Disk(name=d.name, path=str(vm_dir / "disk" / d.name), size=sizes[d.name],
+        disks=[Disk(name=d.name, path=str(vm_dir / "disk" / d.name), size=images[d.name][1],
                     readonly=d.readonly, source=str(d.expanded_path),
-                    format=image_format(d.expanded_path)) for d in template.disk],
+                    format=images[d.name][0]) for d in template.disk],
         nets=[Net(name=n.name, type=n.kind, options=dict(n.options)) for n in template.net],
         kernel=_expand(template.kernel), initramfs=_expand(template.initramfs),
         cmdline=template.cmdline, firmware=_expand(template.firmware),
@@ -435,6 +437,8 @@ def reconcile(node: NodeContext, store: Store) -> list[str]:
                     store.update(vm, state="running", hypervisor=hypervisor, pending=None)
                     done.append(f"{label} was started on {hypervisor}: adopted it")
                 else:
+                    for name in _owners_of("virshle_start"):  # a VMM may still be coming up
+                        _force_stop(node, attrs.evolve(vm, hypervisor=name))
                     _detach_all(node, vm)
                     state = "created" if vm.state == "created" and not vm.hypervisor else "shutdown"
                     store.update(vm, state=state, pending=None)

@@ -469,8 +469,8 @@ def open_node_store(db_path: Path, vm_root: Path, node: str = "default") -> Stor
     from .errors import VirshleError
 
     dirs = len(vm_directories(vm_root))
-    at_stake = f"; {dirs} VM director{'y' if dirs == 1 else 'ies'} under {vm_root} depend on it" \
-        if dirs else ""
+    at_stake = (f"; {dirs} VM director{'y' if dirs == 1 else 'ies'} under {vm_root} "
+                f"depend{'s' if dirs == 1 else ''} on it") if dirs else ""
 
     def refuse(problem: str) -> VirshleError:
         return VirshleError(

@@ -104,11 +104,7 @@ class NodeClient:
             ) from None
         except (OSError, http.HttpError) as exc:
             sock.close()
-            raise NodeUnavailable(
-                f"node {self.name!r}: the connection broke during {method} {path}: {exc}",
-                "Check that the daemon is running.",
-                status="offline",
-            ) from None
+            raise self._lost(method, path, exc) from None
 
     def stream(self, method: str, path: str, body: Any = None, read_timeout: float | None = None,
                headers: dict[str, str] | None = None) -> http.Response:
@@ -134,10 +130,12 @@ class NodeClient:
         return from_json(data, response.status)
 
     def _lost(self, method: str, path: str, exc: BaseException) -> NodeUnavailable:
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         return NodeUnavailable(
-            f"node {self.name!r}: the connection was lost during {method} {path} ({exc})",
-            "The node daemon stopped or restarted; a create it did not finish is undone. "
-            "Check `virshle node ping` and `virshle vm ls`.", status="offline")
+            f"node {self.name!r}: the connection was lost during {method} {path} ({detail})",
+            "The node daemon stopped or restarted; what it had not finished is finished or "
+            "undone when it starts again. Check `virshle node ping` and `virshle vm ls`.",
+            status="offline")
 
     def call(self, method: str, path: str, body: Any = None, timeout: float | None = None) -> Any:
         """One request; the decoded JSON reply, or the daemon's error raised."""
@@ -217,17 +215,17 @@ class NodeClient:
 
     def delete_vm(self, ref: str, force: bool = False) -> dict:
         suffix = "?force=1" if force else ""
-        return self.delete(f"/vms/{quote(str(ref), safe='')}{suffix}", timeout=max(self.timeout, 120.0))
+        return self.delete(f"/vms/{quote(str(ref), safe=':')}{suffix}", timeout=max(self.timeout, 120.0))
 
     def start_vm(self, ref: str) -> dict:
-        return self.post(f"/vms/{quote(str(ref), safe='')}/start", timeout=max(self.timeout, 120.0))
+        return self.post(f"/vms/{quote(str(ref), safe=':')}/start", timeout=max(self.timeout, 120.0))
 
     def stop_vm(self, ref: str, force: bool = False) -> dict:
-        return self.post(f"/vms/{quote(str(ref), safe='')}/stop", {"force": force},
+        return self.post(f"/vms/{quote(str(ref), safe=':')}/stop", {"force": force},
                          timeout=max(self.timeout, 600.0))
 
     def logs(self, ref: str, follow: bool = False) -> http.Response:
-        path = f"/vms/{quote(str(ref), safe='')}/logs" + ("?follow=1" if follow else "")
+        path = f"/vms/{quote(str(ref), safe=':')}/logs" + ("?follow=1" if follow else "")
         return self.stream("GET", path, read_timeout=None if follow else self.timeout)
 
     def console(self, ref: str):
@@ -238,7 +236,7 @@ class NodeClient:
 
         sock = self.connect()
         try:
-            ws = WebSocket.connect(sock, f"{API}/vms/{quote(str(ref), safe='')}/console")
+            ws = WebSocket.connect(sock, f"{API}/vms/{quote(str(ref), safe=':')}/console")
         except UpgradeRefused as exc:
             sock.close()
             try:

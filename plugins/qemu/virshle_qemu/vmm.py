@@ -164,22 +164,20 @@ def reap(pid: int) -> None:
 def alive(pid: int, vm) -> bool:
     """The process exists and is this VM's QEMU (pids get reused); a zombie is reaped."""
     reap(pid)
-    try:
+    try:  # the command line first, the state last: a death in between shows as "Z"
         with open(f"/proc/{pid}/cmdline", "rb") as handle:
             cmdline = handle.read()
+        with open(f"/proc/{pid}/stat") as handle:
+            state = handle.read().rsplit(")", 1)[1].split()[0]
     except OSError:
+        return False
+    if state == "Z":
+        # It died after the first reap (a zombie's command line is empty): collect it now,
+        # or it stays a zombie for as long as the daemon runs.
+        reap(pid)
         return False
     argv0 = cmdline.split(b"\0", 1)[0]
-    if vm.uuid.encode() not in cmdline or b"qemu" not in os.path.basename(argv0):
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            running = handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-    if not running:
-        reap(pid)  # it died between the first reap and now: collect it, or it stays a zombie
-    return running
+    return vm.uuid.encode() in cmdline and b"qemu" in os.path.basename(argv0)
 
 
 def qmp(vm, command: str, arguments: dict | None = None, timeout: float = 5.0) -> Any:
@@ -234,12 +232,18 @@ def _finish(vm, pid: int, timeout: float = 5.0) -> None:
 
 
 def _wait_gone(pid: int, vm, timeout: float) -> bool:
+    """Wait until the VMM has ended and, when it is our child, is reaped."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not alive(pid, vm):
-            return True
-        time.sleep(0.05)
-    return not alive(pid, vm)
+    while True:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return True  # reaped: no zombie stays behind
+        except ChildProcessError:  # not our child (a VMM of an earlier daemon)
+            if not alive(pid, vm):
+                return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
 
 
 def _kill(pid: int) -> None:
@@ -255,9 +259,39 @@ def _clean(vm) -> None:
         p[key].unlink(missing_ok=True)
 
 
+def processes(vm) -> list[int]:
+    """This VM's QEMU processes, found by their command line (``-uuid``).
+
+    A start cut short (the daemon died while QEMU daemonised) leaves a QEMU
+    that has not written its pidfile yet; only its command line finds it.
+    """
+    marker = vm.uuid.encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                argv = handle.read().split(b"\0")
+        except OSError:
+            continue
+        if b"qemu" in os.path.basename(argv[0]) and b"-uuid" in argv[:-1] \
+                and argv[argv.index(b"-uuid") + 1] == marker:
+            found.append(int(entry))
+    return found
+
+
 def stop(vm, force: bool, timeout: float) -> None:
     pid = read_pid(vm)
     if pid is None or not alive(pid, vm):
+        for _round in range(3):  # a QEMU still daemonising forks once more: look again
+            strays = processes(vm)
+            if not strays:
+                break
+            for stray in strays:
+                _kill(stray)
+            for stray in strays:
+                _wait_gone(stray, vm, 5)
         _clean(vm)
         return
     if force:
