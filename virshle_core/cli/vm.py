@@ -201,6 +201,13 @@ def place(settings: Settings, template_name: str, count: int, node_name: str | N
     clients = settings.clients(node_name)
     results = fan_out(clients, lambda c: c.info())
     template = VmTemplate(name=template_name)
+    most = sum(int(info.get("max_count") or 1024) for _, info, error in results if error is None)
+    if results and count > most and any(error is None for _, _, error in results):
+        raise UsageError(f"count must be between 1 and {most}, not {count}: "
+                         f"that is the most {'these nodes take' if len(results) > 1 else 'the node takes'} "
+                         "in one create",
+                         "Create fewer VMs per command; [host] max_count sets each node's maximum.",
+                         code="bad_count")
     if node_name is not None:
         client, info, error = results[0]
         if error is not None:

@@ -74,6 +74,7 @@ def host_info(config: Config, store: Store) -> dict[str, Any]:
     return {
         "hostname": socket.gethostname(),
         "hypervisor": config.host.hypervisor,
+        "max_count": config.host.max_count,
         "cpu": cpu,
         "ram": ram,
         "disk": disk_info,
