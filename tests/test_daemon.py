@@ -322,8 +322,8 @@ def test_create_streams_progress_to_clients_that_ask(daemon):
     created = client.create_vms({"template": "xs", "name": "prog"},
                                 on_progress=lambda what, done, total: seen.append((what, done, total)))
     assert created[0]["name"] == "prog"
-    assert seen and seen[-1][1] == seen[-1][2] == 2 * 1024 * 1024  # copied, then verified
-    assert seen[-1][0] == "caching disk.img"
+    # copied, then verified, each reported in bytes
+    assert seen[0][0] == "caching disk.img" and seen[-1] == ("checking disk.img", 1024**2, 1024**2)
     again = []
     client.create_vms({"template": "xs"}, on_progress=lambda *a: again.append(a))
     assert again == []  # the cache is warm: nothing long to report

@@ -222,6 +222,39 @@ def test_hook_virshle_pre_create(register, node):
     assert node.store.all() == [] and leftovers(node) == []
 
 
+def test_hook_virshle_provision(register, node):
+    from virshle_core.models import Disk
+
+    class Seed:
+        @hookimpl
+        def virshle_provision(self, vm, template, node):
+            assert vm.path.is_dir() and vm.nets[0].mac and template.name == "xs"
+            seed = vm.path / "seed.img"
+            seed.write_bytes(b"seed for " + vm.name.encode())
+            vm.provision = {"seed": "test"}
+            return [Disk(name="seed", path=str(seed), size=seed.stat().st_size)]
+
+    register(Seed())
+    (vm,) = lifecycle.create(node, node.store, CreateRequest(template="xs", name="seeded"))
+    stored = node.store.get("seeded")
+    seed = next(d for d in stored.disks if d.name == "seed")
+    assert seed.readonly and Path(seed.path).read_bytes() == b"seed for seeded"
+    assert stored.disks[0].name == "os"  # the VM's own disks come first
+    assert stored.provision["seed"] in ("test", "nocloud")  # every plugin runs (cloudinit too)
+
+    class Broken:
+        @hookimpl
+        def virshle_provision(self, vm):
+            (vm.path / "half").write_text("x")
+            raise VirshleError("the seed service is down")
+
+    register(Broken())
+    with pytest.raises(VirshleError, match="failed at provisioning: the seed service is down"):
+        lifecycle.create(node, node.store, CreateRequest(template="xs", name="broken"))
+    assert [v.name for v in node.store.all()] == ["seeded"]
+    assert sorted(p.name for p in (node.root / "vm").iterdir()) == [vm.uuid]
+
+
 def test_hook_virshle_disk_clone(register, node):
     template_disk = Path(node.config.template("xs").disk[0].path)
     before = hashlib.sha256(template_disk.read_bytes()).hexdigest()

@@ -106,6 +106,7 @@ class HostConfig:
     stop_timeout: Seconds = 30.0
     name: str = "default"
     max_count: Percent = 1024
+    ssh_authorized_keys: list[str] = attrs.Factory(list)
     limits: HostLimits = attrs.Factory(HostLimits)
 
     @property
@@ -133,11 +134,20 @@ class NodeEntry:
 
 @attrs.define
 class TemplateDisk:
-    """``[[template.vm.disk]]``: a disk the VM gets its own copy of."""
+    """``[[template.vm.disk]]``: a disk the VM gets its own copy of.
+
+    ``path`` is a file, or an ``https://``/``http://`` URL whose ``sha256``
+    is then required: the node downloads it once into its cache.
+    """
 
     name: TemplateName
     path: str
     readonly: bool = False
+    sha256: str | None = None
+
+    @property
+    def is_url(self) -> bool:
+        return self.path.startswith(("https://", "http://"))
 
     @property
     def expanded_path(self) -> Path:
@@ -173,6 +183,8 @@ class VmTemplate:
     initramfs: str | None = None
     cmdline: str | None = None
     firmware: str | None = None
+    user_data: str | None = None
+    ssh_authorized_keys: list[str] = attrs.Factory(list)
 
     def to_json(self) -> dict:
         return {
@@ -180,7 +192,8 @@ class VmTemplate:
             "vcpu": self.vcpu,
             "vram": self.vram,
             "disks": [
-                {"name": d.name, "path": str(d.expanded_path), "readonly": d.readonly}
+                {"name": d.name, "path": d.path if d.is_url else str(d.expanded_path),
+                 "readonly": d.readonly, **({"sha256": d.sha256} if d.sha256 else {})}
                 for d in self.disk
             ],
             "nets": [{"name": n.name, "type": n.kind, "options": n.options} for n in self.net],
@@ -188,6 +201,8 @@ class VmTemplate:
             "initramfs": self.initramfs,
             "cmdline": self.cmdline,
             "firmware": self.firmware,
+            "user_data": self.user_data,
+            "ssh_authorized_keys": list(self.ssh_authorized_keys),
         }
 
 
@@ -642,7 +657,7 @@ def _disk_warnings(label: str, text: str, templates: list[VmTemplate]) -> list[s
     warnings = []
     for ti, template in enumerate(templates):
         for di, disk in enumerate(template.disk):
-            if not disk.expanded_path.is_file():
+            if not disk.is_url and not disk.expanded_path.is_file():
                 key = f"template.vm[{ti}].disk[{di}].path"
                 warnings.append(
                     f"{_where(label, text, key)}: {key}: {disk.expanded_path} is not a file "
@@ -686,6 +701,20 @@ def _cross_checks(core: CoreConfig, hypervisors: list[str] | None = None) -> lis
             if disk.name in disk_names:
                 problems.append((f"template.vm[{i}].disk[{j}].name", f'"{disk.name}" is used twice'))
             disk_names.add(disk.name)
+            if disk.is_url and not disk.sha256:
+                problems.append((f"template.vm[{i}].disk[{j}].sha256",
+                                 f'is required for a download ({disk.path}): the image is checked '
+                                 'against it, e.g. sha256 = "9f86d0…" (64 hex digits)'))
+            if disk.sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", disk.sha256):
+                problems.append((f"template.vm[{i}].disk[{j}].sha256",
+                                 f'"{disk.sha256}" is not a sha256 digest (64 hex digits)'))
+            if "://" in disk.path and not disk.is_url:
+                problems.append((f"template.vm[{i}].disk[{j}].path",
+                                 f'"{disk.path}": only https:// and http:// URLs are downloaded'))
+        for j, key in enumerate(template.ssh_authorized_keys):
+            problem = key_entry_problem(key)
+            if problem:
+                problems.append((f"template.vm[{i}].ssh_authorized_keys[{j}]", problem))
         net_names: set[str] = set()
         for j, net in enumerate(template.net):
             if len(net.type) != 1:
@@ -701,6 +730,10 @@ def _cross_checks(core: CoreConfig, hypervisors: list[str] | None = None) -> lis
         for key in ("initramfs", "cmdline"):
             if getattr(template, key) and not template.kernel:
                 problems.append((f"template.vm[{i}].{key}", "needs kernel (direct kernel boot)"))
+    for j, key in enumerate(core.host.ssh_authorized_keys):
+        problem = key_entry_problem(key)
+        if problem:
+            problems.append((f"host.ssh_authorized_keys[{j}]", problem))
     names: dict[str, int] = {}
     for i, node in enumerate(core.node):
         if node.name in names:
@@ -710,6 +743,23 @@ def _cross_checks(core: CoreConfig, hypervisors: list[str] | None = None) -> lis
         if problem:
             problems.append((f"node[{i}].url", problem))
     return problems
+
+
+KEY_TYPES = ("ssh-", "ecdsa-sha2-", "sk-ssh-", "sk-ecdsa-")
+
+
+def key_entry_problem(entry: str) -> str | None:
+    """Why an ``ssh_authorized_keys`` entry is neither a public key line nor a key file's path."""
+    text = entry.strip()
+    if text.startswith(KEY_TYPES):
+        parts = text.split()
+        if len(parts) < 2:
+            return f'"{entry}" is a key type without a key'
+        return None
+    if text.startswith(("/", "~")):
+        return None
+    return (f'"{entry}" is neither a public key ("ssh-ed25519 AAAA…") nor the path of a '
+            'public key file ("~/.ssh/id_ed25519.pub")')
 
 
 def url_problem(url: str) -> str | None:

@@ -33,7 +33,12 @@ DISK_MODE = 0o600   # a VM's disks hold its data: the node's user alone
 
 
 def cached_copy(source: Path, cache_dir: Path) -> Path:
-    """The verified copy of ``source`` in ``cache_dir``, made once per version of the file."""
+    """The verified copy of ``source`` in ``cache_dir``, made once per version of the file.
+
+    A source already in the cache (a downloaded image) is its own copy.
+    """
+    if source.parent == cache_dir:
+        return source
     info = source.stat()
     identity = hashlib.sha256(f"{source.resolve()}\0{info.st_size}\0{info.st_mtime_ns}".encode())
     name = f"{source.name[:40]}-{identity.hexdigest()[:16]}"
@@ -62,22 +67,22 @@ def cached_copy(source: Path, cache_dir: Path) -> Path:
 def _copy_verified(source: Path, partial: Path, size: int) -> None:
     logger.info("caching {} ({} bytes) in {}", source, size, partial.parent)
     digest = hashlib.sha256()
-    done, total = 0, size * 2  # copy, then verify
-    label = f"caching {source.name}"
+    done = 0
     with open(source, "rb") as src, open(partial, "wb") as dst:
         while chunk := src.read(CHUNK):
             digest.update(chunk)
             dst.write(chunk)
             done += len(chunk)
-            report(label, done, total)
+            report(f"caching {source.name}", done, size)
         dst.flush()
         os.fsync(dst.fileno())
     check = hashlib.sha256()
+    done = 0
     with open(partial, "rb") as copy:
         while chunk := copy.read(CHUNK):
             check.update(chunk)
             done += len(chunk)
-            report(label, done, total)
+            report(f"checking {source.name}", done, size)
     if check.hexdigest() != digest.hexdigest():
         raise VirshleError(f"the cached copy of {source} does not match its checksum",
                            "Check the disk holding the node's root, then retry.")

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .config import VmTemplate, TemplateDisk
     from .models import (
         ConsoleEndpoint,
+        Disk,
         Lease,
         Net,
         NetAttachment,
@@ -155,6 +156,31 @@ def virshle_disk_clone(source: str, dest: str, disk: TemplateDisk) -> dict[str, 
     :param disk: the template's disk entry (name, readonly).
     :returns: ``{"format": "raw" | "qcow2", "size": bytes}``, or None to let
         another plugin clone it.
+    """
+
+
+@hookspec
+def virshle_provision(vm: Vm, template: VmTemplate, node: NodeContext) -> list[Disk] | None:
+    """Make what the guest needs at its first boot, e.g. a cloud-init NoCloud seed.
+
+    Called for every plugin when a VM is created, after its own disks are
+    made and its NICs have their MACs, before the VM becomes visible. Write
+    files into ``vm.path`` only: they go with the VM. The disks returned are
+    attached read-only after the VM's own disks (QEMU: virtio; cloud-hypervisor:
+    ``readonly: true``), in the order the plugins answer.
+
+    ``vm.user_data`` is the user-data the user gave (``--user-data``, or the
+    template's ``user_data`` file); ``virshle_core.keys.authorized_keys``
+    reads the template's and the host's ``ssh_authorized_keys``. Validate
+    them in ``virshle_pre_create`` (raise ``UsageError``: exit 2, nothing is
+    made). Say what was done, for ``vm info``, in ``vm.provision``
+    (JSON-serialisable: e.g. ``{"seed": "nocloud", "user": "debian",
+    "keys": ["SHA256:…"]}``).
+
+    :param vm: the VM being created; its directory exists.
+    :param template: the template it comes from.
+    :param node: the node it is created on.
+    :returns: the extra disks it boots with, or None.
     """
 
 

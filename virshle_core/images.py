@@ -1,8 +1,11 @@
-"""What the core reads of a disk image: its format and its virtual size."""
+"""Template images: their format and virtual size, and downloads into the node's cache."""
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
+from urllib.parse import urlsplit
 
 QCOW2_MAGIC = b"QFI\xfb"
 
@@ -21,3 +24,106 @@ def virtual_size(path: Path | str, fmt: str | None = None) -> int:
             header = handle.read(32)
         return int.from_bytes(header[24:32], "big")
     return Path(path).stat().st_size
+
+
+_fetching: dict[str, threading.Lock] = {}
+_fetching_guard = threading.Lock()
+CHUNK = 1024 * 1024
+
+
+def cache_name(url: str, sha256: str) -> str:
+    """The cache's name for the image at ``url``: its file name (without ``.xz``) and digest."""
+    base = urlsplit(url).path.rsplit("/", 1)[-1] or "image"
+    if base.endswith(".xz"):
+        base = base[:-3]
+    return f"{base[:40]}-{sha256.lower()[:16]}"
+
+
+def fetch(url: str, sha256: str, cache_dir: Path, timeout: float = 30.0) -> Path:
+    """The image at ``url`` in ``cache_dir``: downloaded once, checked, then reused.
+
+    The download is streamed into a hidden partial file (decompressed on the
+    way when the URL ends in ``.xz``; the digest is the one of the bytes the
+    URL serves), checked against ``sha256``, and renamed into place only when
+    complete. Any failure leaves nothing in the cache and raises UsageError
+    naming the URL (and the digest). Progress goes to ``progress.report``,
+    which also stops the download when the create is cancelled.
+    """
+    target = cache_dir / cache_name(url, sha256)
+    if target.exists():
+        return target
+    with _fetching_guard:
+        lock = _fetching.setdefault(target.name, threading.Lock())
+    with lock:  # one download per image, however many creates ask for it
+        if target.exists():
+            return target
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        partial = cache_dir / f".{target.name}.partial"
+        try:
+            _download(url, sha256.lower(), partial, target.name, timeout)
+            os.chmod(partial, 0o440)
+            os.replace(partial, target)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+    return target
+
+
+def _download(url: str, sha256: str, partial: Path, name: str, timeout: float) -> None:
+    import hashlib
+    import http.client
+    import lzma
+    import urllib.error
+    import urllib.request
+
+    from . import __version__
+    from .errors import UsageError
+    from .log import logger
+    from .progress import report
+
+    def failed(why: str, code: str = "download_failed") -> UsageError:
+        return UsageError(f"downloading {url} failed: {why}",
+                          "Check the URL and that its server answers from the node; nothing "
+                          "was kept, the next create tries again.", code=code)
+
+    logger.info("downloading {} into {}", url, partial.parent)
+    request = urllib.request.Request(url, headers={"User-Agent": f"virshle/{__version__}"})
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        raise failed(f"HTTP {exc.code} {exc.reason}") from None
+    except urllib.error.URLError as exc:
+        raise failed(str(getattr(exc.reason, "strerror", None) or exc.reason)) from None
+    except (OSError, ValueError, http.client.HTTPException) as exc:
+        raise failed(str(exc) or type(exc).__name__) from None
+    total = int(response.headers.get("Content-Length") or 0)
+    unpack = lzma.LZMADecompressor() if urlsplit(url).path.endswith(".xz") else None
+    digest = hashlib.sha256()
+    done = 0
+    label = f"downloading {name}"
+    with response, open(partial, "wb") as out:
+        while True:
+            try:
+                chunk = response.read(CHUNK)
+            except (OSError, http.client.HTTPException) as exc:
+                raise failed(f"the transfer broke after {done} bytes "
+                             f"({type(exc).__name__}: {exc})") from None
+            if not chunk:
+                break
+            digest.update(chunk)
+            done += len(chunk)
+            try:
+                out.write(unpack.decompress(chunk) if unpack else chunk)
+            except lzma.LZMAError as exc:
+                raise failed(f"it is not a valid .xz file ({exc})") from None
+            report(label, done, max(total, done))
+        if total and done < total:
+            raise failed(f"the transfer ended after {done} of {total} bytes")
+        if unpack is not None and not unpack.eof:
+            raise failed("the .xz stream ended early")
+        out.flush()
+        os.fsync(out.fileno())
+    if digest.hexdigest() != sha256:
+        raise UsageError(f"{url} has sha256 {digest.hexdigest()}, not the {sha256} the template "
+                         "gives", "Fix sha256 in [[template.vm.disk]], or the URL; nothing was kept.",
+                         code="digest_mismatch")

@@ -76,7 +76,8 @@ def user_data_problem(text: str) -> str | None:
     return None
 
 
-def _check_request(node: NodeContext, request: CreateRequest) -> tuple[VmTemplate, list[str | None]]:
+def _check_request(node: NodeContext, request: CreateRequest
+                   ) -> tuple[VmTemplate, list[str | None], str | None]:
     template = node.config.template(request.template)
     if template is None:
         known = ", ".join(t.name for t in node.config.templates) or "none"
@@ -97,11 +98,16 @@ def _check_request(node: NodeContext, request: CreateRequest) -> tuple[VmTemplat
     for name in dict.fromkeys(names):
         if name is not None:
             validate_name(name)
-    if request.user_data is not None:
-        problem = user_data_problem(request.user_data)
+    user_data = request.user_data
+    if user_data is None and template.user_data:
+        user_data = _template_user_data(template)
+    if user_data is not None:
+        problem = user_data_problem(user_data)
         if problem:
             raise UsageError(f"user-data {problem}", code="bad_user_data")
     for disk in template.disk:
+        if disk.is_url:
+            continue  # downloaded into the cache (checked against its sha256) when needed
         path = disk.expanded_path
         if not path.is_file():
             raise UsageError(
@@ -109,7 +115,22 @@ def _check_request(node: NodeContext, request: CreateRequest) -> tuple[VmTemplat
                 "Fix the path in config.toml ([[template.vm.disk]]).",
                 code="template_disk_missing",
             )
-    return template, names
+    return template, names, user_data
+
+
+def _template_user_data(template: VmTemplate) -> str:
+    path = Path(template.user_data or "").expanduser()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"template {template.name!r}: user_data {path}: {exc.strerror}",
+                         "Fix user_data in [[template.vm]]: the file must exist on the node.",
+                         code="bad_user_data") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"template {template.name!r}: user_data {path} is not a text file "
+                         f"(byte {exc.start} is not UTF-8)", code="bad_user_data") from None
 
 
 def create(node: NodeContext, store: Store, request: CreateRequest) -> list[Vm]:
@@ -120,14 +141,16 @@ def create(node: NodeContext, store: Store, request: CreateRequest) -> list[Vm]:
     thread's cancel flag is set (see ``virshle_core.progress``).
     """
     from . import admission
-    from .images import image_format, virtual_size
+    from .images import fetch, image_format, virtual_size
 
-    template, names = _check_request(node, request)
-    images = {}
+    template, names, user_data = _check_request(node, request)
+    images: dict[str, tuple[str, int, Path]] = {}
     for disk in template.disk:
-        fmt = image_format(disk.expanded_path)
-        images[disk.name] = (fmt, virtual_size(disk.expanded_path, fmt))
-    vms = [_new_vm(node, template, name, request.user_data, images) for name in names]
+        source = (fetch(disk.path, disk.sha256 or "", node.root / "cache") if disk.is_url
+                  else disk.expanded_path)
+        fmt = image_format(source)
+        images[disk.name] = (fmt, virtual_size(source, fmt), source)
+    vms = [_new_vm(node, template, name, user_data, images) for name in names]
     for vm in vms:
         try:
             hook().virshle_pre_create(vm=vm, template=template, node=node)
@@ -136,7 +159,7 @@ def create(node: NodeContext, store: Store, request: CreateRequest) -> list[Vm]:
 
     count = len(vms)
     need = admission.Need(vcpu=template.vcpu * count, vram=template.vram * count,
-                          disk=sum(size for _, size in images.values()) * count)
+                          disk=sum(size for _, size, _ in images.values()) * count)
     capacity = admission.Capacity.of_host(str(node.root))
     what = (f"{count} VMs of template {template.name!r}" if count > 1
             else f"a VM of template {template.name!r}")
@@ -163,15 +186,15 @@ def create(node: NodeContext, store: Store, request: CreateRequest) -> list[Vm]:
 
 
 def _new_vm(node: NodeContext, template: VmTemplate, name: str | None, user_data: str | None,
-            images: dict[str, tuple[str, int]]) -> Vm:
-    """A VM of ``template``, not made yet: ``images`` has each disk's (format, virtual size)."""
+            images: dict[str, tuple[str, int, Path]]) -> Vm:
+    """A VM of ``template``, not made yet: ``images`` has each disk's (format, size, file)."""
     vm_uuid = str(uuid_lib.uuid4())
     vm_dir = node.root / "vm" / vm_uuid
     return Vm(
         id=None, uuid=vm_uuid, name=name or "", node=node.name, template=template.name,
         vcpu=template.vcpu, vram=template.vram,
         disks=[Disk(name=d.name, path=str(vm_dir / "disk" / d.name), size=images[d.name][1],
-                    readonly=d.readonly, source=str(d.expanded_path),
+                    readonly=d.readonly, source=str(images[d.name][2]),
                     format=images[d.name][0]) for d in template.disk],
         nets=[Net(name=n.name, type=n.kind, options=dict(n.options)) for n in template.net],
         kernel=_expand(template.kernel), initramfs=_expand(template.initramfs),
@@ -199,6 +222,11 @@ def _make_files(node: NodeContext, template: VmTemplate, vm: Vm) -> None:
             fd = os.open(vm_dir / "user-data", os.O_WRONLY | os.O_CREAT | os.O_EXCL, USER_DATA_MODE)
             with os.fdopen(fd, "w") as handle:
                 handle.write(vm.user_data)
+        step = "provisioning"
+        for answer in hook().virshle_provision(vm=vm, template=template, node=node):
+            for disk in answer or []:
+                disk.readonly = True  # a seed is read, never written
+                vm.disks.append(disk)
     except Cancelled:
         raise
     except Exception as exc:

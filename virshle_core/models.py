@@ -56,7 +56,8 @@ class Vm:
     ``state`` is the last state the node read from the VMM through
     ``virshle_vm_state``; ``ips`` is filled from ``virshle_lease_query``;
     ``pending`` names the operation in flight on it (``creating``,
-    ``starting``, ``stopping``, ``deleting``), the node's journal.
+    ``starting``, ``stopping``, ``deleting``), the node's journal;
+    ``provision`` says what ``virshle_provision`` prepared for its first boot.
     """
 
     id: int | None
@@ -80,6 +81,7 @@ class Vm:
     updated_at: str = ""
     dir: str = ""
     pending: str | None = None
+    provision: dict[str, Any] = attrs.Factory(dict)
 
     @property
     def path(self) -> Path:
@@ -104,6 +106,7 @@ class Vm:
             "cmdline": self.cmdline,
             "firmware": self.firmware,
             "hypervisor": self.hypervisor,
+            "provision": dict(self.provision),
             "created_at": self.created_at,
             "updated_at": self.updated_at,
         }

@@ -113,7 +113,12 @@ def _v3(db: sqlite_utils.Database) -> None:
     db.execute("CREATE UNIQUE INDEX idx_vms_name ON vms(name)")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
+def _v4(db: sqlite_utils.Database) -> None:
+    # What provisioning prepared (virshle_provision), as JSON.
+    db.execute("ALTER TABLE vms ADD COLUMN provision TEXT")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
 """Migration ``i`` takes the schema from version ``i`` to ``i + 1``. Only append."""
 
 
@@ -189,7 +194,7 @@ class Store:
             cmdline=row.get("cmdline"), firmware=row.get("firmware"),
             hypervisor=row.get("hypervisor"), user_data=row.get("user_data"),
             created_at=row.get("created_at") or "", updated_at=row.get("updated_at") or "",
-            pending=row.get("pending"),
+            pending=row.get("pending"), provision=json.loads(row.get("provision") or "{}"),
         )
         vm.dir = str(self.path.parent / "vm" / vm.uuid)
         return vm
@@ -203,7 +208,7 @@ class Store:
             "state": vm.state, "kernel": vm.kernel, "initramfs": vm.initramfs,
             "cmdline": vm.cmdline, "firmware": vm.firmware, "hypervisor": vm.hypervisor,
             "user_data": vm.user_data, "created_at": stamp, "updated_at": stamp,
-            "pending": vm.pending,
+            "pending": vm.pending, "provision": json.dumps(vm.provision),
         }
 
     def insert(self, vm: Vm) -> Vm:
@@ -317,7 +322,8 @@ class Store:
                 for vm in vms:
                     self.db["vms"].update(vm.id, {
                         "pending": None, "updated_at": now(),
-                        "disks": json.dumps([_disk_row(d) for d in vm.disks])})
+                        "disks": json.dumps([_disk_row(d) for d in vm.disks]),
+                        "provision": json.dumps(vm.provision)})
                     vm.pending = None
                 self.db.execute("COMMIT")
             except BaseException:

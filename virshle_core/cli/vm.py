@@ -29,18 +29,25 @@ class ProgressLine:
         self.started = time.monotonic()
         self.delay = delay
         self.shown = False
+        self.what = ""
+        self.since = self.started
 
     def update(self, what: str, done: int, total: int) -> None:
         import time
 
-        if not self.enabled or time.monotonic() - self.started < self.delay:
+        now = time.monotonic()
+        if what != self.what:  # a new piece of work: its rate starts now
+            self.what, self.since = what, now
+        if not self.enabled or now - self.started < self.delay:
             return
         from ..units import human_size
 
         width = 30
         filled = int(width * done / total) if total else width
+        rate = done / (now - self.since) if now > self.since else 0
         click.echo(f"\r{what}: [{'#' * filled}{' ' * (width - filled)}] "
-                   f"{100 * done / max(total, 1):5.1f}% of {human_size(total // 2)}", err=True, nl=False)
+                   f"{100 * done / max(total, 1):5.1f}% {human_size(done)} of {human_size(total)}, "
+                   f"{human_size(rate)}/s   ", err=True, nl=False)
         self.shown = True
 
     def close(self) -> None:
@@ -123,8 +130,9 @@ def find_vm(settings: Settings, ref, node_name: str | None) -> tuple[Any, dict]:
 @click.option("--node", "node_name", metavar="NAME", help="Create on this node.")
 @click.option("-n", "--count", type=int, default=1, show_default=True, help="How many VMs.")
 @click.option("--name", "vm_name", metavar="NAME", help="The VM's name (default: a random one).")
-@click.option("--user-data", type=click.Path(dir_okay=False, allow_dash=True), metavar="FILE",
-              help="A user-data file kept with the VM (text: #cloud-config, a script, MIME).")
+@click.option("-u", "--user-data", type=click.Path(dir_okay=False, allow_dash=True), metavar="FILE",
+              help="User-data for the guest's first boot (#cloud-config, a #! script or MIME); "
+                   "replaces the template's user_data.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @verbosity_options
 @click.pass_obj

@@ -62,6 +62,8 @@ def build_argv(vm, attachments: list, config: QemuConfig, binary: str, accel: st
         "-qmp", f"unix:{p['qmp']},server=on,wait=off",
         "-pidfile", str(p["pid"]),
         "-daemonize",
+        # entropy from the host: a guest making its SSH host keys at first boot waits without it
+        "-device", "virtio-rng-pci",
     ]
     if vm.kernel:
         argv += ["-kernel", vm.kernel]

@@ -1,0 +1,151 @@
+"""The NoCloud seed: its files, and the ISO 9660 volume that carries them."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import yaml
+
+from virshle_core import UsageError
+from virshle_core.keys import authorized_keys, fingerprint
+from virshle_core.models import Disk
+
+SEED = "cidata.iso"
+# Our keys part merges into the user's cloud-config instead of replacing its lists.
+MERGE_HOW = [{"name": "list", "settings": ["append"]},
+             {"name": "dict", "settings": ["no_replace", "recurse_list"]}]
+
+
+def kind_of(user_data: str) -> str:
+    """``cloud-config``, ``script`` or ``mime``; UsageError for anything else."""
+    head = user_data.lstrip("\ufeff")
+    if head.startswith("#cloud-config"):
+        return "cloud-config"
+    if head.startswith("#!"):
+        return "script"
+    first = head.split("\n", 1)[0].lower()
+    if first.startswith(("content-type: multipart/", "mime-version:")):
+        return "mime"
+    raise UsageError(
+        f"user-data starts with {head[:30]!r}: it must be a #cloud-config (YAML), "
+        "a #! script, or MIME multipart",
+        "Start a cloud-config with the line #cloud-config.", code="bad_user_data")
+
+
+def check_user_data(user_data: str) -> str:
+    """Refuse user-data cloud-init would not read; return its kind."""
+    kind = kind_of(user_data)
+    if kind == "cloud-config":
+        try:
+            data = yaml.safe_load(user_data)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise UsageError(f"user-data is not valid YAML{where}: {problem}",
+                             "Fix the #cloud-config; `python3 -c 'import yaml,sys; "
+                             "yaml.safe_load(sys.stdin)' < FILE` shows the same.",
+                             code="bad_user_data") from None
+        if data is not None and not isinstance(data, dict):
+            raise UsageError(f"user-data: a #cloud-config is a mapping of keys, not a "
+                             f"{type(data).__name__}", code="bad_user_data")
+    elif kind == "mime":
+        import email
+
+        message = email.message_from_string(user_data)
+        if not message.is_multipart():
+            raise UsageError("user-data: the MIME document is not multipart", code="bad_user_data")
+    return kind
+
+
+def keys_for(template, node) -> list[str]:
+    """The host's and the template's ``ssh_authorized_keys``, read and checked."""
+    return authorized_keys(list(node.config.host.ssh_authorized_keys)
+                           + list(template.ssh_authorized_keys))
+
+
+def user_data_with_keys(user_data: str | None, keys: list[str]) -> str:
+    """The user-data the guest reads: the user's, verbatim, plus the keys."""
+    keys_part = {"ssh_authorized_keys": keys}
+    if user_data is None:
+        return "#cloud-config\n" + (yaml.safe_dump(keys_part, sort_keys=False) if keys else "")
+    if not keys:
+        return user_data
+    from email.mime.multipart import MIMEMultipart
+    from email.mime.text import MIMEText
+    import email
+
+    kind = kind_of(user_data)
+    ours = MIMEText("#cloud-config\n" + yaml.safe_dump({"merge_how": MERGE_HOW, **keys_part},
+                                                       sort_keys=False), "cloud-config")
+    ours.add_header("Content-Disposition", 'attachment; filename="virshle-keys.cfg"')
+    if kind == "mime":
+        message = email.message_from_string(user_data)
+    else:
+        message = MIMEMultipart()
+        subtype = "cloud-config" if kind == "cloud-config" else "x-shellscript"
+        part = MIMEText(user_data, subtype)
+        part.add_header("Content-Disposition", f'attachment; filename="user-data.{subtype}"')
+        message.attach(part)
+    message.attach(ours)
+    return message.as_string()
+
+
+def user_of(user_data: str | None) -> str:
+    """The user the keys are for, as far as the user-data says: else the image's default."""
+    if user_data is None or kind_of(user_data) != "cloud-config":
+        return "default"
+    data = yaml.safe_load(user_data) or {}
+    default = ((data.get("system_info") or {}).get("default_user") or {}).get("name")
+    for user in data.get("users") or []:
+        if isinstance(user, dict) and user.get("name"):
+            return str(user["name"])
+        if user != "default" and isinstance(user, str):
+            return user
+    return str(default or "default")
+
+
+def network_config(vm) -> dict | None:
+    """DHCP on every NIC, each matched by its MAC (cloud-init's network-config v2)."""
+    ethernets = {}
+    for index, net in enumerate(vm.nets):
+        if net.mac:
+            ethernets[f"nic{index}"] = {"match": {"macaddress": net.mac}, "dhcp4": True}
+    return {"version": 2, "ethernets": ethernets} if ethernets else None
+
+
+def write_seed(vm, template, node) -> Disk:
+    """Write ``cidata.iso`` into the VM's directory; say what it holds in ``vm.provision``."""
+    import pycdlib
+
+    keys = keys_for(template, node)
+    files = {
+        "meta-data": yaml.safe_dump({"instance-id": vm.uuid, "local-hostname": vm.name},
+                                    sort_keys=False),
+        "user-data": user_data_with_keys(vm.user_data, keys),
+    }
+    network = network_config(vm)
+    if network:
+        files["network-config"] = yaml.safe_dump(network, sort_keys=False)
+    iso = pycdlib.PyCdlib()
+    iso.new(interchange_level=3, joliet=3, rock_ridge="1.09", vol_ident="cidata")
+    for name, text in files.items():
+        data = text.encode()
+        short = name.replace("-", "").upper()[:8]
+        iso.add_fp(io.BytesIO(data), len(data), f"/{short}.;1", rr_name=name,
+                   joliet_path=f"/{name}")
+    path = Path(vm.dir) / SEED
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # it may hold secrets
+    with os.fdopen(fd, "wb") as handle:
+        iso.write_fp(handle)
+    iso.close()
+    vm.provision = {
+        "seed": "nocloud", "disk": "cidata",
+        "user": user_of(vm.user_data),
+        "user_data": kind_of(vm.user_data) if vm.user_data is not None else None,
+        "keys": [fingerprint(key) for key in keys],
+    }
+    return Disk(name="cidata", path=str(path), size=path.stat().st_size, readonly=True,
+                format="raw")
