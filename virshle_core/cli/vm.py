@@ -357,7 +357,7 @@ def vm_ls(settings: Settings, node_name: str | None, state_filter: str | None, a
         multi = len(results) > 1
         headers = ["id", "name"] + (["node"] if multi else []) + ["vcpu", "vram", "state"]
         if v >= 1:
-            headers += ["disks", "ips"]
+            headers += ["disks", "ips", "provision"]
         if v >= 2:
             headers += ["created_at", "updated_at"]
         if v >= 3:
@@ -368,7 +368,7 @@ def vm_ls(settings: Settings, node_name: str | None, state_filter: str | None, a
             row += [item["vcpu"], human_size(item["vram"]), state(item["state"])]
             if v >= 1:
                 row += [", ".join(f"{d['name']} ({human_size(d['size'])})" for d in item["disks"]) or "-",
-                        ", ".join(item["ips"]) or "-"]
+                        ", ".join(item["ips"]) or "-", provision_summary(item.get("provision"))]
             if v >= 2:
                 row += [item["created_at"], item["updated_at"]]
             if v >= 3:
@@ -380,6 +380,32 @@ def vm_ls(settings: Settings, node_name: str | None, state_filter: str | None, a
     show_node_warnings(settings, [client for client, _, _ in results])
     if failures:
         raise click.exceptions.Exit(1)
+
+
+def provision_summary(provision: dict | None) -> str:
+    """``nocloud, 2 keys``: what the VM was given for its first boot, in a few words."""
+    if not provision:
+        return "-"
+    keys = len(provision.get("keys") or [])
+    parts = [str(provision.get("seed", "yes"))]
+    if keys:
+        parts.append(f"{keys} key{'s' if keys > 1 else ''}")
+    if provision.get("user_data"):
+        parts.append(str(provision["user_data"]))
+    return ", ".join(parts)
+
+
+def provision_detail(provision: dict | None) -> str:
+    """The seed, the user the keys are for, the keys' fingerprints and the user-data's kind."""
+    if not provision:
+        return "-"
+    parts = [f"{provision.get('seed', '?')} seed"]
+    if provision.get("user"):
+        parts.append(f"user {provision['user']}")
+    keys = provision.get("keys") or []
+    parts.append("keys " + " ".join(keys) if keys else "no keys")
+    parts.append(f"user-data {provision.get('user_data') or 'none'}")
+    return ", ".join(parts)
 
 
 def show_node_warnings(settings: Settings, clients: list) -> None:
@@ -415,6 +441,7 @@ def vm_info(settings: Settings, vm_id, vm_name, vm_uuid, node_name, as_json: boo
         ("disks", ", ".join(f"{d['name']} {human_size(d['size'])} {d['path']}" for d in document["disks"]) or "-"),
         ("nets", ", ".join(f"{n['name']} ({n['type']}) {n['mac'] or ''}" for n in document["nets"]) or "-"),
         ("ips", ", ".join(document["ips"]) or "-"),
+        ("provision", provision_detail(document.get("provision"))),
         ("created", document["created_at"]), ("updated", document["updated_at"]),
     ]
     click.echo(table(["field", "value"], rows))

@@ -71,6 +71,10 @@ def test_vm_config_follows_the_spec(tmp_path, variant):
     assert body["serial"] == {"mode": "Socket", "socket": str(tmp_path / "serial.sock")}
     assert body["console"] == {"mode": "Off"}
     assert [d["image_type"] for d in body["disks"]] == ["Qcow2", "Raw"]
+    assert [d["readonly"] for d in body["disks"]] == [False, True]  # the cloud-init seed
+    if variant != "kernel":  # a UEFI OS disk boots through the firmware payload
+        assert body["payload"] == {"firmware": "/fw/CLOUDHV.fd" if variant == "firmware"
+                                   else "/fw/hypervisor-fw"}
     assert body["disks"][0]["backing_files"] is True  # overlays on the cached image
     assert body["net"] == [{"tap": "vs1main", "id": "net-main", "mac": "02:aa:00:00:00:01"}]
     assert body["cpus"] == {"boot_vcpus": 2, "max_vcpus": 2}

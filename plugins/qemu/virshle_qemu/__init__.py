@@ -81,6 +81,28 @@ def virshle_node_info(node):
     return {"qemu": {"binary": shutil.which(config.binary), "accel": choose_accel(config)}}
 
 
+@hookimpl
+def virshle_pre_create(vm, template, node):
+    """A UEFI OS disk needs OVMF: refuse at create, naming the package, rather than at start."""
+    if not is_mine(vm, node) or vm.kernel or vm.firmware or not vm.disks:
+        return
+    if node.config.host.hypervisor == "auto" and shutil.which("cloud-hypervisor"):
+        return  # cloud-hypervisor will boot it, with its own firmware
+    from .vmm import is_uefi_image
+
+    config = config_of(node)
+    if is_uefi_image(vm.disks[0].source or ""):
+        for path in (config.ovmf_code, config.ovmf_vars):
+            if not Path(path).is_file():
+                from virshle_core import UsageError
+
+                raise UsageError(
+                    f"template {template.name!r}: disk {vm.disks[0].name!r} is a UEFI image, "
+                    f"and its firmware {path} is missing",
+                    "Install the Debian package ovmf, or set [qemu] ovmf_code and ovmf_vars.",
+                    code="firmware_missing")
+
+
 @hookimpl(trylast=True)  # with hypervisor = "auto", cloud-hypervisor goes first when installed
 def virshle_start(vm, attachments, node):
     if vm.hypervisor not in (None, NAME) or node.config.host.hypervisor not in (NAME, "auto"):
