@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup demo demo-debian test test-fast bench clean
 
 setup: $(VENV)/.installed
 
@@ -12,6 +12,10 @@ $(VENV)/.installed: pyproject.toml $(PLUGINS) scripts/setup.sh scripts/debian-pa
 
 demo: setup
 	$(VENV)/bin/python scripts/demo.py
+
+# The demo, and a real Debian 12 cloud image booted beside it (cloud-init, your key, ssh).
+demo-debian: setup
+	$(VENV)/bin/python scripts/demo.py --debian
 
 test: setup
 	$(VENV)/bin/pytest
@@ -25,6 +29,7 @@ bench: setup
 	$(VENV)/bin/python bench/vm.py
 	$(VENV)/bin/python bench/net.py
 	$(VENV)/bin/python bench/nodes.py
+	$(VENV)/bin/python bench/guest.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info plugins/*/*.egg-info .pytest_cache .hypothesis
