@@ -81,8 +81,23 @@ class Guests:
         return log.read_text(errors="replace")[-3000:] if log.exists() else "(no console log)"
 
 
+CH_FIRMWARE = [os.environ.get("VIRSHLE_CH_FIRMWARE", ""), "/usr/share/cloud-hypervisor/CLOUDHV.fd",
+               "/usr/local/share/cloud-hypervisor/CLOUDHV.fd"]
+
+
+def hypervisor_table(hypervisor: str) -> str:
+    """What the hypervisor needs to boot a UEFI disk: cloud-hypervisor its own firmware."""
+    if hypervisor != "ch":
+        return ""
+    firmware = next((path for path in CH_FIRMWARE if path and Path(path).is_file()), None)
+    if firmware is None:
+        pytest.skip("cloud-hypervisor boots UEFI disks with CLOUDHV.fd: set VIRSHLE_CH_FIRMWARE")
+    return f'\n[ch]\nfirmware = "{firmware}"\n'
+
+
 @pytest.fixture(scope="module", params=installed_hypervisors())
 def guests(request):
+    extra = hypervisor_table(request.param)
     image = debian_image()
     before = sha256_of(image)
     tag = f"{os.getpid() % 100000}"
@@ -108,7 +123,7 @@ def guests(request):
             [host.limits]
             cpu = 1000
             ram = 1000
-            {network_config(ovs, kea)}
+            {network_config(ovs, kea)}{extra}
             [[template.vm]]
             name = "debian"
             vcpu = 1
