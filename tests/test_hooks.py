@@ -399,6 +399,70 @@ def test_hook_virshle_vm_state(register, node):
         lifecycle.delete(node, node.store, vm)
 
 
+def test_hook_virshle_vm_watch(register, node):
+    import asyncio
+
+    import blinker
+
+    from virshle_core.daemon.tracker import Tracker
+    from virshle_core.models import VmWatch
+
+    fake = register(FakeVmm())
+
+    class Watch(VmWatch):
+        def __init__(self):
+            self.stopped = None
+
+        async def follow(self, report):
+            self.stopped = asyncio.Event()
+            report("paused")  # the guest was paused behind the daemon's back ...
+            await asyncio.sleep(0.05)
+            report("running")  # ... and resumed
+            await self.stopped.wait()
+            return "crashed"  # then its VMM died
+
+        async def stop(self, force, timeout):
+            self.stopped.set()
+
+    class Watcher:
+        @hookimpl
+        def virshle_vm_watch(self, vm, node):
+            return Watch() if vm.hypervisor == "fake" else None
+
+    register(Watcher())
+    (vm,) = lifecycle.create(node, node.store, CreateRequest(template="xs", name="watched"))
+    lifecycle.start(node, node.store, vm)
+    changes = []
+
+    def heard(sender, **data):
+        changes.append((data["old"], data["new"]))
+
+    blinker.signal("vm-state-changed").connect(heard)
+
+    class Daemon:  # what the tracker uses of the node daemon
+        def __init__(self):
+            self.node, self.store, self.vm_locks = node, node.store, {}
+
+        async def run(self, func, *args, **kwargs):
+            return await asyncio.to_thread(func, *args, **kwargs)
+
+    async def scenario():
+        tracker = Tracker(Daemon())
+        assert await tracker.follow(vm)
+        await asyncio.sleep(0.3)
+        assert node.store.get("watched").state == "running"
+        assert await tracker.stop(vm, force=True, timeout=1)
+        await asyncio.sleep(0.1)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        blinker.signal("vm-state-changed").disconnect(heard)
+    assert changes == [("running", "paused"), ("paused", "running"), ("running", "crashed")]
+    assert node.store.get("watched").state == "crashed"
+    assert fake.calls[-1] == ("detach", "watched", "main")  # its VMM is gone: so is its NIC
+
+
 def test_hook_virshle_console(register, node):
     (vm,) = lifecycle.create(node, node.store, CreateRequest(template="xs", name="co"))
     with pytest.raises(VirshleError, match="has no console"):

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         NodeContext,
         Vm,
         VmmHandle,
+        VmWatch,
     )
 
 hookspec = pluggy.HookspecMarker("virshle")
@@ -271,12 +272,37 @@ def virshle_stop(vm: Vm, force: bool, node: NodeContext) -> bool | None:
 def virshle_vm_state(vm: Vm, node: NodeContext) -> str | None:
     """Read the VM's live state from its VMM.
 
+    The daemon keeps running VMs' states from their ``virshle_vm_watch``; it
+    calls this hook only to re-adopt VMs when it starts, for an explicit
+    refresh (``vm info --refresh``), and for VMs no watch follows.
+
     Stops at first non-None result.
 
     :param vm: the VM.
     :param node: the local node.
     :returns: one of ``created, running, paused, shutdown, crashed``, or None
         when the VM is not yours.
+    """
+
+
+@hookspec(firstresult=True)
+def virshle_vm_watch(vm: Vm, node: NodeContext) -> VmWatch | None:
+    """Give the daemon a live link to a running VM's VMM, to follow its state.
+
+    Called when a VM starts and for every running VM a daemon re-adopts. The
+    daemon runs the watch's ``follow`` on its event loop (hold one control
+    connection per VMM, listen to its events, notice its exit with a pidfd),
+    records each state change and announces it as ``vm-state-changed``;
+    listings then read the store and never ask the VMM. ``stop`` makes many
+    concurrent stops cheap: a signal, or the power button, and an exit wait.
+    Return None when the VM is not yours; such VMs are polled with
+    ``virshle_vm_state`` instead.
+
+    Stops at first non-None result.
+
+    :param vm: a running VM.
+    :param node: the local node.
+    :returns: a ``virshle_core.models.VmWatch``, or None.
     """
 
 

@@ -279,7 +279,8 @@ def delete(node: NodeContext, store: Store, vm: Vm, force: bool = False) -> Vm:
     except BaseException:
         store.mark(vm, None)
         raise
-    _release(node, store, vm, detach=state not in ("created", "shutdown"))
+    # its NICs may still exist unless both the VMM and the row say it never ran or ended cleanly
+    _release(node, store, vm, detach=not {state, vm.state} <= {"created", "shutdown"})
     events.emit(events.VM_DELETED, node.name, vm=vm.to_json())
     return vm
 
@@ -397,12 +398,18 @@ def stop(node: NodeContext, store: Store, vm: Vm, force: bool = False) -> tuple[
         except BaseException:
             store.mark(vm, None)
             raise
+    return finish_stop(node, store, vm, state, force), was_running
+
+
+def finish_stop(node: NodeContext, store: Store, vm: Vm, state: str, force: bool = False) -> Vm:
+    """After the VMM of ``vm`` (which was ``state``) is gone: its NICs, its row, the event."""
+    was_running = state in ("running", "paused")
     if was_running or state == "crashed":
         _detach_all(node, vm)
     store.update(vm, state="shutdown" if was_running or state == "crashed" else state, pending=None)
     if was_running:
         events.emit(events.VM_STOPPED, node.name, vm=vm.to_json(), force=force)
-    return vm, was_running
+    return vm
 
 
 def _detach_all(node: NodeContext, vm: Vm) -> None:

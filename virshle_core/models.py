@@ -8,7 +8,7 @@ turn into JSON with ``to_json()``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import attrs
 
@@ -140,6 +140,39 @@ class VmmHandle:
     hypervisor: str
     control: str | None = None
     console: str | None = None
+
+
+class VmWatch:
+    """A hypervisor plugin's live link to one running VMM (see ``virshle_vm_watch``).
+
+    The daemon runs ``follow`` on its event loop for as long as the VMM
+    lives, and learns every state change from it: no listing ever asks the
+    VMM. Subclass it; every method is a coroutine run on the daemon's loop,
+    so none may block (use the VMM's event stream and ``os.pidfd_open``).
+    """
+
+    async def follow(self, report: "Callable[[str], None]") -> str:
+        """Follow the VMM until it ends; ``report(state)`` each state it enters.
+
+        :param report: call it with ``running``, ``paused``, ``shutdown`` or
+            ``crashed`` whenever the VM enters that state (the guest paused,
+            powered off, panicked...).
+        :returns: the state the VM ended in: ``shutdown`` when it powered off
+            or was stopped, ``crashed`` when the VMM died on its own.
+        """
+        raise NotImplementedError
+
+    async def stop(self, force: bool, timeout: float) -> None:
+        """Stop the VMM, and return once it has exited (and is reaped).
+
+        :param force: kill it at once, instead of pressing the power button
+            and killing it after ``timeout`` seconds.
+        :param timeout: how long the guest may take to power off.
+        """
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Let go of the VMM (the daemon stops): it keeps running."""
 
 
 @attrs.define

@@ -421,14 +421,19 @@ def show_node_warnings(settings: Settings, clients: list) -> None:
 
 @vm.command("info")
 @vm_ref_options
+@click.option("--refresh", is_flag=True,
+              help="Ask the VM's hypervisor for its state (the node otherwise follows it).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @verbosity_options
 @click.pass_obj
-def vm_info(settings: Settings, vm_id, vm_name, vm_uuid, node_name, as_json: bool) -> None:
+def vm_info(settings: Settings, vm_id, vm_name, vm_uuid, node_name, refresh: bool,
+            as_json: bool) -> None:
     """Show one VM."""
     from ..units import human_size
 
     client, document = find_vm(settings, _ref(vm_id, vm_name, vm_uuid), node_name)
+    if refresh:
+        document = dict(client.vm(uuid_ref(document), refresh=True), node=client.name)
     show_node_warnings(settings, [client])
     if as_json:
         emit_json(document)

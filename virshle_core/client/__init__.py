@@ -184,9 +184,10 @@ class NodeClient:
     def vms(self, state: str | None = None) -> list[dict]:
         return self.get("/vms" + (f"?state={quote(state)}" if state else ""))
 
-    def vm(self, ref: str) -> dict:
-        """One VM by its wire reference: ``id:7``, ``name:web``, ``uuid:…``."""
-        return self.get(f"/vms/{quote(str(ref), safe=':')}")
+    def vm(self, ref: str, refresh: bool = False) -> dict:
+        """One VM by its wire reference: ``id:7``, ``name:web``, ``uuid:…``; ``refresh`` asks
+        its VMM for its state instead of the daemon's record."""
+        return self.get(f"/vms/{quote(str(ref), safe=':')}" + ("?refresh=1" if refresh else ""))
 
     def create_vms(self, body: dict, on_progress=None) -> list[dict]:
         """Create VMs; ``on_progress(what, done, total)`` hears about long copies."""

@@ -97,6 +97,9 @@ class NodeDaemon:
         self.streams: set = set()
         self.known_ips: dict[str, set[str]] = {}
         self.follow_tasks: set = set()
+        from .tracker import Tracker
+
+        self.tracker = Tracker(self)  # live states, from the VMMs' own events
         self.work: set[asyncio.Future] = set()  # blocking operations running in threads
         self.flags: set[progress.CancelFlag] = set()  # cancel flags of creates in flight
         self.closing = False
@@ -111,7 +114,7 @@ class NodeDaemon:
             Route("POST", "/vms", self.create_vms, "Create VMs from a template.",
                   body=lifecycle.CreateRequest, response="VmList", status=201),
             Route("GET", "/vms/{ref}", self.get_vm, "One VM, by id, name or uuid.",
-                  response="Vm"),
+                  response="Vm", query={"refresh": "Ask its hypervisor for its state (1/true)."}),
             Route("DELETE", "/vms/{ref}", self.delete_vm, "Remove a VM and everything it holds.",
                   response="Vm", query={"force": "Stop a running VM first (1/true)."}),
             Route("POST", "/vms/{ref}/start", self.start_vm, "Boot a VM.", response="Vm"),
@@ -251,10 +254,13 @@ class NodeDaemon:
             raise asyncio.CancelledError
         return future.result()
 
-    def _vm_json(self, vms: list) -> list[dict]:
-        for vm in vms:
-            if not self.vm_locks.get(vm.uuid) or not self.vm_locks[vm.uuid].locked():
-                lifecycle.refresh(self.node, self.store, vm)
+    def _vm_json(self, vms: list, refresh: bool = False) -> list[dict]:
+        """The VMs as JSON, with their leases; states come from the store (the tracker keeps
+        them), asked from the VMM only when ``refresh`` says so."""
+        if refresh:
+            for vm in vms:
+                if not self.vm_locks.get(vm.uuid) or not self.vm_locks[vm.uuid].locked():
+                    lifecycle.refresh(self.node, self.store, vm)
         lifecycle.with_ips(self.node, vms)
         return [vm.to_json() for vm in vms]
 
@@ -356,7 +362,9 @@ class NodeDaemon:
 
     async def get_vm(self, request: web.Request) -> web.Response:
         vm = await self.find(request)
-        documents, warnings = await self.run(self._with_notices, lambda: self._vm_json([vm]))
+        refresh = request.query.get("refresh", "").lower() in ("1", "true", "yes")
+        documents, warnings = await self.run(self._with_notices,
+                                             lambda: self._vm_json([vm], refresh=refresh))
         return web.json_response(documents[0], headers=_warning_headers(warnings))
 
     async def delete_vm(self, request: web.Request) -> web.Response:
@@ -364,6 +372,16 @@ class NodeDaemon:
         vm, lock = await self.locked_vm(request)
         async with lock:
             vm = await self.reread(vm)
+            state = vm.state
+            if force and state in ("running", "paused") and self.tracker.following(vm.uuid):
+                await self.run(self.store.mark, vm, "deleting")
+                try:  # killed through its watch, on the loop; the delete then finds it stopped
+                    await self.tracker.stop(vm, True, 0)
+                except BaseException:
+                    await self.run(self.store.mark, vm, None)
+                    raise
+                vm = await self.run_to_end(lifecycle.finish_stop, self.node, self.store, vm, state,
+                                           True)
             await self.run_to_end(lifecycle.delete, self.node, self.store, vm, force)
         self.vm_locks.pop(vm.uuid, None)
         return web.json_response(vm.to_json())
@@ -373,6 +391,7 @@ class NodeDaemon:
         async with lock:
             vm = await self.reread(vm)
             vm = await self.run_to_end(lifecycle.start, self.node, self.store, vm)
+            await self.tracker.follow(vm)
         return web.json_response(vm.to_json())
 
     async def stop_vm(self, request: web.Request) -> web.Response:
@@ -380,8 +399,21 @@ class NodeDaemon:
         vm, lock = await self.locked_vm(request)
         async with lock:
             vm = await self.reread(vm)
-            vm, was_running = await self.run_to_end(lifecycle.stop, self.node, self.store, vm,
-                                                    body.force)
+            state = vm.state
+            if state in ("running", "paused") and self.tracker.following(vm.uuid):
+                # a signal (or the power button) and a wait on the exit its watch sees: no thread
+                await self.run(self.store.mark, vm, "stopping")
+                try:
+                    await self.tracker.stop(vm, body.force, float(self.config.host.stop_timeout))
+                except BaseException:
+                    await self.run(self.store.mark, vm, None)
+                    raise
+                vm = await self.run_to_end(lifecycle.finish_stop, self.node, self.store, vm, state,
+                                           body.force)
+                was_running = True
+            else:
+                vm, was_running = await self.run_to_end(lifecycle.stop, self.node, self.store, vm,
+                                                        body.force)
         return web.json_response({"vm": vm.to_json(), "was_running": was_running})
 
     async def console(self, request: web.Request) -> web.StreamResponse:
@@ -480,8 +512,11 @@ class NodeDaemon:
                     lock = self.vm_locks.get(vm.uuid)
                     if lock is not None and lock.locked():
                         continue  # an operation on it is under way
-                    if vm.state in ("running", "paused"):
+                    if vm.state in ("running", "paused") and not self.tracker.following(vm.uuid):
+                        # no watch follows it (a plugin without one): ask its VMM
                         await self.run(lifecycle.refresh, self.node, self.store, vm)
+                        if vm.state in ("running", "paused"):
+                            await self.tracker.follow(vm)
                     await self.run(_rotate_console_log, self.node, vm)
                 if rounds % LEASE_EVERY == 0:
                     await self.run(self._watch_leases, [vm for vm in vms if vm.state == "running"])
@@ -516,7 +551,9 @@ class NodeDaemon:
         running = 0
         for vm in vms:
             vm = await self.run(lifecycle.refresh, self.node, self.store, vm)
-            running += vm.state in ("running", "paused")
+            if vm.state in ("running", "paused"):
+                running += 1
+                await self.tracker.follow(vm)
         if vms:
             logger.info("re-adopted {} running VM(s) of {}", running, len(vms))
 
@@ -554,6 +591,11 @@ class NodeDaemon:
             raise VirshleError(f"{root} does not exist",
                                "Run `virshle node init --all` first.", code="not_initialized")
         os.umask(0o027)  # everything the daemon and its VMMs make: nothing for other users
+        from concurrent.futures import ThreadPoolExecutor
+
+        # blocking pieces (the store, NIC plugins) of many concurrent operations: waits on VMMs
+        # happen on the loop, so these threads are short-lived work, not one per stop
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=32, thread_name_prefix="virshle"))
         lock = _take_lock(root)
         try:
             await self._start_up(root, socket_path)
@@ -586,6 +628,7 @@ class NodeDaemon:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
             await runner.cleanup()
+            await self.tracker.close()  # the VMMs keep running; the next daemon follows them
             unfinished = [f for f in self.work if not f.done()]
             if unfinished:
                 await asyncio.wait(unfinished, timeout=max(0.1, deadline - loop.time()))

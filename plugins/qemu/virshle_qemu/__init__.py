@@ -2,9 +2,11 @@
 
 Each VM is one ``qemu-system-x86_64 -daemonize`` process in its own session,
 so it outlives the node daemon. Everything it needs lives in the VM's
-directory: ``vmm.pid``, ``qmp.sock`` (control), ``console.sock`` (the serial
-port) and ``console.log`` (everything the serial port printed, kept by QEMU
-itself even while no daemon runs).
+directory: ``vmm.pid``, ``qmp.sock`` (the daemon's QMP connection, held for
+the VM's life by its watch, which hears QEMU's events), ``monitor.sock``
+(a second QMP monitor for one-shot commands and operators), ``console.sock``
+(the serial port) and ``console.log`` (everything the serial port printed,
+kept by QEMU itself even while no daemon runs).
 
 QEMU runs with ``-no-shutdown``: when the guest powers off, QEMU stays and
 reports the ``shutdown`` status, so a power-off is told apart from a crash
@@ -129,6 +131,15 @@ def virshle_vm_state(vm, node):
     from .vmm import state
 
     return state(vm)
+
+
+@hookimpl
+def virshle_vm_watch(vm, node):
+    if vm.hypervisor != NAME:
+        return None
+    from .watch import watch
+
+    return watch(vm)
 
 
 @hookimpl

@@ -24,8 +24,8 @@ ESP_GUID = bytes.fromhex("28732ac11ff8d211ba4b00a0c93ec93b")  # C12A7328-F81F-11
 
 def paths(vm) -> dict[str, Path]:
     base = Path(vm.dir)
-    return {"pid": base / "vmm.pid", "qmp": base / "qmp.sock", "console": base / "console.sock",
-            "log": base / "console.log"}
+    return {"pid": base / "vmm.pid", "qmp": base / "qmp.sock", "monitor": base / "monitor.sock",
+            "console": base / "console.sock", "log": base / "console.log"}
 
 
 def is_uefi_image(path: str) -> bool:
@@ -59,7 +59,11 @@ def build_argv(vm, attachments: list, config: QemuConfig, binary: str, accel: st
         "-chardev", f"socket,id=serial0,path={p['console']},server=on,wait=off,"
                     f"logfile={p['log']},logappend=on",
         "-serial", "chardev:serial0",
+        # two QMP monitors: qmp.sock is the daemon's (its watch holds it for the VM's life),
+        # monitor.sock takes one-shot commands (re-adoption, refreshes, an operator's socat)
         "-qmp", f"unix:{p['qmp']},server=on,wait=off",
+        "-chardev", f"socket,id=monitor,path={p['monitor']},server=on,wait=off",
+        "-mon", "chardev=monitor,mode=control",
         "-pidfile", str(p["pid"]),
         "-daemonize",
         # entropy from the host: a guest making its SSH host keys at first boot waits without it
@@ -116,7 +120,7 @@ def start(vm, attachments: list, config: QemuConfig) -> VmmHandle:
             raise VirshleError(f"VM {vm.name!r}: {label} {path} is not a file",
                                "Fix the template's path in config.toml.", code="boot_file_missing")
     p = paths(vm)
-    for key in ("pid", "qmp", "console"):
+    for key in ("pid", "qmp", "monitor", "console"):
         p[key].unlink(missing_ok=True)
     argv = build_argv(vm, attachments, config, binary, choose_accel(config))
     if any(a.startswith("if=pflash") for a in argv):
@@ -183,12 +187,16 @@ def alive(pid: int, vm) -> bool:
 
 
 def qmp(vm, command: str, arguments: dict | None = None, timeout: float = 5.0) -> Any:
-    """One QMP command through qemu.qmp; a fresh connection, serialised per VM."""
+    """One QMP command through qemu.qmp, on the one-shot monitor; serialised per VM."""
     from qemu.qmp import QMPClient
+
+    p = paths(vm)
+    # a VM started before there were two monitors has only the daemon's
+    socket_path = p["monitor"] if p["monitor"].exists() else p["qmp"]
 
     async def run() -> Any:
         client = QMPClient(vm.name)
-        await asyncio.wait_for(client.connect(str(paths(vm)["qmp"])), timeout)
+        await asyncio.wait_for(client.connect(str(socket_path)), timeout)
         try:
             return await asyncio.wait_for(client.execute(command, arguments), timeout)
         finally:
@@ -257,7 +265,7 @@ def _kill(pid: int) -> None:
 
 def _clean(vm) -> None:
     p = paths(vm)
-    for key in ("pid", "qmp", "console"):
+    for key in ("pid", "qmp", "monitor", "console"):
         p[key].unlink(missing_ok=True)
 
 
