@@ -80,6 +80,15 @@ def virshle_vm_state(vm, node):
 
 
 @hookimpl
+def virshle_vm_watch(vm, node):
+    if vm.hypervisor != NAME:
+        return None
+    from .watch import watch
+
+    return watch(vm)
+
+
+@hookimpl
 def virshle_console(vm, node):
     if vm.hypervisor != NAME:
         return None
