@@ -7,14 +7,18 @@ Plugins import only the public names here::
 
 from __future__ import annotations
 
-import pluggy
+TYPE_CHECKING = False  # typing itself is an import the CLI's start-up avoids
 
 from .errors import ConfigError, Conflict, NotFound, UsageError, VirshleError
-from .log import log_command, logger
-from .notices import notice
 
-hookimpl = pluggy.HookimplMarker("virshle")
-"""Marker for plugin hook implementations: ``@hookimpl`` above a ``virshle_*`` function."""
+if TYPE_CHECKING:
+    import pluggy
+
+    from .log import log_command, logger
+    from .notices import notice
+
+    hookimpl: pluggy.HookimplMarker
+    """Marker for plugin hook implementations: ``@hookimpl`` above a ``virshle_*`` function."""
 
 __all__ = [
     "hookimpl",
@@ -31,7 +35,21 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    # The version is read lazily: finding it costs an import the CLI avoids.
+    # Read lazily: pluggy, loguru and the version each cost an import that the CLI's
+    # listings avoid; plugins get them the moment they ask.
+    if name == "hookimpl":
+        import pluggy
+
+        globals()["hookimpl"] = marker = pluggy.HookimplMarker("virshle")
+        return marker
+    if name in ("log_command", "logger"):
+        from . import log
+
+        return getattr(log, name)
+    if name == "notice":
+        from .notices import notice
+
+        return notice
     if name == "__version__":
         return _version()
     raise AttributeError(name)

@@ -653,17 +653,22 @@ def parse_config(text: str, *, path: str | None, sections: dict[str, type] | Non
     )
 
 
-def _disk_warnings(label: str, text: str, templates: list[VmTemplate]) -> list[str]:
+def disk_warnings(label: str, text: str, templates: list[VmTemplate]) -> list[tuple[str, str]]:
+    """For each local template disk: its path, and the warning that it is not a file."""
     warnings = []
     for ti, template in enumerate(templates):
         for di, disk in enumerate(template.disk):
-            if not disk.is_url and not disk.expanded_path.is_file():
+            if not disk.is_url:
                 key = f"template.vm[{ti}].disk[{di}].path"
-                warnings.append(
-                    f"{_where(label, text, key)}: {key}: {disk.expanded_path} is not a file "
-                    f"(template {template.name!r} cannot create VMs until it exists)"
-                )
+                warnings.append((str(disk.expanded_path),
+                                 f"{_where(label, text, key)}: {key}: {disk.expanded_path} is not a "
+                                 f"file (template {template.name!r} cannot create VMs until it exists)"))
     return warnings
+
+
+def _disk_warnings(label: str, text: str, templates: list[VmTemplate]) -> list[str]:
+    return [message for path, message in disk_warnings(label, text, templates)
+            if not os.path.isfile(path)]
 
 
 def _split(exc: ConfigError) -> list[tuple[str, str]]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 _UNITS = {
     "": 1,
     "b": 1,
@@ -12,7 +10,7 @@ _UNITS = {
     "g": 1024**3, "gb": 1000**3, "gib": 1024**3,
     "t": 1024**4, "tb": 1000**4, "tib": 1024**4,
 }
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+_SIZE_PATTERN = r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*"
 
 GiB = 1024**3
 
@@ -31,7 +29,9 @@ def parse_size(value: object, *, bare_unit: int = GiB) -> int:
             raise ValueError("must be greater than 0")
         return int(value * bare_unit)
     if isinstance(value, str):
-        match = _SIZE.match(value)
+        import re  # only configurations parse sizes; listings just print them
+
+        match = re.fullmatch(_SIZE_PATTERN, value)
         if match:
             number, unit = float(match.group(1)), match.group(2).lower()
             if unit in _UNITS:

@@ -11,7 +11,7 @@ import click
 
 from ..client import http
 from ..errors import VirshleError
-from . import Settings, verbosity_options
+from .app import Settings, verbosity_options
 
 
 

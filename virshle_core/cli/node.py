@@ -6,7 +6,7 @@ import time
 
 import click
 
-from . import Settings, VirshleGroup, verbosity_options
+from .app import Settings, VirshleGroup, verbosity_options
 from .render import bar, emit_json, state, table
 
 
@@ -85,6 +85,11 @@ def node_ls(settings: Settings, all_: bool, as_json: bool, node_name: str | None
     from ..client import fan_out
 
     clients = settings.clients(node_name)
+    if not all_ and settings.verbosity < 2:
+        from .listing import list_nodes
+
+        list_nodes(settings, node_name, as_json)  # what the fast path runs too
+        return
 
     detailed = all_ or settings.verbosity >= 2  # -vv: counts and sizes, as the original's table
 

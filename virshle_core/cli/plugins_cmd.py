@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from . import VirshleGroup, verbosity_options
-from .render import emit_json, table
+from .app import VirshleGroup, verbosity_options
+from .render import emit_json, style, table
 
 
 
@@ -33,5 +33,5 @@ def plugins_ls(as_json: bool) -> None:
         return
     rows = [[i.name, i.distribution, i.version,
              ", ".join(h.removeprefix("virshle_") for h in i.hooks) or "-"] for i in infos]
-    rows += [[b.name, b.distribution, "", click.style(f"broken: {b.error}", fg="red")] for b in broken]
+    rows += [[b.name, b.distribution, "", style(f"broken: {b.error}", fg="red")] for b in broken]
     click.echo(table(["name", "distribution", "version", "hooks"], rows))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from . import Settings, VirshleGroup, verbosity_options
+from .app import Settings, VirshleGroup, verbosity_options
 from .render import emit_json, table
 
 

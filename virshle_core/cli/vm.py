@@ -7,7 +7,8 @@ from typing import Any, Callable
 import click
 
 from ..errors import NotFound, UsageError, VirshleError
-from . import Settings, VirshleGroup, verbosity_options
+from .app import Settings, VirshleGroup, verbosity_options
+from .listing import provision_detail, show_node_warnings
 from .render import emit_json, state, table
 
 
@@ -338,85 +339,10 @@ def vm_ls(settings: Settings, node_name: str | None, state_filter: str | None, a
       virshle vm ls -v
       virshle vm ls --state running --json
     """
-    from ..client import fan_out
-    from ..units import human_size
+    from .listing import list_vms
 
-    results = fan_out(settings.clients(node_name), lambda c: c.vms(state_filter))
-    documents, failures = [], []
-    for client, vms, error in results:
-        if error is not None:
-            failures.append((client.name, error))
-        else:
-            for item in vms:
-                item["node"] = client.name  # the name this CLI knows the node by
-            documents.extend(vms)
-    if as_json:
-        emit_json(documents)
-    else:
-        v = settings.verbosity
-        multi = len(results) > 1
-        headers = ["id", "name"] + (["node"] if multi else []) + ["vcpu", "vram", "state"]
-        if v >= 1:
-            headers += ["disks", "ips", "provision"]
-        if v >= 2:
-            headers += ["created_at", "updated_at"]
-        if v >= 3:
-            headers += ["uuid"]
-        rows = []
-        for item in documents:
-            row = [item["id"], item["name"]] + ([item["node"]] if multi else [])
-            row += [item["vcpu"], human_size(item["vram"]), state(item["state"])]
-            if v >= 1:
-                row += [", ".join(f"{d['name']} ({human_size(d['size'])})" for d in item["disks"]) or "-",
-                        ", ".join(item["ips"]) or "-", provision_summary(item.get("provision"))]
-            if v >= 2:
-                row += [item["created_at"], item["updated_at"]]
-            if v >= 3:
-                row += [item["uuid"]]
-            rows.append(row)
-        click.echo(table(headers, rows))
-    for name, error in failures:
-        click.echo(f"Error: node {name}: {error.message}", err=True)
-    show_node_warnings(settings, [client for client, _, _ in results])
-    if failures:
+    if list_vms(settings, node_name, state_filter, as_json):
         raise click.exceptions.Exit(1)
-
-
-def provision_summary(provision: dict | None) -> str:
-    """``nocloud, 2 keys``: what the VM was given for its first boot, in a few words."""
-    if not provision:
-        return "-"
-    keys = len(provision.get("keys") or [])
-    parts = [str(provision.get("seed", "yes"))]
-    if keys:
-        parts.append(f"{keys} key{'s' if keys > 1 else ''}")
-    if provision.get("user_data"):
-        parts.append(str(provision["user_data"]))
-    return ", ".join(parts)
-
-
-def provision_detail(provision: dict | None) -> str:
-    """The seed, the user the keys are for, the keys' fingerprints and the user-data's kind."""
-    if not provision:
-        return "-"
-    parts = [f"{provision.get('seed', '?')} seed"]
-    if provision.get("user"):
-        parts.append(f"user {provision['user']}")
-    keys = provision.get("keys") or []
-    parts.append("keys " + " ".join(keys) if keys else "no keys")
-    parts.append(f"user-data {provision.get('user_data') or 'none'}")
-    return ", ".join(parts)
-
-
-def show_node_warnings(settings: Settings, clients: list) -> None:
-    """What nodes noticed (e.g. an unreachable DHCP server), printed at -v."""
-    if settings.verbosity < 1:
-        return
-    from .render import warn
-
-    for client in clients:
-        for message in client.warnings:
-            warn(f"node {client.name}: {message}")
 
 
 @vm.command("info")

@@ -8,16 +8,43 @@ client speaks HTTP/1.1 + JSON to the node daemon's ``/api/v1``.
 from __future__ import annotations
 
 import socket
-from typing import Any, Callable, Iterable, TypeVar
-from urllib.parse import quote, urlsplit
+TYPE_CHECKING = False  # typing itself is an import the CLI's start-up avoids
 
-from ..config import NodeEntry
 from ..errors import NodeUnavailable, VirshleError, from_json
 from . import http
 
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterable, TypeVar
+
+    from ..config import NodeEntry
+
+    T = TypeVar("T")
+
 API = "/api/v1"
 CONNECT_TIMEOUT = 3.0
-T = TypeVar("T")
+SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~:")
+
+
+def quote(ref: str) -> str:
+    """A reference as a path segment (what ``urllib.parse.quote(ref, safe=":")`` gives)."""
+    if all(c in SAFE for c in ref):
+        return ref  # ids, names and uuids: the import of urllib is not needed
+    from urllib.parse import quote as url_quote
+
+    return url_quote(ref, safe=":")
+
+
+class Url:
+    """The parts of a node URL the client needs: ``unix:///path`` or ``ssh://user@host:port/path``."""
+
+    def __init__(self, url: str):
+        self.scheme, _, rest = url.partition("://")
+        if self.scheme == "unix":
+            self.path = rest
+        else:
+            from urllib.parse import urlsplit
+
+            self.path = urlsplit(url).path
 
 
 class NodeClient:
@@ -26,7 +53,7 @@ class NodeClient:
     def __init__(self, entry: NodeEntry):
         self.entry = entry
         self.name = entry.name
-        self.url = urlsplit(entry.url)
+        self.url = Url(entry.url)
         self.timeout = float(entry.timeout)
         self.warnings: list[str] = []  # notices the node sent back (e.g. DHCP unreachable)
         self._sockets: set[socket.socket] = set()  # open requests, for abort()
@@ -156,9 +183,9 @@ class NodeClient:
                                f"(HTTP {response.status})") from None
         warnings = response.headers.get("x-virshle-warnings")
         if warnings:
-            import json
+            from .jsonlite import loads
 
-            self.warnings.extend(w for w in json.loads(warnings) if w not in self.warnings)
+            self.warnings.extend(w for w in loads(warnings) if w not in self.warnings)
         return data
 
     def get(self, path: str, **kwargs: Any) -> Any:
@@ -187,7 +214,7 @@ class NodeClient:
     def vm(self, ref: str, refresh: bool = False) -> dict:
         """One VM by its wire reference: ``id:7``, ``name:web``, ``uuid:…``; ``refresh`` asks
         its VMM for its state instead of the daemon's record."""
-        return self.get(f"/vms/{quote(str(ref), safe=':')}" + ("?refresh=1" if refresh else ""))
+        return self.get(f"/vms/{quote(str(ref))}" + ("?refresh=1" if refresh else ""))
 
     def create_vms(self, body: dict, on_progress=None) -> list[dict]:
         """Create VMs; ``on_progress(what, done, total)`` hears about long copies."""
@@ -216,17 +243,17 @@ class NodeClient:
 
     def delete_vm(self, ref: str, force: bool = False) -> dict:
         suffix = "?force=1" if force else ""
-        return self.delete(f"/vms/{quote(str(ref), safe=':')}{suffix}", timeout=max(self.timeout, 120.0))
+        return self.delete(f"/vms/{quote(str(ref))}{suffix}", timeout=max(self.timeout, 120.0))
 
     def start_vm(self, ref: str) -> dict:
-        return self.post(f"/vms/{quote(str(ref), safe=':')}/start", timeout=max(self.timeout, 120.0))
+        return self.post(f"/vms/{quote(str(ref))}/start", timeout=max(self.timeout, 120.0))
 
     def stop_vm(self, ref: str, force: bool = False) -> dict:
-        return self.post(f"/vms/{quote(str(ref), safe=':')}/stop", {"force": force},
+        return self.post(f"/vms/{quote(str(ref))}/stop", {"force": force},
                          timeout=max(self.timeout, 600.0))
 
     def logs(self, ref: str, follow: bool = False) -> http.Response:
-        path = f"/vms/{quote(str(ref), safe=':')}/logs" + ("?follow=1" if follow else "")
+        path = f"/vms/{quote(str(ref))}/logs" + ("?follow=1" if follow else "")
         return self.stream("GET", path, read_timeout=None if follow else self.timeout)
 
     def console(self, ref: str):
@@ -237,7 +264,7 @@ class NodeClient:
 
         sock = self.connect()
         try:
-            ws = WebSocket.connect(sock, f"{API}/vms/{quote(str(ref), safe=':')}/console")
+            ws = WebSocket.connect(sock, f"{API}/vms/{quote(str(ref))}/console")
         except UpgradeRefused as exc:
             sock.close()
             try:

@@ -9,9 +9,13 @@ one request per connection, ``Content-Length`` or chunked replies.
 
 from __future__ import annotations
 
-import json
-import socket
-from typing import Any, Iterator
+TYPE_CHECKING = False  # typing itself is an import the CLI's start-up avoids
+
+from .jsonlite import loads
+
+if TYPE_CHECKING:
+    import socket
+    from typing import Any, Iterator
 
 
 class HttpError(Exception):
@@ -35,7 +39,7 @@ class Response:
 
     def json(self) -> Any:
         body = self.read()
-        return json.loads(body) if body else None
+        return loads(body) if body else None
 
     def iter_chunks(self) -> Iterator[bytes]:
         if self.headers.get("transfer-encoding", "").lower() == "chunked":
@@ -115,6 +119,8 @@ def request(sock: socket.socket, method: str, path: str, body: Any = None,
     headers = {"Accept": "application/json", **(headers or {})}
     head = [f"{method} {path} HTTP/1.1", "Host: virshle", "Connection: close"]
     if body is not None:
+        import json
+
         payload = json.dumps(body).encode()
         head += ["Content-Type: application/json", f"Content-Length: {len(payload)}"]
     for key, value in headers.items():

@@ -1,0 +1,121 @@
+"""``vm ls`` and ``node ls`` themselves: what the click commands and the fast path both run.
+
+Nothing here imports click, pluggy or attrs: ``settings`` is anything with
+``verbosity`` and ``clients(node_name)`` (the click command line's Settings,
+or the fast path's view of the cached configuration).
+"""
+
+from __future__ import annotations
+
+
+from .render import echo, emit_json, state, table, warn
+
+
+def list_vms(settings, node_name: str | None, state_filter: str | None, as_json: bool) -> int:
+    """Print the VMs of every node (in parallel); the exit status: 1 if a node failed."""
+    from ..client import fan_out
+    from ..units import human_size
+
+    results = fan_out(settings.clients(node_name), lambda c: c.vms(state_filter))
+    documents, failures = [], []
+    for client, vms, error in results:
+        if error is not None:
+            failures.append((client.name, error))
+        else:
+            for item in vms:
+                item["node"] = client.name  # the name this CLI knows the node by
+            documents.extend(vms)
+    if as_json:
+        emit_json(documents)
+    else:
+        v = settings.verbosity
+        multi = len(results) > 1
+        headers = ["id", "name"] + (["node"] if multi else []) + ["vcpu", "vram", "state"]
+        if v >= 1:
+            headers += ["disks", "ips", "provision"]
+        if v >= 2:
+            headers += ["created_at", "updated_at"]
+        if v >= 3:
+            headers += ["uuid"]
+        rows = []
+        for item in documents:
+            row = [item["id"], item["name"]] + ([item["node"]] if multi else [])
+            row += [item["vcpu"], human_size(item["vram"]), state(item["state"])]
+            if v >= 1:
+                row += [", ".join(f"{d['name']} ({human_size(d['size'])})" for d in item["disks"]) or "-",
+                        ", ".join(item["ips"]) or "-", provision_summary(item.get("provision"))]
+            if v >= 2:
+                row += [item["created_at"], item["updated_at"]]
+            if v >= 3:
+                row += [item["uuid"]]
+            rows.append(row)
+        echo(table(headers, rows))
+    for name, error in failures:
+        echo(f"Error: node {name}: {error.message}", err=True)
+    show_node_warnings(settings, [client for client, _, _ in results])
+    return 1 if failures else 0
+
+
+def list_nodes(settings, node_name: str | None, as_json: bool) -> int:
+    """``node ls`` without ``--all``: each node's status (``-v``: url and weight)."""
+    from ..client import fan_out
+
+    documents = []
+    for client, _, error in fan_out(settings.clients(node_name), lambda c: c.ping()):
+        doc = {"name": client.name, "url": client.entry.url, "weight": client.entry.weight,
+               "status": "online" if error is None else getattr(error, "status", "offline")}
+        if error is not None:
+            doc["reason"] = error.message
+        documents.append(doc)
+    if as_json:
+        emit_json(documents)
+        return 0
+    v = settings.verbosity
+    headers = ["name", "status"] + (["url", "weight"] if v >= 1 else [])
+    rows = [[doc["name"], state(doc["status"])] + ([doc["url"], doc["weight"]] if v >= 1 else [])
+            for doc in documents]
+    echo(table(headers, rows))
+    for doc in documents:
+        if doc["status"] != "online" and v >= 1:
+            echo(f"{doc['name']}: {doc['reason']}", err=True)
+    if v < 1 and any(d["status"] != "online" for d in documents):
+        echo("Some nodes are not online; -v says why.", err=True)
+    return 0
+
+
+def provision_summary(provision: dict | None) -> str:
+    """``nocloud, 2 keys``: what the VM was given for its first boot, in a few words."""
+    if not provision:
+        return "-"
+    keys = len(provision.get("keys") or [])
+    parts = [str(provision.get("seed", "yes"))]
+    if keys:
+        parts.append(f"{keys} key{'s' if keys > 1 else ''}")
+    if provision.get("user_data"):
+        parts.append(str(provision["user_data"]))
+    return ", ".join(parts)
+
+
+def provision_detail(provision: dict | None) -> str:
+    """The seed, the user the keys are for, the keys' fingerprints and the user-data's kind."""
+    if not provision:
+        return "-"
+    parts = [f"{provision.get('seed', '?')} seed"]
+    if provision.get("user"):
+        parts.append(f"user {provision['user']}")
+    keys = provision.get("keys") or []
+    parts.append("keys " + " ".join(keys) if keys else "no keys")
+    parts.append(f"user-data {provision.get('user_data') or 'none'}")
+    return ", ".join(parts)
+
+
+def show_node_warnings(settings, clients: list) -> None:
+    """What nodes noticed (e.g. an unreachable DHCP server), printed at -v."""
+    if settings.verbosity < 1:
+        return
+    for client in clients:
+        for message in client.warnings:
+            warn(f"node {client.name}: {message}")
+
+
+
