@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import re
 
-import attrs
-
 from .errors import UsageError
 
 KINDS = ("id", "name", "uuid")
@@ -42,13 +40,28 @@ def validate_name(name: str) -> str:
     return name
 
 
-@attrs.frozen
 class VmRef:
-    """One VM, named in one namespace. ``str(ref)`` is its wire form, ``id:7``."""
+    """One VM, named in one namespace. ``str(ref)`` is its wire form, ``id:7``.
 
-    kind: str
-    value: str | int
-    bare: bool = attrs.field(default=False, eq=False)
+    A plain class (not attrs): the CLI builds one on every command, and its
+    start-up has no room for attrs.
+    """
+
+    __slots__ = ("kind", "value", "bare")
+
+    def __init__(self, kind: str, value: str | int, bare: bool = False):
+        self.kind = kind
+        self.value = value
+        self.bare = bare
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, VmRef) and (self.kind, self.value) == (other.kind, other.value)
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.value))
+
+    def __repr__(self) -> str:
+        return f"VmRef({self.kind!r}, {self.value!r})"
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.value}"
@@ -87,7 +100,10 @@ class VmRef:
         if colon and kind in KINDS:
             return cls.of(kind, value)
         if ID_PATTERN.fullmatch(text):
-            return attrs.evolve(cls.of("id", text), bare=True)
-        if UUID_PATTERN.fullmatch(text):
-            return attrs.evolve(cls.of("uuid", text), bare=True)
-        return attrs.evolve(cls.of("name", text), bare=True)
+            ref = cls.of("id", text)
+        elif UUID_PATTERN.fullmatch(text):
+            ref = cls.of("uuid", text)
+        else:
+            ref = cls.of("name", text)
+        ref.bare = True
+        return ref

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import attrs
 import click
 
 
@@ -25,13 +24,20 @@ CORE_COMMANDS = (
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-@attrs.define
 class Settings:
-    """What every command shares: verbosity, the configuration, the node clients."""
+    """What every command shares: verbosity, the configuration, the node clients.
 
-    verbosity: int = 0
-    config_path: str | None = None
-    _config: Any = None
+    The configuration is read and validated the first time a command needs
+    it. A command that only needs the nodes (listings, start, stop, rm...)
+    takes them from the view the last validation of the same unchanged file
+    left (``cli/view.py``), and so never pays for attrs, cattrs and pluggy.
+    """
+
+    def __init__(self, verbosity: int = 0, config_path: str | None = None):
+        self.verbosity = verbosity
+        self.config_path = config_path
+        self._config: Any = None
+        self._view: Any = False  # not looked up yet
 
     @property
     def config(self):
@@ -43,27 +49,68 @@ class Settings:
             from . import view
 
             view.store(view.chosen_path(self.config_path)[0], self._config)  # for the fast path
+            self._view = None
             if self.verbosity >= 1:
                 warn(self._config)
         return self._config
 
+    @property
+    def view(self) -> dict | None:
+        """The view of the unchanged, already validated configuration, if there is one."""
+        if self._view is False:
+            from . import view
+
+            self._view = view.load(view.chosen_path(self.config_path)[0])
+            if self._view is not None and self.verbosity >= 1:
+                self._warn_disks(self._view)
+        return self._view
+
+    def check(self) -> None:
+        """Validate the configuration, unless this very file has validated before."""
+        if self.view is None:
+            self.config  # noqa: B018
+
+    @staticmethod
+    def _warn_disks(view: dict) -> None:
+        import os
+
+        from .render import warn
+
+        for disk, message in view["disks"]:
+            if not os.path.isfile(disk):
+                warn(message)
+
     def say(self, message: str, err: bool = False) -> None:
         """A line for people (``Created VM …``); ``-q`` silences it."""
         if self.verbosity >= 0:
-            click.echo(message, err=err)
+            from .render import echo
+
+            echo(message, err=err)
 
     def warn_config(self) -> None:
         """Print the configuration's warnings (commands that use templates call this)."""
+        if not 0 <= self.verbosity < 1:
+            return  # -v printed them already; -q prints none
+        if self._config is None and self.view is not None:
+            self._warn_disks(self.view)
+            return
         from ..config import warn
 
-        if 0 <= self.verbosity < 1:
-            warn(self.config)
+        warn(self.config)
+
+    def entries(self) -> list:
+        """The managed nodes: name, url, weight and timeout of each."""
+        if self._config is None and self.view is not None:
+            from .fast import _Node
+
+            return [_Node(**entry) for entry in self.view["nodes"]]
+        return self.config.managed_nodes()
 
     def clients(self, node: str | None = None) -> list:
         """Clients of the managed nodes, or of ``node`` alone (an unknown name is exit 2)."""
         from ..client import NodeClient
 
-        entries = self.config.managed_nodes()
+        entries = self.entries()
         if node is not None:
             chosen = [e for e in entries if e.name == node]
             if not chosen:
@@ -141,8 +188,8 @@ class VirshleGroup(click.Group):
         return super().group(*args, **kwargs)
 
 
-def make_cli() -> click.Group:
-    """Build the command line: core commands, then plugin commands."""
+def make_cli(with_plugins: bool = True) -> click.Group:
+    """Build the command line: core commands, then (``with_plugins``) plugin commands."""
 
     @click.group(cls=VirshleGroup, context_settings=CONTEXT_SETTINGS, lazy={
         name: f"virshle_core.cli.{module}:{attr}" for name, module, attr in CORE_COMMANDS})
@@ -164,11 +211,13 @@ def make_cli() -> click.Group:
         settings = Settings(verbosity=-1 if quiet else verbose, config_path=config_path)
         log.configure(settings.verbosity)
         ctx.obj = settings
-        # The whole configuration is checked before any command runs.
+        # The whole configuration is checked before any command runs (once per version of it).
         if ctx.invoked_subcommand is not None:
-            settings.config  # noqa: B018
+            settings.check()
 
     cli.sealed = True
+    if not with_plugins:
+        return cli
 
     from ..plugins import hook
 
@@ -185,3 +234,18 @@ def _version() -> str:
     from .. import __version__
 
     return __version__
+
+
+def core_command(args: list[str]) -> bool:
+    """Whether ``args`` run a core command (and ask for no help): the plugins' commands need
+    not be loaded to run it."""
+    words = iter(args)
+    for word in words:
+        if word in ("-h", "--help", "--version"):
+            return False
+        if word == "--config":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word in {name for name, _, _ in CORE_COMMANDS} and not (
+                {"-h", "--help"} & set(args))
+    return False

@@ -1,13 +1,15 @@
-"""The fast path of the commands typed most: ``vm ls`` and ``node ls``, without click.
+"""The fast path of the commands typed most, without click: ``vm ls``, ``node ls``, and
+``vm create|start|stop|info|rm`` in their plain forms.
 
 A Python command line pays for every module it imports before it does
 anything; click alone costs more than the whole budget of a listing. These
-two commands, in their plain forms, are answered here instead: from the view
-of the configuration that the full command line validated and left in its
-cache (``cli/view.py``), over the nodes' unix sockets, printed by the same
-code the full commands use (``cli/listing.py``). Anything else, an option
-this path does not know, a stale or missing view, an SSH node, returns None
-and the full command line runs, which also gives help and errors.
+commands are answered here instead: from the view of the configuration that
+the full command line validated and left in its cache (``cli/view.py``), over
+the nodes' unix sockets, by the same code the full commands run
+(``cli/listing.py``, ``cli/actions.py``). Anything else, an option this path
+does not know, a stale or missing view, an SSH node, several nodes to choose
+from, returns None and the full command line runs, which also gives help and
+usage errors.
 """
 
 from __future__ import annotations
@@ -25,51 +27,77 @@ class _Node:
 
 
 class _Settings:
-    def __init__(self, verbosity: int, nodes: list[_Node]):
+    def __init__(self, verbosity: int, nodes: list[_Node], disks: list):
         self.verbosity = verbosity
         self.nodes = nodes
+        self.disks = disks
 
     def clients(self, node_name: str | None) -> list:
         from ..client import NodeClient
 
         return [NodeClient(n) for n in self.nodes if node_name is None or n.name == node_name]
 
+    def say(self, message: str, err: bool = False) -> None:
+        if self.verbosity >= 0:
+            from .render import echo
+
+            echo(message, err=err)
+
+    def warn_config(self) -> None:
+        if self.verbosity == 0:  # -v printed them already; -q prints none
+            _warn_disks(self.disks)
+
+
+def _warn_disks(disks: list) -> None:
+    from .render import warn
+
+    for disk, message in disks:
+        if not os.path.isfile(disk):
+            warn(message)
+
+
+# the options of the verbs this path answers: flags, and options taking a value
+FLAGS = {"ls": {"--json"}, "create": {"--json"}, "info": {"--json", "--refresh"},
+         "start": {"--json"}, "stop": {"--json", "-f", "--force"}, "rm": {"--json", "-f", "--force"}}
+VALUES = {"ls": {"--node", "--state"}, "create": {"--node", "--name", "-t", "--template", "-n", "--count"},
+          "info": {"--node", "--id", "--name", "--uuid"}, "start": {"--node", "--id", "--name", "--uuid"},
+          "stop": {"--node", "--id", "--name", "--uuid"}, "rm": {"--node", "--id", "--name", "--uuid"}}
+
 
 def _parse(argv: list[str]) -> dict | None:
-    """``[-v…|-q] [--config PATH] (vm ls | node ls) [options]``, or None for anything else."""
-    options = {"verbosity": 0, "config": None, "node": None, "state": None, "json": False}
+    """``[-v…|-q] [--config PATH] GROUP VERB [options]``, or None for anything else."""
+    options: dict = {"verbosity": 0, "config": None, "flags": set(), "values": {}}
     words = iter(argv)
     command: list[str] = []
     for word in words:
-        if word.startswith("--config"):
-            if command:
-                return None  # after the subcommand, the full command line says what it makes of it
-            value = word.partition("=")[2] if "=" in word else next(words, None)
-            if not value:
-                return None
-            options["config"] = value
-        elif word == "-q" or word == "--quiet":
+        name, equals, inline = word.partition("=")
+        if word == "-q" or word == "--quiet":
             options["verbosity"] = -1
         elif word == "--verbose" or (word.startswith("-v") and set(word[1:]) == {"v"}):
             if options["verbosity"] >= 0:
                 options["verbosity"] += 1 if word == "--verbose" else len(word) - 1
+        elif name == "--config" and not command:
+            options["config"] = inline if equals else next(words, None)
+            if not options["config"]:
+                return None
         elif not word.startswith("-") and len(command) < 2:
             command.append(word)
-        elif command and word == "--json":
-            options["json"] = True
-        elif command and word.split("=")[0] in ("--node", "--state"):
-            key = word.split("=")[0][2:]
-            value = word.partition("=")[2] if "=" in word else next(words, None)
-            if not value or value.startswith("-"):
+        elif len(command) == 2 and word in FLAGS.get(command[1], ()):
+            options["flags"].add(word)
+        elif len(command) == 2 and name in VALUES.get(command[1], ()):
+            value = inline if equals else next(words, None)
+            if value is None or (value.startswith("-") and not equals) or name in options["values"]:
                 return None
-            options[key] = value
+            options["values"][name] = value
         else:
             return None
-    if command not in (["vm", "ls"], ["node", "ls"]):
+    if len(command) != 2 or (command[0], command[1]) not in {
+            ("vm", "ls"), ("node", "ls"), ("vm", "create"), ("vm", "info"), ("vm", "start"),
+            ("vm", "stop"), ("vm", "rm")}:
         return None
-    if options["state"] is not None and (command[0] != "vm" or options["state"] not in STATES):
+    if command[0] == "node" and options["values"].keys() - {"--node"}:
         return None
-    options["command"] = command[0]
+    options["group"], options["verb"] = command
     return options
 
 
@@ -82,29 +110,82 @@ def run(argv: list[str]) -> int | None:
         return None
     from .view import chosen_path, load
 
-    path, chosen = chosen_path(options["config"])
+    path, _ = chosen_path(options["config"])
     view = load(path)
     if view is None:
         return None
     nodes = [_Node(**entry) for entry in view["nodes"]]
     if any(not n.url.startswith("unix://") for n in nodes):
         return None  # SSH nodes: asyncssh is the cost anyway
-    if options["node"] is not None and options["node"] not in {n.name for n in nodes}:
+    values, flags = options["values"], options["flags"]
+    node = values.get("--node")
+    if node is not None and node not in {n.name for n in nodes}:
         return None  # the full command line names the known nodes
-    settings = _Settings(options["verbosity"], nodes)
+    settings = _Settings(options["verbosity"], nodes, view["disks"])
     if options["verbosity"] >= 1:
-        from .render import warn
+        _warn_disks(view["disks"])
+    try:
+        return _answer(options["group"], options["verb"], settings, values, flags, node)
+    except _Decline:
+        return None
+    except Exception as exc:
+        from ..errors import VirshleError
 
-        for disk, message in view["disks"]:
-            if not os.path.isfile(disk):
-                warn(message)
-    from . import listing
+        if not isinstance(exc, VirshleError):
+            raise
+        from .render import echo
 
-    if options["command"] == "vm":
-        return listing.list_vms(settings, options["node"], options["state"], options["json"])
-    if options["verbosity"] >= 2:
-        return None  # -vv adds the nodes' sizes: the full command asks their info
-    return listing.list_nodes(settings, options["node"], options["json"])
+        echo(f"Error: {exc.message}", err=True)
+        if exc.hint:
+            echo(f"  Hint: {exc.hint}", err=True)
+        return exc.exit_code
 
 
+class _Decline(Exception):
+    """This invocation is the full command line's to answer."""
 
+
+def _answer(group: str, verb: str, settings: _Settings, values: dict, flags: set,
+            node: str | None) -> int:
+    as_json = "--json" in flags
+    if group == "node":
+        if settings.verbosity >= 2:
+            raise _Decline  # -vv adds the nodes' sizes: the full command asks their info
+        from . import listing
+
+        return listing.list_nodes(settings, node, as_json)
+    if verb == "ls":
+        state = values.get("--state")
+        if state is not None and state not in STATES:
+            raise _Decline
+        from . import listing
+
+        return listing.list_vms(settings, node, state, as_json)
+    from . import actions
+
+    force = "-f" in flags or "--force" in flags
+    if verb == "create":
+        template = values.get("-t") or values.get("--template")
+        count = values.get("-n") or values.get("--count") or "1"
+        if not template or not count.isascii() or not count.isdigit() or int(count) < 1 \
+                or ("-t" in values and "--template" in values) or ("-n" in values and "--count" in values):
+            raise _Decline
+        if node is None and len(settings.nodes) != 1:
+            raise _Decline  # several nodes: the balancer's plugins choose
+        actions.create(settings, template, int(count), values.get("--name"), node, None, as_json)
+        return 0
+    refs = [(kind, values[f"--{kind}"]) for kind in ("id", "name", "uuid") if f"--{kind}" in values]
+    if len(refs) != 1 or (refs[0][0] == "id" and not (refs[0][1].isascii() and refs[0][1].isdigit())):
+        raise _Decline  # the full command line words the usage error
+    from ..refs import VmRef
+
+    ref = VmRef.of(*refs[0])
+    if verb == "info":
+        actions.info(settings, ref, node, "--refresh" in flags, as_json)
+    elif verb == "start":
+        actions.start(settings, ref, node, as_json)
+    elif verb == "stop":
+        actions.stop(settings, ref, node, force, as_json)
+    else:
+        actions.remove(settings, ref, node, force, as_json)
+    return 0

@@ -220,7 +220,7 @@ class NodeClient:
         """Create VMs; ``on_progress(what, done, total)`` hears about long copies."""
         if on_progress is None:
             return self.post("/vms", body, timeout=max(self.timeout, 600.0))
-        import json
+        from .jsonlite import loads
 
         response = self.stream("POST", "/vms", body, read_timeout=max(self.timeout, 3600.0),
                                headers={"Accept": "application/x-ndjson"})
@@ -228,7 +228,7 @@ class NodeClient:
             return response.json()  # a daemon that does not stream progress
         try:
             for line in response.iter_lines():
-                message = json.loads(line)
+                message = loads(line)
                 if "progress" in message:
                     on_progress(**message["progress"])
                 elif "error" in message:
