@@ -30,6 +30,8 @@ bench: setup
 	$(VENV)/bin/python bench/net.py
 	$(VENV)/bin/python bench/nodes.py
 	$(VENV)/bin/python bench/guest.py
+	$(VENV)/bin/python bench/cli.py
+	$(VENV)/bin/python bench/scale.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info plugins/*/*.egg-info .pytest_cache .hypothesis

@@ -90,6 +90,31 @@ def _copy_verified(source: Path, partial: Path, size: int) -> None:
         f"{digest.hexdigest()}  {source}\n")
 
 
+def empty_overlay(qemu_img: str, cached: Path, fmt: str) -> Path:
+    """A fresh qcow2 overlay on ``cached`` (backing format ``fmt``), made once and kept beside it."""
+    blank = cached.with_name(f"{cached.name}.overlay")
+    if blank.exists():
+        return blank
+    with open(cached, "rb") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # made once, whatever the number of creates at once
+        if blank.exists():
+            return blank
+        partial = cached.with_name(f".{cached.name}.overlay.partial")
+        argv = [qemu_img, "create", "-q", "-f", "qcow2", "-F", fmt, "-b", str(cached), str(partial)]
+        log_command(argv)
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise VirshleError(f"qemu-img could not make an overlay on {cached}: "
+                                   f"{proc.stderr.strip()}")
+            os.chmod(partial, CACHE_MODE)
+            os.replace(partial, blank)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+    return blank
+
+
 def reflink(source: Path, dest: Path) -> bool:
     try:
         with open(source, "rb") as src, open(dest, "wb") as dst:
@@ -112,12 +137,14 @@ def virshle_disk_clone(source: str, dest: str) -> dict[str, Any]:
         return {"format": fmt, "size": size}
     qemu_img = shutil.which("qemu-img")
     if qemu_img:
-        argv = [qemu_img, "create", "-q", "-f", "qcow2", "-F", fmt, "-b", str(cached), str(dst)]
-        log_command(argv)
-        proc = subprocess.run(argv, capture_output=True, text=True)
-        if proc.returncode != 0:
+        # Every VM's overlay on this image starts as the same small file: qemu-img makes it once,
+        # and each VM gets a copy (a process per VM cost ten times what the copy does).
+        blank = empty_overlay(qemu_img, cached, fmt)
+        try:
+            shutil.copyfile(blank, dst)
+        except BaseException:
             dst.unlink(missing_ok=True)
-            raise VirshleError(f"qemu-img could not make an overlay on {cached}: {proc.stderr.strip()}")
+            raise
         os.chmod(dst, DISK_MODE)
         return {"format": "qcow2", "size": size}
     try:

@@ -108,10 +108,12 @@ def bar(percent: float | None, scale: float = 100.0, good: float = 80, warn: flo
 
 
 def emit_json(document: Any) -> None:
-    """Print one JSON document on stdout, and nothing else there."""
+    """Print one JSON document on stdout, and nothing else there: indented for a person at a
+    terminal, compact for a program (json's C encoder only writes compact JSON)."""
     import json
 
-    sys.stdout.write(json.dumps(document, indent=2, sort_keys=False, default=str) + "\n")
+    indent = 2 if colourful(sys.stdout) or sys.stdout.isatty() else None
+    sys.stdout.write(json.dumps(document, indent=indent, sort_keys=False, default=str) + "\n")
 
 
 def echo(message: str, err: bool = False) -> None:
