@@ -23,7 +23,7 @@ import attrs
 from .errors import ConfigError
 from .units import parse_size
 
-DEFAULT_PATH = "/etc/virshle/config.toml"
+from .locations import DEFAULT_PATH, config_path  # noqa: F401 (config_path: public here too)
 DEFAULT_ROOT = "/var/lib/virshle"
 NODE_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 TEMPLATE_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
@@ -418,14 +418,6 @@ def _noun(type_: Any) -> str:
 # --- loading -------------------------------------------------------------------
 
 
-def config_path(explicit: str | None = None) -> tuple[str, bool]:
-    """The file to read and whether the user chose it (a chosen file must exist)."""
-    if explicit:
-        return explicit, True
-    env = os.environ.get("VIRSHLE_CONFIG")
-    if env:
-        return env, True
-    return DEFAULT_PATH, False
 
 
 def load_config(

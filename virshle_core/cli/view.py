@@ -15,17 +15,7 @@ from __future__ import annotations
 import os
 import sys
 
-DEFAULT_PATH = "/etc/virshle/config.toml"
-
-
-def chosen_path(explicit: str | None) -> tuple[str, bool]:
-    """The file to read and whether the user chose it (as ``config.config_path``)."""
-    if explicit:
-        return explicit, True
-    env = os.environ.get("VIRSHLE_CONFIG")
-    if env:
-        return env, True
-    return DEFAULT_PATH, False
+from ..locations import config_path as chosen_path  # noqa: F401 (the fast path imports it here)
 
 
 def identity(path: str) -> list:
