@@ -21,3 +21,38 @@ def vm_of(alias: str | None) -> str | None:
     if not alias or not alias.startswith(PREFIX):
         return None
     return alias[len(PREFIX):].split(":", 1)[0] or None
+
+
+# An interface cannot be created and marked in one step: a daemon killed in between would
+# leave an unmarked interface that nothing dares to delete. So a plugin first writes its
+# intent into the VM's directory, then creates and marks the interface, then settles the
+# intent; an unmarked interface of the intended name is then known to be its own.
+
+
+def intend(vm, ifname: str) -> None:
+    """Say, before creating ``ifname`` for ``vm``, that it is about to be ours."""
+    import os
+
+    path = os.path.join(vm.dir, f".creating-{ifname}")
+    with open(path, "w") as handle:
+        handle.write(f"{ifname}\n")
+
+
+def settle(vm, ifname: str) -> None:
+    """The interface now carries its mark (or is gone): the intent is done."""
+    import os
+
+    try:
+        os.unlink(os.path.join(vm.dir, f".creating-{ifname}"))
+    except FileNotFoundError:
+        pass
+
+
+def owned(alias: str | None, vm, net, ifname: str) -> bool:
+    """Whether the interface ``ifname`` with ``alias`` is this NIC's: marked so, or left
+    unmarked by a create that was cut short (its intent is still in the VM's directory)."""
+    import os
+
+    if alias == mark(vm, net):
+        return True
+    return not alias and os.path.exists(os.path.join(vm.dir, f".creating-{ifname}"))

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from virshle_core import UsageError, VirshleError, log_command, logger
-from virshle_core.marks import mark, vm_of
+from virshle_core.marks import intend, mark, owned, settle, vm_of
 from virshle_core.models import NetAttachment
 
 def default_route_link(ipr) -> str | None:
@@ -65,7 +65,7 @@ def attach(vm, net, link: str | None) -> NetAttachment:
         existing = ipr.link_lookup(ifname=name)
         if existing:
             alias = _alias(ipr, existing[0])
-            if alias != mark(vm, net):
+            if not owned(alias, vm, net, name):
                 raise UsageError(
                     f"VM {vm.name!r}: the interface {name} exists and is not Virshle's"
                     f" (alias {alias or 'none'}); it is left alone",
@@ -73,6 +73,7 @@ def attach(vm, net, link: str | None) -> NetAttachment:
                     code="ifname_taken")
             log_command(["ip", "link", "del", name])
             ipr.link("del", index=existing[0])
+        intend(vm, name)
         log_command(["ip", "link", "add", "link", link, "name", name, "address", net.mac,
                      "type", "macvtap", "mode", "bridge"])
         ipr.link("add", ifname=name, kind="macvtap", link=parent[0], macvtap_mode="bridge",
@@ -81,6 +82,7 @@ def attach(vm, net, link: str | None) -> NetAttachment:
             index = ipr.link_lookup(ifname=name)[0]
             log_command(["ip", "link", "set", name, "alias", mark(vm, net)])
             ipr.link("set", index=index, ifalias=mark(vm, net))
+            settle(vm, name)
             log_command(["ip", "link", "set", name, "up"])
             ipr.link("set", index=index, state="up")
             fd = _open_tap_device(index, name)
@@ -99,9 +101,10 @@ def detach(vm, net) -> None:
         return
     with IPRoute() as ipr:
         index = ipr.link_lookup(ifname=net.ifname)
-        if index and _alias(ipr, index[0]) == mark(vm, net):
+        if index and owned(_alias(ipr, index[0]), vm, net, net.ifname):
             log_command(["ip", "link", "del", net.ifname])
             ipr.link("del", index=index[0])
+    settle(vm, net.ifname)
 
 
 def reap_orphans(known: set[str]) -> list[str]:

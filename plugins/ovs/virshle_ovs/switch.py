@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from virshle_core import UsageError, VirshleError, log_command, logger
-from virshle_core.marks import mark, vm_of
+from virshle_core.marks import intend, mark, owned, settle, vm_of
 from virshle_core.models import NetAttachment
 
 class Switch:
@@ -102,13 +102,14 @@ class Switch:
             existing = ipr.link_lookup(ifname=tap)
             if existing:
                 alias = _alias(ipr, existing[0])
-                if alias != mark(vm, net):
+                if not owned(alias, vm, net, tap):
                     raise UsageError(
                         f"VM {vm.name!r}: the interface {tap} exists and is not Virshle's"
                         f" (alias {alias or 'none'}); it is left alone",
                         f"Remove or rename {tap} yourself, then start the VM again.",
                         code="ifname_taken")
                 self._delete_tap(ipr, tap)  # ours, left from an earlier run
+            intend(vm, tap)
             log_command(["ip", "tuntap", "add", "dev", tap, "mode", "tap", "vnet_hdr"])
             ipr.link("add", ifname=tap, kind="tuntap", mode="tap",
                      ifr={"no_pi": True, "vnet_hdr": True})
@@ -116,6 +117,7 @@ class Switch:
                 index = ipr.link_lookup(ifname=tap)[0]
                 log_command(["ip", "link", "set", tap, "alias", mark(vm, net)])
                 ipr.link("set", index=index, ifalias=mark(vm, net))
+                settle(vm, tap)
                 log_command(["ip", "link", "set", tap, "up"])
                 ipr.link("set", index=index, state="up")
                 self.vsctl("--may-exist", "add-port", self.config.bridge, tap, "--",
@@ -142,8 +144,9 @@ class Switch:
 
         with IPRoute() as ipr:
             index = ipr.link_lookup(ifname=tap)
-            if index and _alias(ipr, index[0]) == mark(vm, net):
+            if index and owned(_alias(ipr, index[0]), vm, net, tap):
                 self._delete_tap(ipr, tap)
+        settle(vm, tap)
 
     def _delete_tap(self, ipr, tap: str) -> None:
         index = ipr.link_lookup(ifname=tap)
