@@ -5,7 +5,7 @@
 Prints medians over N runs of: a bare interpreter start, `virshle --help`,
 `virshle node ls` against a running local daemon (with the ratio to the
 bare start; target <= 5x), the modules `node ls` imports that it must not
-(asyncssh, pyroute2, aiohttp), and the daemon's resident memory when idle
+(asyncssh, asyncio, sqlite-utils), and the daemon's resident memory when idle
 (target <= 60 MB).
 """
 
@@ -68,7 +68,7 @@ def main() -> None:
              "import sys; sys.argv=['virshle','node','ls'];\n"
              "from virshle_core.cli import main\n"
              "try: main()\nexcept SystemExit: pass\n"
-             "heavy=[m for m in ('asyncssh','pyroute2','aiohttp','sqlite_utils','loguru','importlib.metadata') if m in sys.modules]\n"
+             "heavy=[m for m in ('asyncssh','asyncio','sqlite_utils','loguru','importlib.metadata') if m in sys.modules]\n"
              "print(','.join(heavy) or 'none', file=sys.stderr)"],
             env=env, capture_output=True, text=True)
         heavy = probe.stderr.strip().splitlines()[-1]
@@ -81,7 +81,7 @@ def main() -> None:
         print(f"python -c pass            : {bare * 1000:7.1f} ms")
         print(f"virshle --help            : {helps * 1000:7.1f} ms  ({helps / bare:.2f}x bare)")
         print(f"virshle node ls           : {node_ls * 1000:7.1f} ms  ({node_ls / bare:.2f}x bare; target <= 5x)")
-        print(f"heavy modules in node ls  : {heavy}  (asyncssh, pyroute2, aiohttp must not appear)")
+        print(f"heavy modules in node ls  : {heavy}  (asyncssh, asyncio, sqlite_utils must not appear)")
         print(f"daemon idle RSS           : {rss:7.1f} MB  (target <= 60 MB)")
     finally:
         daemon.close()

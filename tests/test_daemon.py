@@ -169,12 +169,7 @@ def test_openapi_matches_the_server_router():
     from virshle_core.daemon.server import API, NodeDaemon
 
     daemon = NodeDaemon(parse_config("", path=None))
-    app = daemon.make_app()
-    served = set()
-    for route in app.router.routes():
-        if route.method == "HEAD":
-            continue  # aiohttp adds HEAD beside each GET
-        served.add((route.method, route.resource.canonical))
+    served = set(daemon.make_router().routes())
     document = openapi_document(daemon.routes, API, "test")
     documented = {(m.upper(), p) for p, ops in document["paths"].items() for m in ops}
     assert served == documented
@@ -367,3 +362,28 @@ def test_events_reconnect_when_the_daemon_restarts(daemon):
         proc.terminate()
         _, err = proc.communicate(timeout=10)
     assert "reconnecting" in err and "reconnected" in err
+
+
+def test_one_connection_carries_pipelined_requests_and_chunked_bodies(shared_daemon):
+    """Requests sent back to back on one connection are answered in order; a chunked body
+    is read like a sized one; ``Connection: close`` ends the connection after its reply."""
+    import re
+
+    body = b'{"template": "no-such-template"}'
+    chunked = f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(10)
+    sock.connect(str(shared_daemon.socket))
+    sock.sendall(b"GET /api/v1/node/ping HTTP/1.1\r\nHost: x\r\n\r\n"
+                 b"POST /api/v1/vms HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Transfer-Encoding: chunked\r\n\r\n" + chunked
+                 + b"HEAD /api/v1/node/ping HTTP/1.1\r\nHost: x\r\n\r\n"
+                 + b"GET /api/v1/nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    data = b""
+    while chunk := sock.recv(65536):  # ends only because the last request said close
+        data += chunk
+    sock.close()
+    assert re.findall(rb"HTTP/1.1 (\d{3}) ", data) == [b"200", b"404", b"405", b"404"]
+    bodies = re.findall(rb"\r\n\r\n(\{.*?\})(?=HTTP/1.1 |$)", data, re.S)
+    assert [json.loads(b).get("error") for b in bodies] == [
+        None, "template_not_found", "no_route"]  # a reply to HEAD has no body

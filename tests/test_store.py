@@ -255,3 +255,20 @@ def test_a_broken_or_empty_database_is_refused_when_vms_exist(tmp_path):
     assert any("virshle.sqlite.broken-" in line for line in moved)
     assert list(vm_root.iterdir()) == [] and list((tmp_path / "lost+found").iterdir())
     open_node_store(db, vm_root).close()  # a new, empty start
+
+
+def test_a_current_store_opens_without_sqlite_utils(tmp_path):
+    """sqlite-utils (5 MiB with the click and importlib.metadata it imports) is for
+    migrations: a daemon whose database is current never loads it."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from pathlib import Path\n"
+            "from virshle_core.store import open_node_store\n"
+            "store = open_node_store(Path(sys.argv[1]), Path(sys.argv[2]), 'n')\n"
+            "store.all(); store.close(); print('sqlite_utils' in sys.modules)\n")
+    argv = [sys.executable, "-c", code, str(tmp_path / "virshle.db"), str(tmp_path / "vm")]
+    (tmp_path / "vm").mkdir()
+    first = subprocess.run(argv, capture_output=True, text=True, check=True)
+    again = subprocess.run(argv, capture_output=True, text=True, check=True)
+    assert (first.stdout.strip(), again.stdout.strip()) == ("True", "False")

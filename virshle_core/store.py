@@ -537,7 +537,7 @@ def open_node_store(db_path: Path, vm_root: Path, node: str = "default") -> Stor
     except sqlite3.DatabaseError as exc:
         raise refuse(f"is not a usable SQLite database ({exc})") from None
     try:
-        verdict = store.db.execute("PRAGMA quick_check").fetchone()[0]
+        verdict = store.conn.execute("PRAGMA quick_check").fetchone()[0]
         if verdict != "ok":
             raise sqlite3.DatabaseError(verdict)
         if dirs and store.count() == 0:

@@ -6,8 +6,6 @@ import io
 import os
 from pathlib import Path
 
-import yaml
-
 from virshle_core import UsageError
 from virshle_core.keys import authorized_keys, fingerprint
 from virshle_core.models import Disk
@@ -38,6 +36,8 @@ def check_user_data(user_data: str) -> str:
     """Refuse user-data cloud-init would not read; return its kind."""
     kind = kind_of(user_data)
     if kind == "cloud-config":
+        import yaml  # only for the user's own YAML: what Virshle writes is JSON, which is YAML
+
         try:
             data = yaml.safe_load(user_data)
         except yaml.YAMLError as exc:
@@ -80,8 +80,8 @@ def user_data_with_keys(user_data: str | None, keys: list[str]) -> str:
     import email
 
     kind = kind_of(user_data)
-    ours = MIMEText("#cloud-config\n" + yaml.safe_dump({"merge_how": MERGE_HOW, **keys_part},
-                                                       sort_keys=False), "cloud-config")
+    ours = MIMEText("#cloud-config\n" + json.dumps({"merge_how": MERGE_HOW, **keys_part},
+                                                    indent=1) + "\n", "cloud-config")
     ours.add_header("Content-Disposition", 'attachment; filename="virshle-keys.cfg"')
     if kind == "mime":
         message = email.message_from_string(user_data)
@@ -99,6 +99,8 @@ def user_of(user_data: str | None) -> str:
     """The user the keys are for, as far as the user-data says: else the image's default."""
     if user_data is None or kind_of(user_data) != "cloud-config":
         return "default"
+    import yaml
+
     data = yaml.safe_load(user_data) or {}
     default = ((data.get("system_info") or {}).get("default_user") or {}).get("name")
     for user in data.get("users") or []:

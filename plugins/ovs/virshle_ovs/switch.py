@@ -7,8 +7,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from virshle_core import UsageError, VirshleError, log_command, logger
-from virshle_core.marks import intend, mark, owned, settle, vm_of
+from virshle_core import VirshleError, log_command, logger, netdev
+from virshle_core.marks import mark, owned, settle, vm_of
 from virshle_core.models import NetAttachment
 
 class Switch:
@@ -76,16 +76,12 @@ class Switch:
             self.vsctl("add-br", bridge, "--", "set", "bridge", bridge,
                        f"datapath_type={self.datapath()}")
             logger.info("created bridge {} ({} datapath)", bridge, self.datapath())
-        from pyroute2 import IPRoute
-
-        with IPRoute() as ipr:
-            deadline = time.monotonic() + 10
-            while not ipr.link_lookup(ifname=bridge):
-                if time.monotonic() > deadline:
-                    raise VirshleError(f"bridge {bridge} did not appear as an interface")
-                time.sleep(0.05)
-            log_command(["ip", "link", "set", bridge, "up"])
-            ipr.link("set", index=ipr.link_lookup(ifname=bridge)[0], state="up")
+        deadline = time.monotonic() + 10
+        while not netdev.exists(bridge):
+            if time.monotonic() > deadline:
+                raise VirshleError(f"bridge {bridge} did not appear as an interface")
+            time.sleep(0.05)
+        netdev.ip("link", "set", bridge, "up")
 
     # --- attach / detach ---------------------------------------------------------------
 
@@ -96,39 +92,20 @@ class Switch:
                 f"VM {vm.name!r}: the bridge {self.config.bridge} does not exist",
                 "Run `virshle node init --net` to create it.", code="bridge_missing")
         tap = net.ifname
-        from pyroute2 import IPRoute
-
-        with IPRoute() as ipr:
-            existing = ipr.link_lookup(ifname=tap)
-            if existing:
-                alias = _alias(ipr, existing[0])
-                if not owned(alias, vm, net, tap):
-                    raise UsageError(
-                        f"VM {vm.name!r}: the interface {tap} exists and is not Virshle's"
-                        f" (alias {alias or 'none'}); it is left alone",
-                        f"Remove or rename {tap} yourself, then start the VM again.",
-                        code="ifname_taken")
-                self._delete_tap(ipr, tap)  # ours, left from an earlier run
-            intend(vm, tap)
-            log_command(["ip", "tuntap", "add", "dev", tap, "mode", "tap", "vnet_hdr"])
-            ipr.link("add", ifname=tap, kind="tuntap", mode="tap",
-                     ifr={"no_pi": True, "vnet_hdr": True})
-            try:
-                index = ipr.link_lookup(ifname=tap)[0]
-                log_command(["ip", "link", "set", tap, "alias", mark(vm, net)])
-                ipr.link("set", index=index, ifalias=mark(vm, net))
-                settle(vm, tap)
-                log_command(["ip", "link", "set", tap, "up"])
-                ipr.link("set", index=index, state="up")
-                self.vsctl("--may-exist", "add-port", self.config.bridge, tap, "--",
-                           "set", "interface", tap,
-                           f"external_ids:virshle-vm={vm.uuid}",
-                           f"external_ids:virshle-net={net.name}",
-                           f"external_ids:virshle-created={int(time.time())}")
-            except BaseException:
-                self.vsctl("--if-exists", "del-port", self.config.bridge, tap, check=False)
-                self._delete_tap(ipr, tap)
-                raise
+        netdev.claim(vm, net, tap)
+        netdev.ip("tuntap", "add", "dev", tap, "mode", "tap", "vnet_hdr")
+        try:
+            netdev.ip("link", "set", tap, "alias", mark(vm, net), "up")
+            settle(vm, tap)
+            self.vsctl("--may-exist", "add-port", self.config.bridge, tap, "--",
+                       "set", "interface", tap,
+                       f"external_ids:virshle-vm={vm.uuid}",
+                       f"external_ids:virshle-net={net.name}",
+                       f"external_ids:virshle-created={int(time.time())}")
+        except BaseException:
+            self.vsctl("--if-exists", "del-port", self.config.bridge, tap, check=False)
+            netdev.delete(tap)
+            raise
         return NetAttachment(net=net.name, type="tap", ifname=tap, mac=net.mac,
                              offload=self.bridge_datapath() != "netdev")
 
@@ -140,19 +117,9 @@ class Switch:
             self.vsctl("--if-exists", "del-port", self.config.bridge, tap)
         except VirshleError as exc:
             logger.warning("VM {}: could not remove port {}: {}", vm.name, tap, exc.message)
-        from pyroute2 import IPRoute
-
-        with IPRoute() as ipr:
-            index = ipr.link_lookup(ifname=tap)
-            if index and owned(_alias(ipr, index[0]), vm, net, tap):
-                self._delete_tap(ipr, tap)
+        if netdev.exists(tap) and owned(netdev.alias(tap), vm, net, tap):
+            netdev.delete(tap)
         settle(vm, tap)
-
-    def _delete_tap(self, ipr, tap: str) -> None:
-        index = ipr.link_lookup(ifname=tap)
-        if index:
-            log_command(["ip", "link", "del", tap])
-            ipr.link("del", index=index[0])
 
     # --- orphans -----------------------------------------------------------------------
 
@@ -174,27 +141,13 @@ class Switch:
             if uuid and uuid not in known and now - created > self.config.grace:
                 self.vsctl("--if-exists", "del-port", name)
                 reaped.append(name)
-        from pyroute2 import IPRoute
-
-        with IPRoute() as ipr:
-            for link in ipr.get_links():
-                alias = link.get_attr("IFLA_IFALIAS") or ""
-                kind = (link.get_attr("IFLA_LINKINFO") or {})
-                uuid = vm_of(alias)
-                if uuid is None:
-                    continue
-                name = link.get_attr("IFLA_IFNAME")
-                info_kind = kind.get_attr("IFLA_INFO_KIND") if kind else None
-                if uuid not in known and info_kind == "tun":
-                    self._delete_tap(ipr, name)
-                    reaped.append(name)
+        for name in netdev.names():
+            uuid = vm_of(netdev.alias(name))
+            if uuid is not None and uuid not in known and netdev.kind(name) == "tun":
+                netdev.delete(name)
+                reaped.append(name)
         if reaped:
             logger.info("reaped orphan ports and taps: {}", ", ".join(sorted(set(reaped))))
         return reaped
-
-
-def _alias(ipr, index: int) -> str | None:
-    links = ipr.get_links(index)
-    return links[0].get_attr("IFLA_IFALIAS") if links else None
 
 
