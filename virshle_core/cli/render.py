@@ -110,10 +110,14 @@ def bar(percent: float | None, scale: float = 100.0, good: float = 80, warn: flo
 def emit_json(document: Any) -> None:
     """Print one JSON document on stdout, and nothing else there: indented for a person at a
     terminal, compact for a program (json's C encoder only writes compact JSON)."""
-    import json
+    if colourful(sys.stdout) or sys.stdout.isatty():
+        import json
 
-    indent = 2 if colourful(sys.stdout) or sys.stdout.isatty() else None
-    sys.stdout.write(json.dumps(document, indent=indent, sort_keys=False, default=str) + "\n")
+        sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+    else:
+        from ..client.jsonlite import dumps
+
+        sys.stdout.write(dumps(document) + "\n")
 
 
 def echo(message: str, err: bool = False) -> None:

@@ -1,9 +1,9 @@
-"""JSON decoding without the ``json`` package: the C scanner alone.
+"""JSON without the ``json`` package: the C scanner and encoder alone.
 
 ``import json`` pulls in ``re`` and ``enum`` (about 7 ms of a CLI start); the
-scanner those wrap lives in the built-in ``_json`` module and needs only a
-handful of settings. Used on the CLI's hot path; anything unusual raises
-ValueError, like ``json.loads``.
+scanner and encoder those wrap live in the built-in ``_json`` module and need
+only a handful of settings. Used on the CLI's hot path; anything unusual
+raises ValueError, like ``json.loads``.
 """
 
 from __future__ import annotations
@@ -38,3 +38,13 @@ def loads(text: str | bytes) -> object:
     if text[end:].strip(_SPACE):
         raise ValueError(f"extra data after the JSON document at character {end}")
     return value
+
+
+_encode = _json.make_encoder(None, str, _json.encode_basestring_ascii, None, ":", ",",
+                             False, False, True)
+"""Compact, ASCII, keys in their order; what JSON cannot hold is written as ``str(value)``."""
+
+
+def dumps(value: object) -> str:
+    """``json.dumps(value, separators=(",", ":"), default=str)``, without the json package."""
+    return "".join(_encode(value, 0))
