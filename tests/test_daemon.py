@@ -166,11 +166,12 @@ def test_openapi_matches_the_server_router():
     """The document is generated from the route table; the router must hold nothing else."""
     from virshle_core.config import parse_config
     from virshle_core.daemon.openapi import openapi_document
-    from virshle_core.daemon.server import API, NodeDaemon
+    from virshle_core.daemon.node import Node
+    from virshle_core.daemon.routes import API, Api
 
-    daemon = NodeDaemon(parse_config("", path=None))
-    served = set(daemon.make_router().routes())
-    document = openapi_document(daemon.routes, API, "test")
+    api = Api(Node(parse_config("", path=None)))
+    served = set(api.make_router().routes())
+    document = openapi_document(api.routes, API, "test")
     documented = {(m.upper(), p) for p, ops in document["paths"].items() for m in ops}
     assert served == documented
 
@@ -327,17 +328,17 @@ def test_create_streams_progress_to_clients_that_ask(daemon):
 
 
 def test_console_logs_are_capped_and_rotated(tmp_path):
-    from virshle_core.daemon.server import LOG_CAP, _rotate_console_log
+    from virshle_core.daemon.supervisor import LOG_CAP, rotate_console_log
     from virshle_core.models import Vm
 
     vm = Vm(id=1, uuid="u", name="n", node="d", template="t", vcpu=1, vram=1, dir=str(tmp_path))
     log = tmp_path / "console.log"
     log.write_bytes(b"a" * (LOG_CAP - 10))
-    _rotate_console_log(None, vm)
+    rotate_console_log(None, vm)
     assert log.stat().st_size == LOG_CAP - 10 and not (tmp_path / "console.log.1").exists()
     with open(log, "ab") as handle:  # the VMM appends
         handle.write(b"b" * 20)
-    _rotate_console_log(None, vm)
+    rotate_console_log(None, vm)
     assert log.stat().st_size == 0
     assert (tmp_path / "console.log.1").read_bytes().endswith(b"b" * 20)
 
@@ -387,3 +388,32 @@ def test_one_connection_carries_pipelined_requests_and_chunked_bodies(shared_dae
     bodies = re.findall(rb"\r\n\r\n(\{.*?\})(?=HTTP/1.1 |$)", data, re.S)
     assert [json.loads(b).get("error") for b in bodies] == [
         None, "template_not_found", "no_route"]  # a reply to HEAD has no body
+
+
+def test_the_cluster_helpers_serve_python_callers_without_click(shared_daemon, tmp_path):
+    """Placing, creating and finding VMs across nodes is a library (client/cluster.py): a
+    Python program uses it without the command line, and click is never imported."""
+    import subprocess
+    import sys
+
+    template = "xs"
+    program = f"""
+import sys
+from virshle_core.client import NodeClient
+from virshle_core.client.cluster import create_placed, find_vm, place, uuid_ref
+from virshle_core.config import NodeEntry
+from virshle_core.refs import VmRef
+
+client = NodeClient(NodeEntry(name="here", url="unix://{shared_daemon.socket}"))
+plan = place([client], "{template}", 2)
+made = create_placed(plan, {{"template": "{template}"}}, "lib")
+assert [vm["name"] for vm in made] == ["lib-1", "lib-2"], made
+found, document = find_vm([client], VmRef.parse("name:lib-2"))
+assert found is client and document["uuid"] == made[1]["uuid"]
+for vm in made:
+    client.delete_vm(uuid_ref(vm))
+print("click" in sys.modules)
+"""
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"

@@ -56,8 +56,9 @@ def test_hookspec_docstring_names_every_parameter(hook):
 
 def test_api_doc_lists_every_route():
     from virshle_core.config import parse_config
-    from virshle_core.daemon.server import NodeDaemon
+    from virshle_core.daemon.node import Node
+    from virshle_core.daemon.routes import Api
 
     docs = (ROOT / "docs" / "api.md").read_text()
-    for route in NodeDaemon(parse_config("", path=None)).routes:
+    for route in Api(Node(parse_config("", path=None))).routes:
         assert f"`{route.method} /api/v1{route.path}`" in docs, route.path

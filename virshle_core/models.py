@@ -201,11 +201,14 @@ class Lease:
 class NodeContext:
     """The node a hook runs on: its name, its root directory and the configuration.
 
-    Plugins read their own table with ``node.config.section("ovs")``.
+    Plugins read their own table with ``node.config.section("ovs")``, and the node's
+    VMs with ``node.vms()``.
     """
 
     name: str
     config: "Config"
+    store: Any = attrs.field(default=None, repr=False, eq=False)
+    """The node's open store, where one is (the daemon; ``node init``), else None."""
 
     @property
     def root(self) -> Path:
@@ -214,17 +217,12 @@ class NodeContext:
     def section(self, name: str) -> Any:
         return self.config.section(name)
 
-    def list_vms(self) -> list["Vm"]:
-        """Every VM this node's database knows (plugins use it to tell their orphans)."""
-        from .store import Store
+    def vms(self) -> list["Vm"]:
+        """Every VM this node's store knows (plugins use it to tell their orphans); none
+        where no store is open."""
+        return self.store.all() if self.store is not None else []
 
-        if not self.config.host.db_path.exists():
-            return []
-        store = Store(self.config.host.db_path, node=self.name)
-        try:
-            return store.all()
-        finally:
-            store.close()
+    list_vms = vms  # its first name, for plugins written against it
 
 
 @attrs.define

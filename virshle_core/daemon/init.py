@@ -174,7 +174,15 @@ def init_node(config: Config, parts: set[str], node_name: str = "default",
         done["db"] = made + [f"{db_path} (schema version {version})"]
     node = NodeContext(name=node_name, config=config)
     if parts & {"net"}:
-        hook().virshle_node_init(node=node, parts=frozenset(parts))
+        if config.host.db_path.exists():  # so that the plugins tell the node's VMs from orphans
+            from ..store import Store
+
+            node.store = Store(config.host.db_path, node=node_name)
+        try:
+            hook().virshle_node_init(node=node, parts=frozenset(parts))
+        finally:
+            if node.store is not None:
+                node.store.close()
         from ..plugins import get_plugin_manager
 
         pm = get_plugin_manager()

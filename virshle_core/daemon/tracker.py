@@ -26,13 +26,13 @@ from ..plugins import hook
 from ..refs import VmRef
 
 if TYPE_CHECKING:
-    from .server import NodeDaemon
+    from .node import Node
 
 
 
 class Tracker:
-    def __init__(self, daemon: "NodeDaemon"):
-        self.daemon = daemon
+    def __init__(self, node: "Node"):
+        self.node = node
         self.watches: dict[str, object] = {}
         self.tasks: dict[str, asyncio.Task] = {}
 
@@ -44,7 +44,7 @@ class Tracker:
         if vm.uuid in self.tasks:
             return True
         try:
-            watch = hook().virshle_vm_watch(vm=vm, node=self.daemon.node)
+            watch = hook().virshle_vm_watch(vm=vm, node=self.node.context)
         except Exception as exc:
             logger.warning("VM {}: no watch ({}); it is polled instead", vm.name, exc)
             return False
@@ -74,23 +74,22 @@ class Tracker:
             await self._record(uuid, final, ended=True)
 
     async def _record(self, uuid: str, state: str, ended: bool = False) -> None:
-        lock = self.daemon.vm_locks.get(uuid)
-        if lock is not None and lock.locked():
+        if self.node.busy(uuid):
             return  # an operation is under way: it records the state it leaves
         try:
-            vm = await self.daemon.run(self.daemon.store.get, VmRef("uuid", uuid))
+            vm = await self.node.run(self.node.store.get, VmRef("uuid", uuid))
         except NotFound:
             return
         if vm.pending:
             return
         if ended:  # the VMM is gone: so are its NICs
-            await self.daemon.run(lifecycle._detach_all, self.daemon.node, vm)
+            await self.node.run(lifecycle._detach_all, self.node.context, vm)
         if vm.state == state:
             return
         old = vm.state
-        await self.daemon.run(self.daemon.store.update, vm, state=state)
+        await self.node.run(self.node.store.update, vm, state=state)
         logger.info("VM {} is now {} (was {})", vm.name, state, old)
-        events.emit(events.VM_STATE_CHANGED, self.daemon.node.name, vm=vm.to_json(), old=old,
+        events.emit(events.VM_STATE_CHANGED, self.node.name, vm=vm.to_json(), old=old,
                     new=state)
 
     async def stop(self, vm, force: bool, timeout: float) -> bool:

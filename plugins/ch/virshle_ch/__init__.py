@@ -16,23 +16,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import attrs
-
 from virshle_core import hookimpl
 
-NAME = "ch"
-
-
-@attrs.define
-class ChConfig:
-    """``[ch]``: the binary, and the firmware used when a template gives none."""
-
-    binary: str = "cloud-hypervisor"
-    firmware: str | None = None
-
-
-def config_of(node) -> ChConfig:
-    return node.section("ch") or ChConfig()
+from .config import NAME, ChConfig, config_of  # noqa: F401
 
 
 @hookimpl

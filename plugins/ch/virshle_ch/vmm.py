@@ -24,7 +24,7 @@ from pathlib import Path
 from virshle_core import VirshleError, log_command
 from virshle_core.models import VmmHandle
 
-from . import NAME, ChConfig
+from .config import NAME, ChConfig
 from .api import ChApi, ChApiError
 
 

@@ -22,8 +22,8 @@ import attrs
 
 from virshle_core import hookimpl, notice
 from virshle_core.config import field_check
+from virshle_core.marks import MAC_PREFIX
 
-MAC_PREFIX = "02:76:73:"  # Virshle's (see virshle_core.store)
 
 
 def url_problem(url: str | None) -> str | None:
@@ -126,13 +126,13 @@ def virshle_node_init(node, parts):
         return
     from .client import KeaClient, KeaError
 
-    known = {net.mac.lower() for vm in node.list_vms() for net in vm.nets if net.mac}
+    known = {net.mac.lower() for vm in node.vms() for net in vm.nets if net.mac}
     for family, url in config.servers():
         try:
             client = KeaClient(url, config.timeout, family)
             for lease in client.leases():
                 mac = (lease.get("hw-address") or "").lower()
-                if mac.startswith(MAC_PREFIX) and mac not in known:
+                if mac.startswith(MAC_PREFIX + ":") and mac not in known:
                     client.delete(lease)
         except KeaError as exc:
             notice(f"Kea at {url} is unreachable; orphan leases were not cleaned: {exc}")

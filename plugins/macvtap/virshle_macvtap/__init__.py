@@ -57,4 +57,4 @@ def virshle_node_init(node, parts):
         return
     from .link import reap_orphans
 
-    reap_orphans({vm.uuid for vm in node.list_vms()})
+    reap_orphans({vm.uuid for vm in node.vms()})

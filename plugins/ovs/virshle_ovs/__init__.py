@@ -66,7 +66,7 @@ def virshle_node_init(node, parts):
         return
     switch = Switch(config_of(node))
     switch.ensure_bridge()
-    switch.reap_orphans({vm.uuid for vm in node.list_vms()})
+    switch.reap_orphans({vm.uuid for vm in node.vms()})
 
 
 @hookimpl

@@ -16,7 +16,7 @@ from typing import Any
 from virshle_core import VirshleError, log_command
 from virshle_core.models import VmmHandle
 
-from . import NAME, QemuConfig, choose_accel
+from .config import NAME, QemuConfig, choose_accel
 
 _qmp_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
 ESP_GUID = bytes.fromhex("28732ac11ff8d211ba4b00a0c93ec93b")  # C12A7328-F81F-11D2-BA4B-00A0C93EC93B

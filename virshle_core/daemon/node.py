@@ -1,0 +1,121 @@
+"""The node as its daemon holds it: the configuration, the store, a lock per VM, and the
+worker threads that blocking work (the store, plugin hooks) runs in.
+
+Routes, the state tracker and the supervisor all work through it, the same way:
+resolve a VM, lock it, run the work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
+
+from .. import progress
+from ..models import NodeContext
+from ..refs import VmRef
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..models import Vm
+    from ..store import Store
+
+
+class Node:
+    def __init__(self, config: "Config", name: str = "default"):
+        self.name = name
+        self.config = config
+        self.context = NodeContext(name=name, config=config)  # what hooks receive
+        self.locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.work: set[asyncio.Future] = set()  # blocking operations running in threads
+        self.flags: set[progress.CancelFlag] = set()  # cancel flags of creates in flight
+        self.closing = False
+
+    @property
+    def store(self) -> "Store | None":
+        """The node's store, opened at start-up; hooks see it as ``node.vms()``."""
+        return self.context.store
+
+    @store.setter
+    def store(self, store: "Store | None") -> None:
+        self.context.store = store
+
+    # --- resolve, lock -----------------------------------------------------------------
+
+    async def find(self, ref: str) -> "Vm":
+        """The VM ``ref`` names (``id:7``, ``name:web``, ``uuid:…`` or bare)."""
+        return await self.run(self.store.get, VmRef.parse(ref))
+
+    @asynccontextmanager
+    async def locked(self, ref: str) -> AsyncIterator["Vm"]:
+        """The VM ``ref`` names, read again once its lock is held; the lock is held inside."""
+        vm = await self.find(ref)
+        async with self.locks[vm.uuid]:
+            yield await self.run(self.store.get, VmRef("uuid", vm.uuid))
+
+    def busy(self, uuid: str) -> bool:
+        """Whether an operation holds this VM's lock (it records the state it leaves)."""
+        lock = self.locks.get(uuid)
+        return lock is not None and lock.locked()
+
+    def forget(self, uuid: str) -> None:
+        """The VM is gone: so is its lock."""
+        self.locks.pop(uuid, None)
+
+    # --- run ---------------------------------------------------------------------------
+
+    async def run(self, func: Callable, *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(func, *args, **kwargs)
+
+    async def run_to_end(self, func: Callable, *args: Any, flag: progress.CancelFlag | None = None,
+                         reporter: progress.Reporter | None = None) -> Any:
+        """Run ``func`` in a thread; it always finishes before this returns or raises.
+
+        When the caller is cancelled (its client went away, or the daemon
+        stops), ``flag`` is raised so the work stops at its next step and
+        undoes itself; the lock the caller holds is kept until then.
+        """
+        def work() -> Any:
+            progress.set_cancel(flag)
+            progress.set_reporter(reporter)
+            try:
+                return func(*args)
+            finally:
+                progress.set_reporter(None)
+                progress.set_cancel(None)
+
+        future = asyncio.get_running_loop().run_in_executor(None, work)
+        self.work.add(future)
+        future.add_done_callback(self.work.discard)
+        if flag is not None:
+            self.flags.add(flag)
+            if self.closing:
+                flag.cancel("the node daemon is shutting down")
+        cancelled = False
+        try:
+            while not future.done():
+                try:
+                    await asyncio.wait({future})
+                except asyncio.CancelledError:
+                    cancelled = True
+                    if flag is not None:
+                        flag.cancel(self.why_cancelled())
+        finally:
+            if flag is not None:
+                self.flags.discard(flag)
+        if cancelled:
+            raise asyncio.CancelledError
+        return future.result()
+
+    def why_cancelled(self) -> str:
+        return "the node daemon is shutting down" if self.closing else "the client went away"
+
+    def shut_down(self) -> None:
+        """Refuse new work's progress: creates in flight stop and undo themselves."""
+        self.closing = True
+        for flag in list(self.flags):
+            flag.cancel("the node daemon is shutting down")
+
+    def unfinished(self) -> list[asyncio.Future]:
+        return [future for future in self.work if not future.done()]

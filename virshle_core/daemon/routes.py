@@ -1,0 +1,270 @@
+"""The node's HTTP API: the route table and what each route does.
+
+A route resolves its VM, locks it, and runs the work on the node (``node.py``); the
+long-lived replies (events, console, logs) are in ``streams.py``. Every error becomes a
+reply in the JSON error shape (docs/api.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, Callable
+
+import attrs
+
+from .. import lifecycle, progress
+from ..config import structure
+from ..errors import ConfigError, UsageError, VirshleError
+from ..log import logger
+from . import nodeinfo
+from .http import HTTPError, Request, Response, Router, StreamResponse, json_response
+from .node import Node
+from .openapi import Route, openapi_document
+from .streams import Streams
+from .tracker import Tracker
+
+API = "/api/v1"
+
+
+@attrs.define
+class StopRequest:
+    """The body of ``POST /api/v1/vms/{ref}/stop``."""
+
+    force: bool = False
+
+
+class Api:
+    def __init__(self, node: Node, tracker: Tracker | None = None, streams: Streams | None = None):
+        self.node = node
+        self.tracker = tracker or Tracker(node)  # live states, from the VMMs' own events
+        self.streams = streams or Streams(node)
+        streams = self.streams
+        self.routes = [
+            Route("GET", "/node/ping", self.ping, "Is the daemon alive?", response="Pong"),
+            Route("GET", "/node/info", self.info, "Host health, reservations and saturation.",
+                  response="NodeInfo"),
+            Route("GET", "/templates", self.templates, "The templates this node offers.",
+                  response="TemplateList"),
+            Route("GET", "/vms", self.list_vms, "The node's VMs, with live state and IPs.",
+                  response="VmList", query={"state": "Only VMs in this state."}),
+            Route("POST", "/vms", self.create_vms, "Create VMs from a template.",
+                  body=lifecycle.CreateRequest, response="VmList", status=201),
+            Route("GET", "/vms/{ref}", self.get_vm, "One VM, by id, name or uuid.",
+                  response="Vm", query={"refresh": "Ask its hypervisor for its state (1/true)."}),
+            Route("DELETE", "/vms/{ref}", self.delete_vm, "Remove a VM and everything it holds.",
+                  response="Vm", query={"force": "Stop a running VM first (1/true)."}),
+            Route("POST", "/vms/{ref}/start", self.start_vm, "Boot a VM.", response="Vm"),
+            Route("POST", "/vms/{ref}/stop", self.stop_vm,
+                  "Stop a VM: ACPI power button, then a kill after [host] stop_timeout.",
+                  body=StopRequest, response="StopResult"),
+            Route("GET", "/vms/{ref}/console", streams.console, "The serial console: a WebSocket "
+                  "carrying raw bytes both ways (binary messages).", response="ConsoleStream",
+                  stream=True, status=101, content_type="application/octet-stream"),
+            Route("GET", "/vms/{ref}/logs", streams.logs, "What the serial console printed.",
+                  response="ConsoleLog", stream=True, content_type="text/plain",
+                  query={"follow": "Keep the stream open and send new output (1/true)."}),
+            Route("GET", "/events", streams.events, "Events as newline-delimited JSON, kept open.",
+                  response="EventStream", stream=True),
+            Route("GET", "/openapi.json", self.openapi, "This document.", response="OpenApi"),
+        ]
+        self.router = self.make_router()
+
+    def make_router(self) -> Router:
+        router = Router()
+        for route in self.routes:
+            router.add(route.method, API + route.path, route.handler)
+        return router
+
+    async def handle(self, request: Request) -> Response:
+        """Route one request; every error becomes a reply in the JSON error shape."""
+        try:
+            response = await self.router.resolve(request)(request)
+        except VirshleError as exc:
+            if exc.http_status >= 500:
+                logger.error("{} {}: {}", request.method, request.path, exc.message)
+            return json_response(exc.to_json(), status=exc.http_status)
+        except HTTPError as exc:
+            if exc.status in (404, 405) and not exc.hint:
+                exc.hint = f"See {API}/openapi.json for the routes."
+            return exc.response()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.opt(exception=True).error("{} {} failed", request.method, request.path)
+            return error_response(500, "internal", f"{type(exc).__name__}: {exc}",
+                                  "This is a bug in Virshle or a plugin; the daemon log has the traceback.")
+        logger.debug("{} {} -> {}", request.method, request.path_qs, response.status)
+        return response
+
+    async def body(self, request: Request, cls: type) -> Any:
+        if not request.can_read_body:
+            raise UsageError("the request needs a JSON body", code="no_body")
+        try:
+            data = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise UsageError(f"the body is not valid JSON: {exc}", code="bad_json") from None
+        except RecursionError:
+            raise UsageError("the body is not valid JSON: it is nested too deeply",
+                             code="bad_json") from None
+        if not isinstance(data, dict):
+            raise UsageError("the body must be a JSON object", code="bad_body")
+        try:
+            return structure(data, cls)
+        except ConfigError as exc:
+            raise UsageError(
+                "bad request body: " + "; ".join(exc.problems),
+                f"Fields accepted: {', '.join(f.name for f in attrs.fields(cls))}.",
+                code="bad_body",
+            ) from None
+
+    def _vm_json(self, vms: list, refresh: bool = False) -> list[dict]:
+        """The VMs as JSON, with their leases; states come from the store (the tracker keeps
+        them), asked from the VMM only when ``refresh`` says so."""
+        if refresh:
+            for vm in vms:
+                if not self.node.busy(vm.uuid):
+                    lifecycle.refresh(self.node.context, self.node.store, vm)
+        lifecycle.with_ips(self.node.context, vms)
+        return [vm.to_json() for vm in vms]
+
+    async def ping(self, request: Request) -> Response:
+        from .. import __version__
+
+        return json_response({"pong": True, "node": self.node.name, "version": __version__})
+
+    async def info(self, request: Request) -> Response:
+        info = await self.node.run(nodeinfo.collect, self.node.context, self.node.store)
+        return json_response(info)
+
+    async def templates(self, request: Request) -> Response:
+        return json_response([t.to_json() for t in self.node.config.templates])
+
+    async def list_vms(self, request: Request) -> Response:
+        state = request.query.get("state")
+        unknown = set(request.query) - {"state"}
+        if unknown:
+            raise UsageError(f"unknown query parameter(s): {', '.join(sorted(unknown))}")
+        from ..models import VM_STATES
+
+        if state is not None and state not in VM_STATES:
+            raise UsageError(f"unknown state {state!r}", f"States: {', '.join(VM_STATES)}.",
+                             code="bad_state")
+        vms, warnings = await self.node.run(self._with_notices, lambda: self._vm_json(self.node.store.all()))
+        if state:
+            vms = [vm for vm in vms if vm["state"] == state]
+        return json_response(vms, headers=_warning_headers(warnings))
+
+    @staticmethod
+    def _with_notices(func: Callable) -> tuple[Any, list[str]]:
+        from .. import notices
+
+        collected = notices.collect()
+        try:
+            return func(), list(collected)
+        finally:
+            notices.stop_collecting()
+
+    async def create_vms(self, request: Request) -> Response:
+        create = await self.body(request, lifecycle.CreateRequest)
+        flag = progress.CancelFlag()
+        if "application/x-ndjson" not in request.headers.get("Accept", ""):
+            vms = await self.node.run_to_end(lifecycle.create, self.node.context, self.node.store, create, flag=flag)
+            return json_response([vm.to_json() for vm in vms], status=201)
+        # A client that accepts NDJSON gets progress lines while it waits, then the result.
+        response = StreamResponse(status=201, headers={"Content-Type": "application/x-ndjson"})
+        await response.prepare(request)
+        loop = asyncio.get_running_loop()
+        lines: asyncio.Queue = asyncio.Queue()
+
+        def reporter(what: str, done: int, total: int) -> None:
+            line = {"progress": {"what": what, "done": done, "total": total}}
+            loop.call_soon_threadsafe(lines.put_nowait, line)
+
+        task = asyncio.ensure_future(self.node.run_to_end(
+            lifecycle.create, self.node.context, self.node.store, create, flag=flag,
+            reporter=progress.Throttled(reporter)))
+        try:
+            while not task.done() or not lines.empty():
+                getter = asyncio.ensure_future(lines.get())
+                await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
+                if getter.done():
+                    await response.write(json.dumps(getter.result()).encode() + b"\n")
+                else:
+                    getter.cancel()
+        except (asyncio.CancelledError, ConnectionError):
+            # the client went away: the create stops and undoes itself before we return
+            flag.cancel(self.node.why_cancelled())
+            await asyncio.wait({task})
+            raise
+        try:
+            final = {"result": [vm.to_json() for vm in task.result()]}
+        except VirshleError as exc:
+            final = {"error": exc.to_json(), "status": exc.http_status}
+        except Exception as exc:
+            logger.opt(exception=True).error("POST /vms failed")
+            final = {"error": {"error": "internal", "message": f"{type(exc).__name__}: {exc}",
+                               "hint": ""}, "status": 500}
+        await response.write(json.dumps(final).encode() + b"\n")
+        await response.write_eof()
+        return response
+
+    async def get_vm(self, request: Request) -> Response:
+        vm = await self.node.find(request.match_info["ref"])
+        refresh = request.query.get("refresh", "").lower() in ("1", "true", "yes")
+        documents, warnings = await self.node.run(self._with_notices,
+                                             lambda: self._vm_json([vm], refresh=refresh))
+        return json_response(documents[0], headers=_warning_headers(warnings))
+
+    async def delete_vm(self, request: Request) -> Response:
+        force = request.query.get("force", "").lower() in ("1", "true", "yes")
+        async with self.node.locked(request.match_info["ref"]) as vm:
+            state = vm.state
+            if force and state in ("running", "paused") and self.tracker.following(vm.uuid):
+                vm = await self._stop_followed(vm, True, 0, "deleting")
+            await self.node.run_to_end(lifecycle.delete, self.node.context, self.node.store, vm, force)
+        self.node.forget(vm.uuid)
+        return json_response(vm.to_json())
+
+    async def start_vm(self, request: Request) -> Response:
+        async with self.node.locked(request.match_info["ref"]) as vm:
+            vm = await self.node.run_to_end(lifecycle.start, self.node.context, self.node.store, vm)
+            await self.tracker.follow(vm)
+        return json_response(vm.to_json())
+
+    async def stop_vm(self, request: Request) -> Response:
+        body = await self.body(request, StopRequest) if request.can_read_body else StopRequest()
+        async with self.node.locked(request.match_info["ref"]) as vm:
+            if vm.state in ("running", "paused") and self.tracker.following(vm.uuid):
+                timeout = float(self.node.config.host.stop_timeout)
+                vm, was_running = await self._stop_followed(vm, body.force, timeout, "stopping"), True
+            else:
+                vm, was_running = await self.node.run_to_end(
+                    lifecycle.stop, self.node.context, self.node.store, vm, body.force)
+        return json_response({"vm": vm.to_json(), "was_running": was_running})
+
+    async def _stop_followed(self, vm, force: bool, timeout: float, pending: str):
+        """A signal (or the power button) and a wait on the exit its watch sees, on the loop:
+        no thread waits; then what a stop leaves (NICs, state) is recorded."""
+        state = vm.state
+        await self.node.run(self.node.store.mark, vm, pending)
+        try:
+            await self.tracker.stop(vm, force, timeout)
+        except BaseException:
+            await self.node.run(self.node.store.mark, vm, None)
+            raise
+        return await self.node.run_to_end(lifecycle.finish_stop, self.node.context, self.node.store,
+                                          vm, state, force)
+
+    async def openapi(self, request: Request) -> Response:
+        from .. import __version__
+
+        return json_response(openapi_document(self.routes, API, __version__))
+
+
+def _warning_headers(warnings: list[str]) -> dict[str, str]:
+    return {"X-Virshle-Warnings": json.dumps(warnings)} if warnings else {}
+
+
+def error_response(status: int, code: str, message: str, hint: str = "") -> Response:
+    return json_response({"error": code, "message": message, "hint": hint}, status=status)
