@@ -1,7 +1,7 @@
 """Where the configuration file is: ``--config PATH``, else ``$VIRSHLE_CONFIG``, else the default.
 
 A module of its own, with no imports, because the CLI's fast path needs the
-answer and cannot afford ``config.py`` (attrs, cattrs).
+answer and cannot afford ``virshle_core.config`` (attrs, cattrs).
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ def identity(path: str) -> list:
             continue
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     try:
-        schema = os.stat(os.path.join(here, "config.py")).st_mtime_ns
+        schema = os.stat(os.path.join(here, "config", "schema.py")).st_mtime_ns
     except OSError:
         schema = None
     return [file, installed, os.environ.get("VIRSHLE_PLUGINS"),
