@@ -196,7 +196,3 @@ def vm_logs(settings: Settings, vm_id, vm_name, vm_uuid, node_name, follow: bool
 def vm_rm(settings: Settings, vm_id, vm_name, vm_uuid, node_name, force: bool, as_json: bool) -> None:
     """Remove a VM: its process, disks, directory and row."""
     actions.remove(settings, _ref(vm_id, vm_name, vm_uuid), node_name, force, as_json)
-
-
-# Kept for plugins and tests that used them from here.
-ProgressLine, find_vm, uuid_ref = actions.ProgressLine, actions.find_vm, actions.uuid_ref
