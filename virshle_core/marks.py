@@ -1,14 +1,18 @@
-"""The ownership mark on what Virshle makes on a host.
+"""The ownership marks on what Virshle makes on a host.
 
 Every interface a plugin creates for a NIC carries the alias
-``virshle:<vm uuid>:<net name>``. Plugins delete or reap only what carries
-a mark, and reap only marks whose VM the node's database does not know, so
-nothing another program made is ever touched.
+``virshle:<vm uuid>:<net name>``, and every MAC Virshle gives a NIC starts
+with ``MAC_PREFIX``. Plugins delete or reap only what carries a mark, and
+reap only marks whose VM the node's database does not know, so nothing
+another program made is ever touched.
 """
 
 from __future__ import annotations
 
 PREFIX = "virshle:"
+
+MAC_PREFIX = "02:76:73"
+"""Locally administered, unicast: every MAC Virshle gives a NIC starts with it."""
 
 
 def mark(vm, net) -> str:

@@ -144,14 +144,6 @@ def get_plugin_manager() -> pluggy.PluginManager:
     return _manager
 
 
-def reset() -> None:
-    """Forget the loaded plugins (tests, and library users who change the env)."""
-    global _manager
-    _manager = None
-    _entry_points.clear()
-    _broken.clear()
-
-
 def _build() -> pluggy.PluginManager:
     pm = pluggy.PluginManager(GROUP)
     pm.add_hookspecs(hookspecs)

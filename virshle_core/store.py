@@ -27,14 +27,11 @@ if TYPE_CHECKING:
 
 from .errors import Conflict, NotFound, UsageError
 from .models import Disk, Net, Vm
+from .marks import MAC_PREFIX
 from .refs import MAX_ID, VmRef
 
 PENDING = ("creating", "starting", "stopping", "deleting")
 """The journal's values: the operation in flight on a row."""
-
-
-MAC_PREFIX = "02:76:73"
-"""Locally administered, unicast: every MAC Virshle gives a NIC starts with it."""
 
 
 def random_mac() -> str:
@@ -317,10 +314,6 @@ class Store:
         if vm.nets:
             self.conn.execute("UPDATE vms SET nets = ? WHERE id = ?",
                             [json.dumps([_net_row(n) for n in vm.nets]), vm.id])
-
-    def macs(self) -> set[str]:
-        with self._lock:
-            return {row[0] for row in self.conn.execute("SELECT mac FROM nics").fetchall()}
 
     def update(self, vm: Vm, **fields: Any) -> Vm:
         for key, value in fields.items():

@@ -1,5 +1,7 @@
 """KVM only where the CPU really has it; TCG otherwise."""
 
+import pytest
+
 from virshle_qemu import QemuConfig, choose_accel, cpu_has_virtualisation
 
 
@@ -16,4 +18,18 @@ def test_flags(tmp_path):
 def test_override():
     assert choose_accel(QemuConfig(accel="tcg")) == "tcg"
     assert choose_accel(QemuConfig(accel="kvm")) == "kvm"
-    assert choose_accel(QemuConfig()) in ("kvm", "tcg")
+
+
+@pytest.mark.parametrize("kvm_usable,cpu_has_it,expected", [
+    (True, True, "kvm"),
+    (True, False, "tcg"),  # a nested PVM /dev/kvm: stock guest kernels hang under it
+    (False, True, "tcg"),
+    (False, False, "tcg"),
+])
+def test_auto_uses_kvm_only_where_the_cpu_really_has_it(monkeypatch, kvm_usable, cpu_has_it,
+                                                        expected):
+    from virshle_qemu import config
+
+    monkeypatch.setattr(config.os, "access", lambda path, mode: kvm_usable and path == "/dev/kvm")
+    monkeypatch.setattr(config, "cpu_has_virtualisation", lambda: cpu_has_it)
+    assert choose_accel(QemuConfig()) == expected
