@@ -99,7 +99,7 @@ def test_hookimpl_is_exported():
 
 
 PUBLIC_CORE = {"virshle_core", "virshle_core.config", "virshle_core.models", "virshle_core.errors",
-               "virshle_core.marks", "virshle_core.netdev", "virshle_core.keys"}
+               "virshle_core.marks", "virshle_core.netdev", "virshle_core.keys", "virshle_core.vmm"}
 """What a plugin may import of the core (docs/plugins.md, "Writing a plugin")."""
 
 
@@ -138,3 +138,28 @@ def test_ownership_marks():
     assert mark(vm, Net(name="main", type="tap")) == "virshle:0f0e-uuid:main"
     assert vm_of("virshle:0f0e-uuid:main") == "0f0e-uuid"
     assert vm_of("someone else's") is None and vm_of(None) is None and vm_of("virshle:") is None
+
+
+def test_trace_hooks_logs_each_call_its_plugins_and_time(tmp_path):
+    """VIRSHLE_TRACE_HOOKS=1: every hook call on stderr, as DATASETTE_TRACE_PLUGINS does."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    program = """
+from virshle_core.config import parse_config
+from virshle_core.models import NodeContext
+from virshle_core.plugins import config_sections, hooks
+config = parse_config("", path=None, sections=config_sections())
+print(sorted(hooks().node_info(node=NodeContext(name="n", config=config))[0]))
+"""
+    env = {**os.environ, "VIRSHLE_TRACE_HOOKS": "1", "VIRSHLE_PLUGINS": "qemu"}
+    traced = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True)
+    assert traced.returncode == 0, traced.stderr
+    assert re.search(r"^hook virshle_node_info\(node\) by qemu: \d+\.\d\d ms$", traced.stderr, re.M), traced.stderr
+    assert re.search(r"^hook virshle_config_sections\(register\) by ", traced.stderr, re.M)
+    env.pop("VIRSHLE_TRACE_HOOKS")
+    quiet = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True)
+    assert quiet.returncode == 0 and "hook " not in quiet.stderr
+    assert quiet.stdout == traced.stdout

@@ -27,7 +27,7 @@ from .errors import Cancelled, Conflict, NotFound, UsageError, VirshleError
 from .log import logger
 from .models import Disk, Net, NodeContext, Vm
 from .names import random_name
-from .plugins import hook
+from .plugins import hooks
 from .progress import check_cancelled
 from .refs import UUID_PATTERN, validate_name
 from .store import Store
@@ -153,7 +153,7 @@ def create(node: NodeContext, store: Store, request: CreateRequest) -> list[Vm]:
     vms = [_new_vm(node, template, name, user_data, images) for name in names]
     for vm in vms:
         try:
-            hook().virshle_pre_create(vm=vm, template=template, node=node)
+            hooks().pre_create(vm=vm, template=template, node=node)
         except Exception as exc:
             raise _failed_at(template, "pre-create checks", exc)
 
@@ -212,7 +212,7 @@ def _make_files(node: NodeContext, template: VmTemplate, vm: Vm) -> None:
         os.chmod(vm_dir, VM_DIR_MODE)
         for disk, template_disk in zip(vm.disks, template.disk):
             step = f"disk {disk.name!r}"
-            result = hook().virshle_disk_clone(source=disk.source, dest=disk.path, disk=template_disk)
+            result = hooks().disk_clone(source=disk.source, dest=disk.path, disk=template_disk)
             if not result:
                 raise VirshleError(f"no plugin could clone disk {disk.name!r}")
             disk.format = result.get("format", disk.format)
@@ -223,10 +223,9 @@ def _make_files(node: NodeContext, template: VmTemplate, vm: Vm) -> None:
             with os.fdopen(fd, "w") as handle:
                 handle.write(vm.user_data)
         step = "provisioning"
-        for answer in hook().virshle_provision(vm=vm, template=template, node=node):
-            for disk in answer or []:
-                disk.readonly = True  # a seed is read, never written
-                vm.disks.append(disk)
+        for disk in hooks().provision(vm=vm, template=template, node=node):
+            disk.readonly = True  # a seed is read, never written
+            vm.disks.append(disk)
     except Cancelled:
         raise
     except Exception as exc:
@@ -275,7 +274,7 @@ def delete(node: NodeContext, store: Store, vm: Vm, force: bool = False) -> Vm:
     store.mark(vm, "deleting")
     try:
         if state in ("running", "paused"):
-            hook().virshle_stop(vm=vm, force=True, node=node)
+            hooks().stop(vm=vm, force=True, node=node)
     except BaseException:
         store.mark(vm, None)
         raise
@@ -289,7 +288,7 @@ def _release(node: NodeContext, store: Store, vm: Vm, detach: bool = True) -> No
     """The end of a delete: NICs, what plugins hold, the directory, then the row."""
     if detach:  # its NICs may still exist (running, crashed, or interrupted)
         _detach_all(node, vm)
-    hook().virshle_post_delete(vm=vm, node=node)
+    hooks().post_delete(vm=vm, node=node)
     shutil.rmtree(vm.path, ignore_errors=True)
     store.delete(vm)
 
@@ -297,7 +296,7 @@ def _release(node: NodeContext, store: Store, vm: Vm, detach: bool = True) -> No
 def live_state(node: NodeContext, vm: Vm) -> str:
     """The VM's state from its VMM, falling back to the last state recorded."""
     try:
-        state = hook().virshle_vm_state(vm=vm, node=node)
+        state = hooks().vm_state(vm=vm, node=node)
     except Exception as exc:
         logger.warning("reading the state of VM {} failed: {}", vm.name, exc)
         state = None
@@ -309,25 +308,16 @@ def with_ips(node: NodeContext, vms: list[Vm]) -> list[Vm]:
     if not vms or not any(vm.nets for vm in vms):
         return vms
     try:
-        answers = hook().virshle_lease_query(vms=vms, node=node)
+        leases = hooks().lease_query(vms=vms, node=node)
     except Exception as exc:
         logger.warning("lease query failed: {}", exc)
         return vms
     by_mac: dict[str, list[str]] = {}
-    for leases in answers:
-        for lease in leases or []:
-            by_mac.setdefault(lease.mac.lower(), []).append(lease.ip)
+    for lease in leases:
+        by_mac.setdefault(lease.mac.lower(), []).append(lease.ip)
     for vm in vms:
         vm.ips = [ip for net in vm.nets if net.mac for ip in by_mac.get(net.mac.lower(), [])]
     return vms
-
-
-def _owners_of(hook_name: str) -> list[str]:
-    from .plugins import get_plugin_manager
-
-    pm = get_plugin_manager()
-    caller = getattr(pm.hook, hook_name)
-    return sorted({pm.get_name(impl.plugin) or "?" for impl in caller.get_hookimpls()} - {"core"})
 
 
 def start(node: NodeContext, store: Store, vm: Vm) -> Vm:
@@ -341,25 +331,25 @@ def start(node: NodeContext, store: Store, vm: Vm) -> Vm:
     attachments = []
     try:
         for net in vm.nets:
-            attachment = hook().virshle_net_attach(vm=vm, net=net, node=node)
+            attachment = hooks().net_attach(vm=vm, net=net, node=node)
             if attachment is None:
                 raise UsageError(
                     f"VM {vm.name!r}: no plugin handles net type {net.type!r} (net {net.name!r})",
-                    "Plugins that attach nets: " + (", ".join(_owners_of("virshle_net_attach")) or "none")
+                    "Plugins that attach nets: " + (", ".join(hooks().implementers("net_attach")) or "none")
                     + ". Install one, or fix [template.vm.net.type.*].",
                     code="unknown_net_type",
                 )
             attachments.append(attachment)
-            undo.push(f"net {net.name}", lambda net=net, a=attachment: hook().virshle_net_detach(
+            undo.push(f"net {net.name}", lambda net=net, a=attachment: hooks().net_detach(
                 vm=vm, net=net, attachment=a, node=node))
             events.emit(events.NET_ATTACHED, node.name, vm=vm.to_json(), net=net.name,
                         ifname=attachment.ifname)
-        handle = hook().virshle_start(vm=vm, attachments=attachments, node=node)
+        handle = hooks().start(vm=vm, attachments=attachments, node=node)
         if handle is None:
             raise VirshleError(
                 f"VM {vm.name!r}: no hypervisor plugin could start it "
                 f"(hypervisor {vm.hypervisor or node.config.host.hypervisor!r})",
-                "Hypervisor plugins: " + (", ".join(_owners_of("virshle_start")) or "none")
+                "Hypervisor plugins: " + (", ".join(hooks().implementers("start")) or "none")
                 + ". Check [host] hypervisor.",
                 code="no_hypervisor",
             )
@@ -391,7 +381,7 @@ def stop(node: NodeContext, store: Store, vm: Vm, force: bool = False) -> tuple[
     if was_running:
         store.mark(vm, "stopping")
         try:
-            stopped = hook().virshle_stop(vm=vm, force=force, node=node)
+            stopped = hooks().stop(vm=vm, force=force, node=node)
             if not stopped:
                 raise VirshleError(f"VM {vm.name!r}: no hypervisor plugin could stop it",
                                    code="no_hypervisor")
@@ -415,7 +405,7 @@ def finish_stop(node: NodeContext, store: Store, vm: Vm, state: str, force: bool
 def _detach_all(node: NodeContext, vm: Vm) -> None:
     for net in vm.nets:
         try:
-            detached = hook().virshle_net_detach(vm=vm, net=net, attachment=None, node=node)
+            detached = hooks().net_detach(vm=vm, net=net, attachment=None, node=node)
         except VirshleError as exc:
             logger.warning("VM {}: net {} could not be detached: {}", vm.name, net.name, exc.message)
             continue
@@ -425,7 +415,7 @@ def _detach_all(node: NodeContext, vm: Vm) -> None:
 
 def console(node: NodeContext, vm: Vm):
     """Where the VM's serial console is; NotFound when no plugin knows."""
-    endpoint = hook().virshle_console(vm=vm, node=node)
+    endpoint = hooks().console(vm=vm, node=node)
     if endpoint is None:
         raise NotFound(f"VM {vm.name!r} has no console", "Start it first.", code="no_console")
     return endpoint
@@ -472,7 +462,7 @@ def reconcile(node: NodeContext, store: Store) -> list[str]:
                     store.update(vm, state="running", hypervisor=hypervisor, pending=None)
                     done.append(f"{label} was started on {hypervisor}: adopted it")
                 else:
-                    for name in _owners_of("virshle_start"):  # a VMM may still be coming up
+                    for name in hooks().implementers("start"):  # a VMM may still be coming up
                         _force_stop(node, attrs.evolve(vm, hypervisor=name))
                     _detach_all(node, vm)
                     state = "created" if vm.state == "created" and not vm.hypervisor else "shutdown"
@@ -507,11 +497,11 @@ def reconcile(node: NodeContext, store: Store) -> list[str]:
 def _running_on(node: NodeContext, vm: Vm) -> str | None:
     """The hypervisor plugin whose VMM runs ``vm`` (a start may have been cut short)."""
     candidates = ([vm.hypervisor] if vm.hypervisor else []) + [
-        name for name in _owners_of("virshle_start") if name != vm.hypervisor]
+        name for name in hooks().implementers("start") if name != vm.hypervisor]
     for name in candidates:
         probe = attrs.evolve(vm, hypervisor=name)
         try:
-            state = hook().virshle_vm_state(vm=probe, node=node)
+            state = hooks().vm_state(vm=probe, node=node)
         except Exception as exc:
             logger.warning("VM {}: asking {} for its state failed: {}", vm.name, name, exc)
             continue
@@ -525,6 +515,6 @@ def _running_on(node: NodeContext, vm: Vm) -> str | None:
 def _force_stop(node: NodeContext, vm: Vm) -> None:
     if vm.hypervisor:
         try:
-            hook().virshle_stop(vm=vm, force=True, node=node)
+            hooks().stop(vm=vm, force=True, node=node)
         except Exception as exc:
             logger.warning("VM {}: force-stopping it failed: {}", vm.name, exc)

@@ -6,12 +6,12 @@ from typing import Any
 
 from .errors import VirshleError
 from .models import NodeCandidate
-from .plugins import hook
+from .plugins import hooks
 
 
 def choose_node(candidates: list[NodeCandidate], template: Any = None) -> str:
     """The name of the node the plugins chose; an error listing every node's reason if none."""
-    chosen = hook().virshle_choose_node(candidates=candidates, template=template)
+    chosen = hooks().choose_node(candidates=candidates, template=template)
     names = {c.name for c in candidates}
     if chosen is not None and chosen in names:
         return chosen

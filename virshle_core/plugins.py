@@ -8,6 +8,10 @@ to register is reported once on stderr and skipped.
 Discovery reads ``entry_points.txt`` of the distributions on ``sys.path``
 itself rather than through ``importlib.metadata``: that module alone costs
 more than the whole budget of a fast ``virshle node ls`` (see bench/).
+
+The core calls hooks through ``hooks()`` (typed, ``virshle_core.hooks``).
+``VIRSHLE_TRACE_HOOKS=1`` logs each hook call on stderr: its arguments'
+names, the plugins that answered it, and its time.
 """
 
 from __future__ import annotations
@@ -15,12 +19,15 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import pluggy
 
 from . import hookspecs
+
+if TYPE_CHECKING:
+    from .hooks import Hooks
 
 GROUP = "virshle"
 CORE_PLUGINS = ("virshle_core.default_plugins",)
@@ -175,12 +182,48 @@ def _build() -> pluggy.PluginManager:
             )
             continue
         _entry_points[ep.name] = ep
+    if os.environ.get("VIRSHLE_TRACE_HOOKS"):
+        _trace(pm)
     return pm
 
 
+def _trace(pm: pluggy.PluginManager) -> None:
+    """Log every hook call on stderr, as datasette's DATASETTE_TRACE_PLUGINS does."""
+    import threading
+    import time
+
+    calls = threading.local()  # hook calls nest (a hook may call another), per thread
+
+    def before(hook_name: str, impls: list, kwargs: dict) -> None:
+        calls.__dict__.setdefault("starts", []).append(time.perf_counter())
+
+    def after(outcome: Any, hook_name: str, impls: list, kwargs: dict) -> None:
+        elapsed = time.perf_counter() - calls.starts.pop()
+        names = ", ".join(pm.get_name(impl.plugin) or "?" for impl in reversed(impls)) or "none"
+        failed = f", raised {type(outcome.exception).__name__}" if outcome.exception else ""
+        print(f"hook {hook_name}({', '.join(kwargs)}) by {names}: {elapsed * 1000:.2f} ms{failed}",
+              file=sys.stderr, flush=True)
+
+    pm.add_hookcall_monitoring(before, after)
+
+
 def hook() -> Any:
-    """The hook relay: ``hook().virshle_node_info(node=node)``."""
+    """The raw hook relay (pluggy's): ``hook().virshle_node_info(node=node)``."""
     return get_plugin_manager().hook
+
+
+def hooks() -> "Hooks":
+    """The typed hook calls: ``hooks().net_attach(vm=vm, net=net, node=node)``."""
+    from .hooks import Hooks
+
+    global _hooks
+    manager = get_plugin_manager()
+    if _hooks is None or _hooks._manager is not manager:
+        _hooks = Hooks(manager)
+    return _hooks
+
+
+_hooks: "Hooks | None" = None
 
 
 def plugin_infos() -> list[PluginInfo]:

@@ -219,10 +219,10 @@ def make_cli(with_plugins: bool = True) -> click.Group:
     if not with_plugins:
         return cli
 
-    from ..plugins import hook
+    from ..plugins import hooks
 
     try:
-        hook().virshle_register_commands(cli=cli)
+        hooks().register_commands(cli=cli)
     except Exception as exc:
         from .render import warn
 

@@ -24,7 +24,7 @@ from ..config import Config
 from ..errors import VirshleError
 from ..log import log_command, logger
 from ..models import NodeContext
-from ..plugins import hook
+from ..plugins import hooks
 
 PARTS = ("dir", "db", "net")
 GROUP = "virshle"
@@ -179,14 +179,11 @@ def init_node(config: Config, parts: set[str], node_name: str = "default",
 
             node.store = Store(config.host.db_path, node=node_name)
         try:
-            hook().virshle_node_init(node=node, parts=frozenset(parts))
+            hooks().node_init(node=node, parts=frozenset(parts))
         finally:
             if node.store is not None:
                 node.store.close()
-        from ..plugins import get_plugin_manager
-
-        pm = get_plugin_manager()
-        preparers = sorted(pm.get_name(impl.plugin) for impl in hook().virshle_node_init.get_hookimpls())
+        preparers = hooks().implementers("node_init")
         done["net"] = [f"prepared by plugin {name}" for name in preparers] or [
             "no installed plugin prepares the network"]
     events.emit(events.NODE_INITIALIZED, node_name, parts=sorted(parts), root=str(root))

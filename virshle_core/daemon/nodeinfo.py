@@ -16,7 +16,7 @@ import psutil
 
 from ..config import Config, VmTemplate
 from ..models import NodeContext
-from ..plugins import hook
+from ..plugins import hooks
 from ..store import Store
 
 WEIGHTS = {"disk": 10, "ram": 7, "cpu": 4}
@@ -102,8 +102,8 @@ def collect(node: NodeContext, store: Store) -> dict[str, Any]:
     """The ``node info`` document: host figures, which templates fit, plugin fields."""
     info = host_info(node.config, store)
     merged: dict[str, Any] = {}
-    for extra in hook().virshle_node_info(node=node):
-        for key, value in (extra or {}).items():
+    for extra in hooks().node_info(node=node):
+        for key, value in extra.items():
             merged.setdefault(key, value)
     info["plugins"] = merged
     info["templates"] = {

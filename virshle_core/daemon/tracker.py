@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from .. import events, lifecycle
 from ..errors import NotFound
 from ..log import logger
-from ..plugins import hook
+from ..plugins import hooks
 from ..refs import VmRef
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ class Tracker:
         if vm.uuid in self.tasks:
             return True
         try:
-            watch = hook().virshle_vm_watch(vm=vm, node=self.node.context)
+            watch = hooks().vm_watch(vm=vm, node=self.node.context)
         except Exception as exc:
             logger.warning("VM {}: no watch ({}); it is polled instead", vm.name, exc)
             return False

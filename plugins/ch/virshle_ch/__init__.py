@@ -14,9 +14,9 @@ With ``[host] hypervisor = "auto"`` this plugin starts VMs whenever the
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 from virshle_core import hookimpl
+from virshle_core.vmm import VmmHooks
 
 from .config import NAME, ChConfig, config_of  # noqa: F401
 
@@ -46,39 +46,5 @@ def virshle_start(vm, attachments, node):
     return start(vm, attachments, config)
 
 
-@hookimpl
-def virshle_stop(vm, force, node):
-    if vm.hypervisor != NAME:
-        return None
-    from .vmm import stop
-
-    stop(vm, force, timeout=float(node.config.host.stop_timeout))
-    return True
-
-
-@hookimpl
-def virshle_vm_state(vm, node):
-    if vm.hypervisor != NAME:
-        return None
-    from .vmm import state
-
-    return state(vm)
-
-
-@hookimpl
-def virshle_vm_watch(vm, node):
-    if vm.hypervisor != NAME:
-        return None
-    from .watch import watch
-
-    return watch(vm)
-
-
-@hookimpl
-def virshle_console(vm, node):
-    if vm.hypervisor != NAME:
-        return None
-    from virshle_core.models import ConsoleEndpoint
-
-    return ConsoleEndpoint(socket=str(Path(vm.dir) / "console.sock"),
-                           log=str(Path(vm.dir) / "console.log"))
+# stop, state, watch and console: as every VMM plugin does them (virshle_core.vmm)
+virshle_stop, virshle_vm_state, virshle_vm_watch, virshle_console = VmmHooks(NAME, __name__).hooks()

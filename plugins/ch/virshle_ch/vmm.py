@@ -23,6 +23,7 @@ from pathlib import Path
 
 from virshle_core import VirshleError, log_command
 from virshle_core.models import VmmHandle
+from virshle_core import vmm as process
 
 from .config import NAME, ChConfig
 from .api import ChApi, ChApiError
@@ -91,20 +92,12 @@ def vm_config(vm, attachments: list, config: ChConfig) -> dict:
 
 
 def read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
+    return process.read_pid(path)
 
 
 def alive(pid: int, marker: str) -> bool:
-    """The process exists, is not a zombie, and its command line names ``marker``."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return marker.encode() in cmdline and stat.rsplit(")", 1)[1].split()[0] != "Z"
+    """The process exists, has not ended, and its command line names ``marker``."""
+    return process.alive(pid, marker.encode())
 
 
 def _reap_later(proc: subprocess.Popen) -> None:
@@ -145,7 +138,7 @@ def start(vm, attachments: list, config: ChConfig) -> VmmHandle:
         api.boot()
         _start_console_keeper(vm)
     except BaseException:
-        _kill(proc.pid)
+        process.kill(proc.pid)
         _wait_gone(proc.pid, str(p["api"]), 5)
         _stop_console_keeper(vm)
         _clean(vm)
@@ -243,20 +236,8 @@ def state(vm) -> str:
             "Shutdown": "shutdown", "Created": "shutdown"}.get(ch_state, "running")
 
 
-def _kill(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
 def _wait_gone(pid: int, marker: str, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not alive(pid, marker):
-            return True
-        time.sleep(0.05)
-    return not alive(pid, marker)
+    return process.wait_gone(pid, lambda p: alive(p, marker), timeout)
 
 
 def _clean(vm) -> None:
@@ -287,7 +268,7 @@ def stop(vm, force: bool, timeout: float) -> None:
             except ChApiError:
                 pass
         if not _wait_gone(pid, marker, 5):
-            _kill(pid)
+            process.kill(pid)
             _wait_gone(pid, marker, 5)
     _stop_console_keeper(vm)
     _clean(vm)

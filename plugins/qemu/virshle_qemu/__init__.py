@@ -19,6 +19,7 @@ import shutil
 from pathlib import Path
 
 from virshle_core import hookimpl
+from virshle_core.vmm import VmmHooks
 
 from .config import NAME, QemuConfig, choose_accel, config_of, cpu_has_virtualisation  # noqa: F401
 
@@ -72,40 +73,6 @@ def virshle_start(vm, attachments, node):
     return start(vm, attachments, config_of(node))
 
 
-@hookimpl
-def virshle_stop(vm, force, node):
-    if not (vm.hypervisor == NAME):
-        return None
-    from .vmm import stop
-
-    stop(vm, force, timeout=float(node.config.host.stop_timeout))
-    return True
-
-
-@hookimpl
-def virshle_vm_state(vm, node):
-    if vm.hypervisor != NAME:
-        return None
-    from .vmm import state
-
-    return state(vm)
-
-
-@hookimpl
-def virshle_vm_watch(vm, node):
-    if vm.hypervisor != NAME:
-        return None
-    from .watch import watch
-
-    return watch(vm)
-
-
-@hookimpl
-def virshle_console(vm, node):
-    if vm.hypervisor != NAME:
-        return None
-    from virshle_core.models import ConsoleEndpoint
-
-    return ConsoleEndpoint(socket=str(Path(vm.dir) / "console.sock"),
-                           log=str(Path(vm.dir) / "console.log"))
+# stop, state, watch and console: as every VMM plugin does them (virshle_core.vmm)
+virshle_stop, virshle_vm_state, virshle_vm_watch, virshle_console = VmmHooks(NAME, __name__).hooks()
 

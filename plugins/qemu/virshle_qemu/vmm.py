@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import signal
 import subprocess
 import threading
 import time
@@ -15,6 +14,7 @@ from typing import Any
 
 from virshle_core import VirshleError, log_command
 from virshle_core.models import VmmHandle
+from virshle_core import vmm as process
 
 from .config import NAME, QemuConfig, choose_accel
 
@@ -153,37 +153,12 @@ def _ensure_uefi_files(vm, config: QemuConfig) -> None:
 
 
 def read_pid(vm) -> int | None:
-    try:
-        return int(paths(vm)["pid"].read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def reap(pid: int) -> None:
-    """Collect the exit status of a VMM that is our child (the daemon is a subreaper)."""
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass  # not our child: its parent (or PID 1) reaps it
+    return process.read_pid(paths(vm)["pid"])
 
 
 def alive(pid: int, vm) -> bool:
     """The process exists and is this VM's QEMU (pids get reused); a zombie is reaped."""
-    reap(pid)
-    try:  # the command line first, the state last: a death in between shows as "Z"
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            cmdline = handle.read()
-        with open(f"/proc/{pid}/stat") as handle:
-            state = handle.read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    if state == "Z":
-        # It died after the first reap (a zombie's command line is empty): collect it now,
-        # or it stays a zombie for as long as the daemon runs.
-        reap(pid)
-        return False
-    argv0 = cmdline.split(b"\0", 1)[0]
-    return vm.uuid.encode() in cmdline and b"qemu" in os.path.basename(argv0)
+    return process.alive(pid, vm.uuid.encode(), program=b"qemu")
 
 
 def qmp(vm, command: str, arguments: dict | None = None, timeout: float = 5.0) -> Any:
@@ -236,31 +211,13 @@ def _finish(vm, pid: int, timeout: float = 5.0) -> None:
     except Exception:
         pass
     if not _wait_gone(pid, vm, timeout):
-        _kill(pid)
+        process.kill(pid)
         _wait_gone(pid, vm, 5)
     _clean(vm)
 
 
 def _wait_gone(pid: int, vm, timeout: float) -> bool:
-    """Wait until the VMM has ended and, when it is our child, is reaped."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                return True  # reaped: no zombie stays behind
-        except ChildProcessError:  # not our child (a VMM of an earlier daemon)
-            if not alive(pid, vm):
-                return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.02)
-
-
-def _kill(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    return process.wait_gone(pid, lambda p: alive(p, vm), timeout)
 
 
 def _clean(vm) -> None:
@@ -299,13 +256,13 @@ def stop(vm, force: bool, timeout: float) -> None:
             if not strays:
                 break
             for stray in strays:
-                _kill(stray)
+                process.kill(stray)
             for stray in strays:
                 _wait_gone(stray, vm, 5)
         _clean(vm)
         return
     if force:
-        _kill(pid)
+        process.kill(pid)
         _wait_gone(pid, vm, 10)
         _clean(vm)
         return

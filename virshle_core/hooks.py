@@ -1,0 +1,101 @@
+"""Typed calls of the hooks, the way the core makes them (tox's ``Plugin`` facade).
+
+``hooks().net_attach(vm=vm, net=net, node=node)`` returns a ``NetAttachment`` or None,
+where ``hook().virshle_net_attach(...)`` returned ``Any``: the contract each hookspec
+states (``hookspecs.py``) is written once, here, for every call site. ``implementers``
+names the plugins that implement a hook, for messages such as "Hypervisor plugins: qemu".
+
+``VIRSHLE_TRACE_HOOKS=1`` logs every hook call, its implementations and its time on
+stderr (``plugins.py``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    import click
+    import pluggy
+
+    from .config import TemplateDisk, VmTemplate
+    from .models import (ConsoleEndpoint, Disk, Lease, Net, NetAttachment, NodeCandidate,
+                         NodeContext, Vm, VmmHandle, VmWatch)
+
+
+class Hooks:
+    def __init__(self, manager: "pluggy.PluginManager"):
+        self._manager = manager
+        self._hook = manager.hook
+
+    def implementers(self, name: str) -> list[str]:
+        """The plugins implementing hook ``name`` (``net_attach`` or ``virshle_net_attach``),
+        the core's fallbacks left out."""
+        caller = getattr(self._hook, name if name.startswith("virshle_") else f"virshle_{name}")
+        return sorted({self._manager.get_name(impl.plugin) or "?"
+                       for impl in caller.get_hookimpls()} - {"core"})
+
+    # --- start-up ----------------------------------------------------------------------
+
+    def config_sections(self, register: Callable[[str, type], None]) -> None:
+        self._hook.virshle_config_sections(register=register)
+
+    def register_commands(self, cli: "click.Group") -> None:
+        self._hook.virshle_register_commands(cli=cli)
+
+    def node_init(self, node: "NodeContext", parts: frozenset[str]) -> None:
+        self._hook.virshle_node_init(node=node, parts=parts)
+
+    def node_info(self, node: "NodeContext") -> list[dict[str, Any]]:
+        """Every plugin's extra health fields, in call order (the first writer of a key wins)."""
+        return [extra for extra in self._hook.virshle_node_info(node=node) if extra]
+
+    # --- placement and creation ----------------------------------------------------------
+
+    def choose_node(self, candidates: list["NodeCandidate"], template: "VmTemplate") -> str | None:
+        return self._hook.virshle_choose_node(candidates=candidates, template=template)
+
+    def pre_create(self, vm: "Vm", template: "VmTemplate", node: "NodeContext") -> None:
+        self._hook.virshle_pre_create(vm=vm, template=template, node=node)
+
+    def disk_clone(self, source: str, dest: str, disk: "TemplateDisk") -> dict[str, Any] | None:
+        return self._hook.virshle_disk_clone(source=source, dest=dest, disk=disk)
+
+    def provision(self, vm: "Vm", template: "VmTemplate", node: "NodeContext") -> list["Disk"]:
+        """The disks every provisioning plugin made, in call order."""
+        return [disk for answer in self._hook.virshle_provision(vm=vm, template=template, node=node)
+                for disk in answer or []]
+
+    def post_delete(self, vm: "Vm", node: "NodeContext") -> None:
+        self._hook.virshle_post_delete(vm=vm, node=node)
+
+    # --- networks --------------------------------------------------------------------------
+
+    def net_attach(self, vm: "Vm", net: "Net", node: "NodeContext") -> "NetAttachment | None":
+        return self._hook.virshle_net_attach(vm=vm, net=net, node=node)
+
+    def net_detach(self, vm: "Vm", net: "Net", attachment: "NetAttachment | None",
+                   node: "NodeContext") -> bool | None:
+        return self._hook.virshle_net_detach(vm=vm, net=net, attachment=attachment, node=node)
+
+    def lease_query(self, vms: list["Vm"], node: "NodeContext") -> list["Lease"]:
+        """Every DHCP plugin's leases for these VMs, together."""
+        return [lease for answer in self._hook.virshle_lease_query(vms=vms, node=node)
+                for lease in answer or []]
+
+    # --- hypervisors -------------------------------------------------------------------------
+
+    def start(self, vm: "Vm", attachments: list["NetAttachment"],
+              node: "NodeContext") -> "VmmHandle | None":
+        return self._hook.virshle_start(vm=vm, attachments=attachments, node=node)
+
+    def stop(self, vm: "Vm", force: bool, node: "NodeContext") -> bool | None:
+        return self._hook.virshle_stop(vm=vm, force=force, node=node)
+
+    def vm_state(self, vm: "Vm", node: "NodeContext") -> str | None:
+        return self._hook.virshle_vm_state(vm=vm, node=node)
+
+    def vm_watch(self, vm: "Vm", node: "NodeContext") -> "VmWatch | None":
+        return self._hook.virshle_vm_watch(vm=vm, node=node)
+
+    def console(self, vm: "Vm", node: "NodeContext") -> "ConsoleEndpoint | None":
+        return self._hook.virshle_console(vm=vm, node=node)
