@@ -180,7 +180,7 @@ def test_hook_virshle_choose_node(register):
 
     class AlwaysB:
         @hookimpl(tryfirst=True)
-        def virshle_choose_node(self, candidates, template):
+        def virshle_choose_node(self, candidates, template_name):
             return "b"
 
     register(AlwaysB())

@@ -107,7 +107,7 @@ def virshle_node_info(node: NodeContext) -> dict[str, Any] | None:
 
 @hookspec(firstresult=True)
 def virshle_choose_node(
-    candidates: list[NodeCandidate], template: VmTemplate | None
+    candidates: list[NodeCandidate], template_name: str | None
 ) -> str | None:
     """Choose the node a new VM goes to when ``vm create`` has no ``--node``.
 
@@ -117,8 +117,13 @@ def virshle_choose_node(
 
     Stops at first non-None result.
 
-    :param candidates: every managed node, online or not, with its info.
-    :param template: the template of the VM to place, when known.
+    :param candidates: every managed node, online or not, with its info
+        (``info["templates"]`` says which templates it offers and whether
+        each fits). Set ``candidate.refused`` to say why you would not
+        choose a node: the user reads it when no node was chosen.
+    :param template_name: the name of the VM's template. Templates belong
+        to the nodes (each its own ``config.toml``): the command line that
+        places a VM does not hold them, only what each node says of them.
     :returns: the chosen node's name, or None to let another plugin choose.
     """
 
@@ -216,8 +221,10 @@ def virshle_net_detach(
 
     :param vm: the VM being stopped or removed.
     :param net: the NIC.
-    :param attachment: what ``virshle_net_attach`` returned, or None after a
-        daemon restart (rebuild what you need from ``net``).
+    :param attachment: what ``virshle_net_attach`` returned, when this
+        detach undoes a start that failed; None when a VM is stopped or
+        removed (attachments are not kept): rebuild what you need from
+        ``net`` (its ``ifname``, your mark on the interface).
     :param node: the local node.
     :returns: True when ``net.type`` is yours and it is removed, else None.
     """

@@ -119,8 +119,9 @@ class NetAttachment:
     ``ifname`` is the host interface (tap or macvtap); ``fds`` are open file
     descriptors the VMM must inherit (macvtap); ``offload`` is False when the
     host side cannot take partial checksums (OVS's userspace datapath), so
-    the VMM must not offer checksum offload to the guest; ``data`` is the
-    plugin's own bookkeeping, handed back to ``virshle_net_detach``.
+    the VMM must not offer checksum offload to the guest. It is handed back
+    to ``virshle_net_detach`` only when a failed start is undone: a plugin
+    rebuilds what it needs from the ``Net`` (its ``ifname``, its mark).
     """
 
     net: str
@@ -129,17 +130,15 @@ class NetAttachment:
     mac: str | None = None
     fds: list[int] = attrs.Factory(list)
     offload: bool = True
-    data: dict[str, Any] = attrs.Factory(dict)
 
 
 @attrs.define
 class VmmHandle:
-    """What ``virshle_start`` started: the VMM process and where to reach it."""
+    """What ``virshle_start`` started: the VMM process, and the hypervisor (the plugin's
+    entry point name) that the VM is recorded under."""
 
     pid: int
     hypervisor: str
-    control: str | None = None
-    console: str | None = None
 
 
 class VmWatch:
@@ -230,8 +229,10 @@ class NodeCandidate:
     """A node offered to ``virshle_choose_node``.
 
     ``status`` is ``online`` for a usable node; ``info`` is its ``node info``
-    document (``saturated``, ``fits`` and resource figures); ``in_flight``
-    counts creates already sent to it in this run.
+    document (``saturated``, the templates it offers with whether each fits,
+    resource figures); ``in_flight`` counts creates already sent to it in
+    this run; the placement plugin sets ``refused`` on the nodes it would
+    not choose, and the user reads it when no node was chosen.
     """
 
     name: str
@@ -239,7 +240,20 @@ class NodeCandidate:
     status: str = "online"
     info: dict[str, Any] = attrs.Factory(dict)
     in_flight: int = 0
+    refused: str = ""
+    """Why the placement plugin did not choose this node; shown when none was chosen."""
 
     @property
     def saturated(self) -> bool:
         return bool(self.info.get("saturated"))
+
+    @property
+    def saturation(self) -> str:
+        """``saturated: cpu 400% reserved (limit 300%)``, from the node's info."""
+        full = []
+        for resource in ("cpu", "ram", "disk"):
+            figures = self.info.get(resource) or {}
+            reserved, limit = figures.get("reserved_pct"), figures.get("limit_pct")
+            if reserved is not None and limit and reserved >= limit:
+                full.append(f"{resource} {reserved:g}% reserved (limit {limit:g}%)")
+        return "saturated: " + ", ".join(full) if full else "saturated"

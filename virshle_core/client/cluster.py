@@ -60,13 +60,11 @@ def place(everyone: list, template_name: str, count: int, node_name: str | None 
         return everyone * count
     clients = [c for c in everyone if c.name == node_name] if node_name is not None else everyone
 
-    from ..config import VmTemplate
     from ..models import NodeCandidate
     from ..placement import choose_node
     from . import fan_out
 
     results = fan_out(clients, lambda c: c.info())
-    template = VmTemplate(name=template_name)
     most = sum(int(info.get("max_count") or 1024) for _, info, error in results if error is None)
     if results and count > most and any(error is None for _, _, error in results):
         raise UsageError(f"count must be between 1 and {most}, not {count}: "
@@ -105,7 +103,7 @@ def place(everyone: list, template_name: str, count: int, node_name: str | None 
             status="online" if error is None else getattr(error, "status", "offline")))
     plan = []
     for _ in range(count):
-        chosen = choose_node(candidates, template)
+        chosen = choose_node(candidates, template_name)
         next(c for c in candidates if c.name == chosen).in_flight += 1
         plan.append(by_name[chosen])
     return plan

@@ -13,7 +13,7 @@ from virshle_core import hookimpl
 
 
 @hookimpl(tryfirst=True)
-def virshle_choose_node(candidates, template):
+def virshle_choose_node(candidates):
     wanted = os.environ.get("VIRSHLE_PIN_NODE")
     for candidate in candidates:
         if candidate.name == wanted and candidate.status == "online":

@@ -143,7 +143,7 @@ def start(vm, attachments: list, config: ChConfig) -> VmmHandle:
         _stop_console_keeper(vm)
         _clean(vm)
         raise
-    return VmmHandle(pid=proc.pid, hypervisor=NAME, control=str(p["api"]), console=str(p["console"]))
+    return VmmHandle(pid=proc.pid, hypervisor=NAME)
 
 
 def _wait_for_api(api: ChApi, proc: subprocess.Popen, vm, timeout: float = 10.0) -> None:

@@ -18,19 +18,19 @@ from virshle_core import hookimpl
 _rng = random.SystemRandom()
 
 
-def eligible(candidate: Any, template: Any) -> tuple[bool, str]:
+def eligible(candidate: Any, template_name: str | None) -> tuple[bool, str]:
     """Whether the balancer may choose ``candidate``, and if not, why."""
     if candidate.status != "online":
         return False, candidate.status
     if candidate.weight <= 0:
-        return False, "weight is 0 (only chosen with --node)"
-    if candidate.info.get("saturated"):
-        return False, "saturated"
-    if template is not None:
+        return False, "weight 0"  # only chosen with --node
+    if candidate.saturated:
+        return False, candidate.saturation
+    if template_name is not None:
         templates = candidate.info.get("templates")
-        fit = (templates or {}).get(template.name)
+        fit = (templates or {}).get(template_name)
         if templates is not None and fit is None:
-            return False, f"offers no template {template.name!r}"
+            return False, f"offers no template {template_name!r}"
         if fit is not None and not fit.get("fits", True):
             return False, fit.get("reason") or "the template does not fit"
     return True, ""
@@ -40,8 +40,13 @@ def effective_weight(candidate: Any) -> float:
     return candidate.weight / (1.0 + candidate.in_flight)
 
 
-def choose(candidates: list, template: Any = None, rng: random.Random = _rng) -> str | None:
-    pool = [c for c in candidates if eligible(c, template)[0]]
+def choose(candidates: list, template_name: str | None = None,
+           rng: random.Random = _rng) -> str | None:
+    pool = []
+    for candidate in candidates:
+        ok, candidate.refused = eligible(candidate, template_name)
+        if ok:
+            pool.append(candidate)
     if not pool:
         return None
     weights = [effective_weight(c) for c in pool]
@@ -49,5 +54,5 @@ def choose(candidates: list, template: Any = None, rng: random.Random = _rng) ->
 
 
 @hookimpl
-def virshle_choose_node(candidates: list, template: Any) -> str | None:
-    return choose(candidates, template)
+def virshle_choose_node(candidates: list, template_name: str | None) -> str | None:
+    return choose(candidates, template_name)

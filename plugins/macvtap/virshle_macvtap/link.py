@@ -54,8 +54,7 @@ def attach(vm, net, link: str | None) -> NetAttachment:
     except BaseException:
         netdev.delete(name)
         raise
-    return NetAttachment(net=net.name, type="mac_v_tap", ifname=name, mac=net.mac, fds=[fd],
-                         data={"link": link})
+    return NetAttachment(net=net.name, type="mac_v_tap", ifname=name, mac=net.mac, fds=[fd])
 
 
 def detach(vm, net) -> None:

@@ -137,7 +137,7 @@ def start(vm, attachments: list, config: QemuConfig) -> VmmHandle:
     pid = read_pid(vm)
     if pid is None:
         raise VirshleError(f"VM {vm.name!r}: QEMU started but wrote no pidfile", code="vmm_failed")
-    return VmmHandle(pid=pid, hypervisor=NAME, control=str(p["qmp"]), console=str(p["console"]))
+    return VmmHandle(pid=pid, hypervisor=NAME)
 
 
 def _ensure_uefi_files(vm, config: QemuConfig) -> None:
