@@ -22,7 +22,7 @@ from virshle_core.daemon import nodeinfo
 from virshle_core.daemon.init import init_node
 from virshle_core.lifecycle import CreateRequest
 from virshle_core.models import ConsoleEndpoint, Lease, NetAttachment, NodeCandidate, NodeContext, VmmHandle
-from virshle_core.placement import choose_node
+from virshle_core.client.cluster import choose_node
 from virshle_core.plugins import config_sections, get_plugin_manager
 from virshle_core.store import Store
 

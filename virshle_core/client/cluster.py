@@ -61,7 +61,6 @@ def place(everyone: list, template_name: str, count: int, node_name: str | None 
     clients = [c for c in everyone if c.name == node_name] if node_name is not None else everyone
 
     from ..models import NodeCandidate
-    from ..placement import choose_node
     from . import fan_out
 
     results = fan_out(clients, lambda c: c.info())
@@ -176,3 +175,20 @@ def create_placed(plan: list, body: dict, vm_name: str | None,
             error.message = f"node {client.name}: {error.message} (nothing was created)"
         raise error
     return [vm for _, vm in created]
+
+
+def choose_node(candidates: list, template_name: str | None = None) -> str:
+    """The name of the node the placement plugins chose; an error with every node's reason
+    if none (the reasons are the plugins': ``candidate.refused``)."""
+    from ..plugins import hooks
+
+    chosen = hooks().choose_node(candidates=candidates, template_name=template_name)
+    names = {c.name for c in candidates}
+    if chosen is not None and chosen in names:
+        return chosen
+    if chosen is not None:
+        raise VirshleError(f"the placement plugin chose an unknown node {chosen!r}")
+    reasons = "; ".join(f"{c.name}: {c.refused or 'not chosen'}" for c in candidates) or "no nodes"
+    raise VirshleError(f"no node can take this VM ({reasons})",
+                       "Free room on a node, raise [host.limits], or choose one with --node.",
+                       code="no_node_fits")
