@@ -13,6 +13,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -31,7 +32,9 @@ if not __import__("shutil").which("qemu-system-x86_64"):
 def node(tmp_path_factory, guest):
     directory = tmp_path_factory.mktemp("state")
     counter = directory / "state-calls"
+    leases = directory / "lease-calls"
     # a plugin that counts every virshle_vm_state call (each is a QMP round trip for QEMU)
+    # and every lease query (each is a round trip to the DHCP server)
     plugins = make_plugin_dist(directory / "site", "countstate", f"""
         from virshle_core import hookimpl
 
@@ -39,8 +42,23 @@ def node(tmp_path_factory, guest):
         def virshle_vm_state(vm):
             with open({str(counter)!r}, "a") as handle:
                 handle.write(vm.name + "\\n")
+
+        @hookimpl
+        def virshle_lease_query(vms):
+            with open({str(leases)!r}, "a") as handle:
+                handle.write(",".join(vm.name for vm in vms) + "\\n")
         """)
-    daemon = Daemon(directory, write_guest_config(directory, guest, "qemu"))
+    with_net = """
+        [[template.vm]]
+        name = "tiny-net"
+        vcpu = 1
+        vram = "256MiB"
+        [[template.vm.net]]
+        name = "main"
+        [template.vm.net.type.tap]
+        """
+    daemon = Daemon(directory, write_guest_config(directory, guest, "qemu",
+                                                  extra=textwrap.dedent(with_net)))
     daemon.start(env={"PYTHONPATH": str(plugins)})
     try:
         yield daemon
@@ -93,9 +111,21 @@ class Events:
         self.proc.wait(10)
 
 
-def calls(node) -> int:
-    counter = node.directory / "state-calls"
+def calls(node, what: str = "state") -> int:
+    counter = node.directory / f"{what}-calls"
     return len(counter.read_text().splitlines()) if counter.exists() else 0
+
+
+def test_finding_a_vm_asks_no_dhcp_server(node):
+    """stop and rm find their VM (on every node) without a lease query; info asks once."""
+    assert node.cli("vm", "create", "-t", "tiny-net", "--name", "finder").returncode == 0
+    before = calls(node, "lease")
+    assert node.cli("vm", "stop", "--name", "finder").returncode == 0
+    assert calls(node, "lease") == before
+    assert node.cli("vm", "info", "--name", "finder").returncode == 0
+    assert calls(node, "lease") == before + 1  # the counter counts: info shows the addresses
+    assert node.cli("vm", "rm", "--name", "finder").returncode == 0
+    assert calls(node, "lease") == before + 1
 
 
 def test_changes_behind_the_daemons_back_are_seen_without_a_listing(node):

@@ -58,11 +58,11 @@ class ProgressLine:
             self.shown = False
 
 
-def find_vm(settings, ref, node_name: str | None) -> tuple[Any, dict]:
+def find_vm(settings, ref, node_name: str | None, leases: bool = False) -> tuple[Any, dict]:
     """The node client and VM document for ``ref``, on every node unless --node."""
     from ..client.cluster import find_vm as find
 
-    return find(settings.clients(node_name), ref)
+    return find(settings.clients(node_name), ref, leases=leases)
 
 
 def read_user_data(path: str) -> str:
@@ -130,7 +130,7 @@ def info(settings, ref, node_name: str | None, refresh: bool, as_json: bool) -> 
     """``vm info``."""
     from ..units import human_size
 
-    client, document = find_vm(settings, ref, node_name)
+    client, document = find_vm(settings, ref, node_name, leases=True)
     if refresh:
         document = dict(client.vm(uuid_ref(document), refresh=True), node=client.name)
     show_node_warnings(settings, [client])

@@ -211,10 +211,12 @@ class NodeClient:
     def vms(self, state: str | None = None) -> list[dict]:
         return self.get("/vms" + (f"?state={quote(state)}" if state else ""))
 
-    def vm(self, ref: str, refresh: bool = False) -> dict:
+    def vm(self, ref: str, refresh: bool = False, leases: bool = True) -> dict:
         """One VM by its wire reference: ``id:7``, ``name:web``, ``uuid:…``; ``refresh`` asks
-        its VMM for its state instead of the daemon's record."""
-        return self.get(f"/vms/{quote(str(ref))}" + ("?refresh=1" if refresh else ""))
+        its VMM for its state instead of the daemon's record; ``leases=False`` skips the DHCP
+        query (``ips`` is then empty): enough to find a VM."""
+        query = "&".join((["refresh=1"] if refresh else []) + ([] if leases else ["leases=0"]))
+        return self.get(f"/vms/{quote(str(ref))}" + (f"?{query}" if query else ""))
 
     def create_vms(self, body: dict, on_progress=None) -> list[dict]:
         """Create VMs; ``on_progress(what, done, total)`` hears about long copies."""

@@ -21,12 +21,16 @@ def uuid_ref(document: dict) -> str:
     return f"uuid:{document['uuid']}"
 
 
-def find_vm(clients: list, ref: "VmRef") -> tuple[Any, dict]:
-    """The node client and VM document for ``ref``, searched on every one of ``clients``."""
+def find_vm(clients: list, ref: "VmRef", leases: bool = False) -> tuple[Any, dict]:
+    """The node client and VM document for ``ref``, searched on every one of ``clients``.
+
+    Finding asks no hypervisor and, unless ``leases``, no DHCP server: the document's
+    ``ips`` is then empty.
+    """
     from . import fan_out
 
     found, unavailable = [], []
-    for client, document, error in fan_out(clients, lambda c: c.vm(str(ref))):
+    for client, document, error in fan_out(clients, lambda c: c.vm(str(ref), leases=leases)):
         if error is None:
             found.append((client, document))
         elif not isinstance(error, NotFound):

@@ -51,7 +51,9 @@ class Api:
             Route("POST", "/vms", self.create_vms, "Create VMs from a template.",
                   body=lifecycle.CreateRequest, response="VmList", status=201),
             Route("GET", "/vms/{ref}", self.get_vm, "One VM, by id, name or uuid.",
-                  response="Vm", query={"refresh": "Ask its hypervisor for its state (1/true)."}),
+                  response="Vm", query={"refresh": "Ask its hypervisor for its state (1/true).",
+                                        "leases": "Ask the DHCP plugins for its addresses "
+                                                  "(the default; 0/false leaves ips empty)."}),
             Route("DELETE", "/vms/{ref}", self.delete_vm, "Remove a VM and everything it holds.",
                   response="Vm", query={"force": "Stop a running VM first (1/true)."}),
             Route("POST", "/vms/{ref}/start", self.start_vm, "Boot a VM.", response="Vm"),
@@ -118,14 +120,15 @@ class Api:
                 code="bad_body",
             ) from None
 
-    def _vm_json(self, vms: list, refresh: bool = False) -> list[dict]:
-        """The VMs as JSON, with their leases; states come from the store (the tracker keeps
-        them), asked from the VMM only when ``refresh`` says so."""
+    def _vm_json(self, vms: list, refresh: bool = False, leases: bool = True) -> list[dict]:
+        """The VMs as JSON, with their leases unless ``leases`` is False; states come from
+        the store (the tracker keeps them), asked from the VMM only when ``refresh`` says so."""
         if refresh:
             for vm in vms:
                 if not self.node.busy(vm.uuid):
                     lifecycle.refresh(self.node.context, self.node.store, vm)
-        lifecycle.with_ips(self.node.context, vms)
+        if leases:
+            lifecycle.with_ips(self.node.context, vms)
         return [vm.to_json() for vm in vms]
 
     async def ping(self, request: Request) -> Response:
@@ -212,8 +215,9 @@ class Api:
     async def get_vm(self, request: Request) -> Response:
         vm = await self.node.find(request.match_info["ref"])
         refresh = request.query.get("refresh", "").lower() in ("1", "true", "yes")
-        documents, warnings = await self.node.run(self._with_notices,
-                                             lambda: self._vm_json([vm], refresh=refresh))
+        leases = request.query.get("leases", "1").lower() not in ("0", "false", "no")
+        documents, warnings = await self.node.run(
+            self._with_notices, lambda: self._vm_json([vm], refresh=refresh, leases=leases))
         return json_response(documents[0], headers=_warning_headers(warnings))
 
     async def delete_vm(self, request: Request) -> Response:
