@@ -30,8 +30,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench import installed  # noqa: E402
-from tests import support  # noqa: E402
-from tests.support import Daemon, remove_short_dirs, short_dir, write_guest_config  # noqa: E402
+from virshle_core import testing  # noqa: E402
+from virshle_core.testing import Daemon, remove_short_dirs, short_dir, write_guest_config  # noqa: E402
 
 PYTHON = ["/usr/bin/python3", "-c", "pass"]
 
@@ -70,7 +70,7 @@ def main() -> None:
     args = parser.parse_args()
     bin_dir = installed.install()
     virshle = str(bin_dir / "virshle")
-    support.VIRSHLE = virshle  # the daemon and the CLI as users install them
+    testing.VIRSHLE = virshle  # the daemon and the CLI as users install them
     guest = REPO / ".cache" / "guest"
     subprocess.run([str(REPO / "scripts" / "build-guest.sh"), str(guest)], check=True)
     directory = short_dir("cli")

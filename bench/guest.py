@@ -31,8 +31,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.netlab import Netns, bridge_with_dhcp, run, tear_down  # noqa: E402
-from tests.support import (Daemon, network_config, remove_short_dirs, short_dir,  # noqa: E402
+from virshle_core.testing.netlab import Netns, bridge_with_dhcp, run, tear_down  # noqa: E402
+from virshle_core.testing import (Daemon, network_config, remove_short_dirs, short_dir,  # noqa: E402
                            write_config)
 
 

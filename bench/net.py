@@ -22,8 +22,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.netlab import Netns, bridge_with_dhcp, tear_down  # noqa: E402
-from tests.support import (VIRSHLE, Daemon, network_config, remove_short_dirs, short_dir,  # noqa: E402
+from virshle_core.testing.netlab import Netns, bridge_with_dhcp, tear_down  # noqa: E402
+from virshle_core.testing import (VIRSHLE, Daemon, network_config, remove_short_dirs, short_dir,  # noqa: E402
                            write_guest_config)
 
 

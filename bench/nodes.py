@@ -20,8 +20,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.netlab import tear_down  # noqa: E402
-from tests.support import VIRSHLE, remove_short_dirs, ssh_nodes  # noqa: E402
+from virshle_core.testing.netlab import tear_down  # noqa: E402
+from virshle_core.testing import VIRSHLE, remove_short_dirs  # noqa: E402
+from virshle_core.testing.netlab import ssh_nodes  # noqa: E402
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.support import Daemon, remove_short_dirs, write_config  # noqa: E402
+from virshle_core.testing import Daemon, remove_short_dirs, write_config  # noqa: E402
 
 BIN = Path(sys.executable).parent
 VIRSHLE = str(BIN / "virshle")

@@ -30,8 +30,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench import installed  # noqa: E402
-from tests import support  # noqa: E402
-from tests.support import Daemon, remove_short_dirs, short_dir, write_guest_config  # noqa: E402
+from virshle_core import testing  # noqa: E402
+from virshle_core.testing import Daemon, remove_short_dirs, short_dir, write_guest_config  # noqa: E402
 
 
 def request(node: Daemon, method: str, path: str, body: dict | None = None) -> tuple[float, bytes]:
@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="10,100,1000")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    support.VIRSHLE = virshle = str(installed.install() / "virshle")
+    testing.VIRSHLE = virshle = str(installed.install() / "virshle")
     guest = REPO / ".cache" / "guest"
     subprocess.run([str(REPO / "scripts" / "build-guest.sh"), str(guest)], check=True)
     directory = short_dir("scale")

@@ -27,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.support import MARKER, VIRSHLE, Daemon, remove_short_dirs, write_guest_config  # noqa: E402
+from virshle_core.testing import MARKER, VIRSHLE, Daemon, remove_short_dirs, write_guest_config  # noqa: E402
 
 
 def make_image(path: Path, size: int) -> None:

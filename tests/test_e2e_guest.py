@@ -19,7 +19,7 @@ from pathlib import Path
 import attrs
 import pytest
 
-from tests.netlab import Netns, bridge_with_dhcp, run, tear_down
+from virshle_core.testing.netlab import Netns, bridge_with_dhcp, run, tear_down
 from tests.support import REPO, Daemon, installed_hypervisors, network_config, short_dir, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]

@@ -17,7 +17,7 @@ from pathlib import Path
 import attrs
 import pytest
 
-from tests.netlab import Kea, Netns, Ovs, bridge_with_dhcp, tear_down, veth
+from virshle_core.testing.netlab import Kea, Netns, Ovs, bridge_with_dhcp, tear_down, veth
 from tests.support import VIRSHLE, Daemon, short_dir, wait_for, write_guest_config
 
 pytestmark = [pytest.mark.e2e]

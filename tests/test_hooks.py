@@ -28,24 +28,6 @@ from virshle_core.store import Store
 
 
 @pytest.fixture
-def register():
-    pm = get_plugin_manager()
-    names = []
-
-    def add(plugin, name=None):
-        name = name or f"test-{len(names)}-{id(plugin)}"
-        pm.register(plugin, name=name)
-        names.append(name)
-        return plugin
-
-    try:
-        yield add
-    finally:
-        for name in names:
-            pm.unregister(name=name)
-
-
-@pytest.fixture
 def node(tmp_path: Path):
     disk = tmp_path / "template.img"
     disk.write_bytes(os.urandom(256 * 1024))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.netlab import Netns
+from virshle_core.testing.netlab import Netns
 from tests.support import Daemon, wait_for, write_config
 from tests.test_trust import one_line_error, rows
 

@@ -163,3 +163,22 @@ print(sorted(hooks().node_info(node=NodeContext(name="n", config=config))[0]))
     quiet = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True)
     assert quiet.returncode == 0 and "hook " not in quiet.stderr
     assert quiet.stdout == traced.stdout
+
+
+def test_the_documented_plugin_test_runs_under_virshles_pytest_plugin(tmp_path):
+    """docs/plugins.md's "Testing a plugin" example, run as a third party would: its own
+    directory, pytest, and only the fixtures the installed virshle_core.testing gives."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "plugins.md").read_text()
+    section = docs[docs.index("## Testing a plugin"):]
+    example = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    (tmp_path / "test_mine.py").write_text(example)
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                             str(tmp_path / "test_mine.py")], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed" in result.stdout

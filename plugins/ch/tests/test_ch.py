@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import Daemon, wait_for, write_guest_config
+from virshle_core.testing import Daemon, wait_for, write_guest_config
 from tests.stubs.ch_stub import SPEC, load_spec
 from virshle_ch.api import ChApi
 from virshle_ch.vmm import vm_config

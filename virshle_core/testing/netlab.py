@@ -18,6 +18,9 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
+
+import attrs
 
 LEASE_CMDS = "/usr/lib/x86_64-linux-gnu/kea/hooks/libdhcp_lease_cmds.so"
 
@@ -332,3 +335,60 @@ def bridge_with_dhcp(ns: Netns, base: Path, gateway: str, pool: str, parts: list
     kea = Kea(ns, base / "kea", "br0", str(interface.network), pool, str(interface.ip))
     parts.append(kea)
     return ovs, kea
+
+
+@attrs.define
+class SshNodes:
+    """Nodes reached over real SSH: see ``ssh_nodes``."""
+
+    client: Any
+    nodes: dict
+    sshds: dict
+    agent: Any
+    home: Path
+    key: Path
+    addresses: dict
+    base: Path
+
+    def url(self, name: str, path: str | None = None) -> str:
+        return f"ssh://root@{self.addresses[name]}:22{path or self.nodes[name].socket}"
+
+
+def ssh_nodes(names: list[str], tag: str, network: str, parts: list) -> SshNodes:
+    """A client namespace and, per node, a namespace with its own daemon and OpenSSH sshd.
+
+    Each node is joined to the client by a veth (``<network>.<i>.1`` on the client,
+    ``<network>.<i>.2`` on the node); an ssh-agent holds a key every sshd authorises; a HOME
+    holds a known_hosts with their host keys. All that starts is appended to ``parts``
+    (namespaces first), ready for ``tear_down``.
+    """
+    from . import Daemon, short_dir, write_config
+
+    base = short_dir("cl")
+    client = Netns(f"vsh-cli{tag}")
+    parts.append(client)
+    key = base / "id_ed25519"
+    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key])
+    agent = SshAgent(base / "agent", [key])
+    parts.append(agent)
+    home = base / "home"
+    (home / ".ssh").mkdir(parents=True)
+    nodes, sshds, addresses, known = {}, {}, {}, []
+    for index, name in enumerate(names, start=1):
+        ns = Netns(f"vsh-{name}{tag}")
+        parts.append(ns)
+        veth(client, f"c{index}", ns, f"n{index}")
+        client.exec(["ip", "addr", "add", f"{network}.{index}.1/24", "dev", f"c{index}"])
+        ns.exec(["ip", "addr", "add", f"{network}.{index}.2/24", "dev", f"n{index}"])
+        addresses[name] = f"{network}.{index}.2"
+        directory = short_dir(name[:2])
+        daemon = Daemon(directory, write_config(directory), netns=ns.name)
+        daemon.start()
+        parts.append(daemon)
+        nodes[name] = daemon
+        sshd = Sshd(ns, base / f"sshd-{name}", addresses[name], key.with_suffix(".pub"))
+        parts.append(sshd)
+        sshds[name] = sshd
+        known.append(sshd.known_hosts_line())
+    (home / ".ssh" / "known_hosts").write_text("\n".join(known) + "\n")
+    return SshNodes(client, nodes, sshds, agent, home, key, addresses, base)
