@@ -1,5 +1,5 @@
-"""The node daemon's HTTP/1.1 server: asyncio streams, h11 for the protocol, wsproto for
-the console's WebSocket.
+"""The node daemon's HTTP/1.1 server: asyncio streams and h11 for the protocol (the
+console's WebSocket, on wsproto, is in ``websocket.py``).
 
 Why not aiohttp: with its C parsers, yarl, multidict and friends it was 15.6 MiB of a
 59 MiB daemon, for a server that only ever speaks to the CLI on a unix socket. h11 and
@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, Awaitable, Callable
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import h11
@@ -98,6 +98,8 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
 class StreamResponse(Response):
     """A reply sent in pieces as they come (chunked): NDJSON progress, events, logs."""
 
+    upgraded = False  # a WebSocket (websocket.py): the connection is its own from then on
+
     def __init__(self, status: int = 200, headers: dict[str, str] | None = None):
         super().__init__(b"", status, {"Content-Type": "application/octet-stream", **(headers or {})})
         self._connection: _Connection | None = None
@@ -119,89 +121,6 @@ class StreamResponse(Response):
     async def write_eof(self) -> None:
         if self._connection is not None and self._connection.h11.our_state is h11.SEND_BODY:
             await self._connection.send(h11.EndOfMessage())
-
-
-class WebSocketResponse(StreamResponse):
-    """The server side of a WebSocket (RFC 6455), once ``prepare`` has accepted the upgrade."""
-
-    def __init__(self) -> None:
-        super().__init__(101)
-        self._ws: Any = None
-        self.closed = False
-
-    async def prepare(self, request: Request) -> None:
-        import base64
-        import hashlib
-
-        from wsproto.connection import Connection, ConnectionType
-
-        key = request.headers.get("sec-websocket-key")
-        if request.headers.get("upgrade", "").lower() != "websocket" or not key:
-            raise HTTPError(400, "not_websocket", "this route speaks WebSocket only",
-                            "Send Upgrade: websocket with a Sec-WebSocket-Key.")
-        accept = base64.b64encode(hashlib.sha1(
-            key.encode() + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()).decode()
-        connection = self._connection = request._connection
-        await connection.stop_watching()  # the WebSocket reads the stream from now on
-        await connection.send(h11.InformationalResponse(status_code=101, headers=[
-            ("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Accept", accept)]))
-        connection.answered = self
-        self._ws = Connection(ConnectionType.SERVER)
-        trailing, _ = connection.h11.trailing_data
-        if trailing:
-            self._ws.receive_data(trailing)
-
-    async def send_bytes(self, data: bytes) -> None:
-        from wsproto.events import BytesMessage
-
-        await self._connection.send_raw(self._ws.send(BytesMessage(data=data)))
-
-    async def close(self, code: int = 1000, message: bytes = b"") -> None:
-        from wsproto.connection import ConnectionState
-        from wsproto.events import CloseConnection
-
-        if self.closed or self._ws is None:
-            return
-        self.closed = True
-        if self._ws.state is ConnectionState.OPEN:
-            try:
-                await self._connection.send_raw(self._ws.send(
-                    CloseConnection(code=code, reason=message.decode(errors="replace"))))
-            except (ConnectionError, RuntimeError):
-                pass
-        self._connection.writer.close()
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        """Each message from the client, as bytes (text is encoded); ends when it closes."""
-        from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
-
-        parts: list[bytes] = []
-        reader = self._connection.reader
-        while not self.closed:
-            for event in self._ws.events():
-                if isinstance(event, (BytesMessage, TextMessage)):
-                    data = event.data
-                    parts.append(data.encode() if isinstance(data, str) else bytes(data))
-                    if event.message_finished:
-                        yield b"".join(parts)
-                        parts = []
-                elif isinstance(event, Ping):
-                    await self._connection.send_raw(self._ws.send(event.response()))
-                elif isinstance(event, CloseConnection):
-                    try:
-                        await self._connection.send_raw(self._ws.send(event.response()))
-                    except (ConnectionError, RuntimeError):
-                        pass
-                    self.closed = True
-                    return
-            try:
-                data = await reader.read(65536)
-            except ConnectionError:
-                data = b""
-            if not data:
-                self.closed = True
-                return
-            self._ws.receive_data(data)
 
 
 class Router:
@@ -390,7 +309,7 @@ class _Connection:
         if self.gone or self.writer.is_closing():
             return False
         if self.answered is not None:  # a stream or WebSocket already went out
-            if isinstance(self.answered, WebSocketResponse):
+            if self.answered.upgraded:
                 return False
             await self.answered.write_eof()
             return self.h11.our_state is h11.DONE

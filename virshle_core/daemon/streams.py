@@ -11,7 +11,8 @@ from typing import Any, Callable
 from .. import events, lifecycle
 from ..errors import Conflict, NotFound, VirshleError
 from ..log import logger
-from .http import Request, Response, StreamResponse, WebSocketResponse
+from .http import Request, Response, StreamResponse
+from .websocket import WebSocketResponse
 from .node import Node
 
 
