@@ -29,7 +29,7 @@ from .models import Disk, Net, NodeContext, Vm
 from .names import random_name
 from .plugins import hooks
 from .progress import check_cancelled
-from .refs import UUID_PATTERN, validate_name
+from .refs import validate_name
 from .store import Store
 
 USER_DATA_MAX = 8 * 1024 * 1024
@@ -175,7 +175,7 @@ def create(node: NodeContext, store: Store, request: CreateRequest) -> list[Vm]:
         check_cancelled()
         store.finish_creating(vms)
     except BaseException as exc:
-        _undo_creates(store, vms)
+        undo_creates(store, vms)
         if isinstance(exc, Cancelled):
             exc.message = f"{exc.message}; the create of {what} was undone"
             exc.args = (exc.message,)
@@ -247,7 +247,7 @@ def _failed_at(template: VmTemplate, step: str, exc: Exception) -> VirshleError:
     )
 
 
-def _undo_creates(store: Store, vms: list[Vm]) -> None:
+def undo_creates(store: Store, vms: list[Vm]) -> None:
     """Remove what a create made: directories first, then the rows (the journal)."""
     for vm in vms:
         shutil.rmtree(vm.path, ignore_errors=True)
@@ -279,15 +279,15 @@ def delete(node: NodeContext, store: Store, vm: Vm, force: bool = False) -> Vm:
         store.mark(vm, None)
         raise
     # its NICs may still exist unless both the VMM and the row say it never ran or ended cleanly
-    _release(node, store, vm, detach=not {state, vm.state} <= {"created", "shutdown"})
+    release(node, store, vm, detach=not {state, vm.state} <= {"created", "shutdown"})
     events.emit(events.VM_DELETED, node.name, vm=vm.to_json())
     return vm
 
 
-def _release(node: NodeContext, store: Store, vm: Vm, detach: bool = True) -> None:
+def release(node: NodeContext, store: Store, vm: Vm, detach: bool = True) -> None:
     """The end of a delete: NICs, what plugins hold, the directory, then the row."""
     if detach:  # its NICs may still exist (running, crashed, or interrupted)
-        _detach_all(node, vm)
+        detach_all(node, vm)
     hooks().post_delete(vm=vm, node=node)
     shutil.rmtree(vm.path, ignore_errors=True)
     store.delete(vm)
@@ -395,14 +395,15 @@ def finish_stop(node: NodeContext, store: Store, vm: Vm, state: str, force: bool
     """After the VMM of ``vm`` (which was ``state``) is gone: its NICs, its row, the event."""
     was_running = state in ("running", "paused")
     if was_running or state == "crashed":
-        _detach_all(node, vm)
+        detach_all(node, vm)
     store.update(vm, state="shutdown" if was_running or state == "crashed" else state, pending=None)
     if was_running:
         events.emit(events.VM_STOPPED, node.name, vm=vm.to_json(), force=force)
     return vm
 
 
-def _detach_all(node: NodeContext, vm: Vm) -> None:
+def detach_all(node: NodeContext, vm: Vm) -> None:
+    """Remove the host side of every NIC of ``vm`` (its VMM ended, or never came up)."""
     for net in vm.nets:
         try:
             detached = hooks().net_detach(vm=vm, net=net, attachment=None, node=node)
@@ -432,89 +433,3 @@ def refresh(node: NodeContext, store: Store, vm: Vm) -> Vm:
         logger.info("VM {} is now {} (was {})", vm.name, live, old)
         events.emit(events.VM_STATE_CHANGED, node.name, vm=vm.to_json(), old=old, new=live)
     return vm
-
-
-def reconcile(node: NodeContext, store: Store) -> list[str]:
-    """Finish or undo what a crash interrupted; say what was done (one line each).
-
-    Run by a daemon before it serves: rows still ``creating`` are rolled
-    back (their create never answered), ``deleting`` rows are deleted,
-    ``starting`` rows are adopted when their VMM runs and reset otherwise,
-    ``stopping`` rows get the state their VMM is in. Directories under
-    ``<root>/vm/`` that no row knows (named by a uuid: only ours) are
-    removed, and so are half-copied images in ``<root>/cache/``.
-    """
-    done: list[str] = []
-    for vm in store.journal():
-        label = f"VM {vm.name!r} (id {vm.id})"
-        try:
-            if vm.pending == "creating":
-                _undo_creates(store, [vm])
-                done.append(f"rolled back the unfinished create of {label}")
-            elif vm.pending == "deleting":
-                _force_stop(node, vm)
-                _release(node, store, vm)
-                events.emit(events.VM_DELETED, node.name, vm=vm.to_json())
-                done.append(f"finished removing {label}")
-            elif vm.pending == "starting":
-                hypervisor = _running_on(node, vm)
-                if hypervisor:
-                    store.update(vm, state="running", hypervisor=hypervisor, pending=None)
-                    done.append(f"{label} was started on {hypervisor}: adopted it")
-                else:
-                    for name in hooks().implementers("start"):  # a VMM may still be coming up
-                        _force_stop(node, attrs.evolve(vm, hypervisor=name))
-                    _detach_all(node, vm)
-                    state = "created" if vm.state == "created" and not vm.hypervisor else "shutdown"
-                    store.update(vm, state=state, pending=None)
-                    done.append(f"the interrupted start of {label} did not boot it: it is {state}")
-            elif vm.pending == "stopping":
-                vm.pending = None
-                live = live_state(node, vm)
-                if live in ("running", "paused"):
-                    store.update(vm, state=live, pending=None)
-                else:
-                    _detach_all(node, vm)
-                    store.update(vm, state="shutdown", pending=None)
-                done.append(f"the interrupted stop of {label} left it {vm.state}")
-        except Exception as exc:  # one VM must not keep the node from starting
-            logger.opt(exception=True).error("reconciling {} failed: {}", label, exc)
-            done.append(f"could not reconcile {label} ({vm.pending}): {exc}")
-    known = store.uuids()
-    vm_root = node.root / "vm"
-    for entry in sorted(vm_root.iterdir()) if vm_root.is_dir() else []:
-        if entry.is_dir() and not entry.is_symlink() and UUID_PATTERN.fullmatch(entry.name) \
-                and entry.name not in known:
-            shutil.rmtree(entry, ignore_errors=True)
-            done.append(f"removed {entry}: no VM row owns it")
-    cache = node.root / "cache"
-    for partial in sorted(cache.glob(".*.partial")) if cache.is_dir() else []:
-        partial.unlink(missing_ok=True)
-        done.append(f"removed the half-copied image {partial}")
-    return done
-
-
-def _running_on(node: NodeContext, vm: Vm) -> str | None:
-    """The hypervisor plugin whose VMM runs ``vm`` (a start may have been cut short)."""
-    candidates = ([vm.hypervisor] if vm.hypervisor else []) + [
-        name for name in hooks().implementers("start") if name != vm.hypervisor]
-    for name in candidates:
-        probe = attrs.evolve(vm, hypervisor=name)
-        try:
-            state = hooks().vm_state(vm=probe, node=node)
-        except Exception as exc:
-            logger.warning("VM {}: asking {} for its state failed: {}", vm.name, name, exc)
-            continue
-        if state in ("running", "paused"):
-            return name
-        if state == "crashed":  # its remains (pidfile, sockets) go
-            _force_stop(node, probe)
-    return None
-
-
-def _force_stop(node: NodeContext, vm: Vm) -> None:
-    if vm.hypervisor:
-        try:
-            hooks().stop(vm=vm, force=True, node=node)
-        except Exception as exc:
-            logger.warning("VM {}: force-stopping it failed: {}", vm.name, exc)

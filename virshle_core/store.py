@@ -8,7 +8,7 @@ The ``pending`` column is the journal of operations in flight: a create
 writes its rows with ``pending = 'creating'`` before it makes any file, a
 start, stop or delete marks its row before it touches anything. A daemon
 that starts finds every row still marked and finishes or undoes its work
-(``lifecycle.reconcile``). Rows being created are invisible to listings
+(``virshle_core.reconcile``). Rows being created are invisible to listings
 and lookups, but they count against the node's limits.
 """
 

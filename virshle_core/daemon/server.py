@@ -4,7 +4,7 @@ Phases, as uvicorn's:
 
 - start-up: take the root's lock (``daemon.lock``, one daemon per root),
   apply the file modes, open and check the store, reconcile what a crash
-  interrupted (``lifecycle.reconcile``), re-adopt running VMs, bind the
+  interrupted (``virshle_core.reconcile``), re-adopt running VMs, bind the
   socket with mode 0660 and group ``virshle``;
 - the main loop: serve until SIGTERM or SIGINT;
 - shut-down, within ``SHUTDOWN_TIMEOUT``: cancel the creates in flight
@@ -26,7 +26,7 @@ import signal
 import socket
 from pathlib import Path
 
-from .. import lifecycle
+from ..reconcile import reconcile
 from ..config import Config
 from ..errors import VirshleError
 from ..log import logger
@@ -128,7 +128,7 @@ class NodeDaemon:
         nodeinfo.prime_cpu()
         self.streams.start()
         _check_socket_path(socket_path)
-        for line in await self.node.run(lifecycle.reconcile, self.node.context, self.node.store):
+        for line in await self.node.run(reconcile, self.node.context, self.node.store):
             logger.warning("reconcile: {}", line)
         await self.supervisor.readopt()
 

@@ -83,7 +83,7 @@ class Tracker:
         if vm.pending:
             return
         if ended:  # the VMM is gone: so are its NICs
-            await self.node.run(lifecycle._detach_all, self.node.context, vm)
+            await self.node.run(lifecycle.detach_all, self.node.context, vm)
         if vm.state == state:
             return
         old = vm.state

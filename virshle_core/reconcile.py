@@ -1,0 +1,106 @@
+"""What a daemon does before it serves: finish or undo what a crash interrupted.
+
+The journal (the ``pending`` column, written before any work) says what was under way
+when the last daemon died; ``reconcile`` settles each such row, and removes what no row
+owns (VM directories, half-copied images). See docs/architecture.md, "The journal".
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import attrs
+
+from . import events
+from .lifecycle import detach_all, release, undo_creates, live_state
+from .log import logger
+from .models import NodeContext, Vm
+from .plugins import hooks
+from .refs import UUID_PATTERN
+from .store import Store
+
+
+def reconcile(node: NodeContext, store: Store) -> list[str]:
+    """Finish or undo what a crash interrupted; say what was done (one line each).
+
+    Run by a daemon before it serves: rows still ``creating`` are rolled
+    back (their create never answered), ``deleting`` rows are deleted,
+    ``starting`` rows are adopted when their VMM runs and reset otherwise,
+    ``stopping`` rows get the state their VMM is in. Directories under
+    ``<root>/vm/`` that no row knows (named by a uuid: only ours) are
+    removed, and so are half-copied images in ``<root>/cache/``.
+    """
+    done: list[str] = []
+    for vm in store.journal():
+        label = f"VM {vm.name!r} (id {vm.id})"
+        try:
+            if vm.pending == "creating":
+                undo_creates(store, [vm])
+                done.append(f"rolled back the unfinished create of {label}")
+            elif vm.pending == "deleting":
+                _force_stop(node, vm)
+                release(node, store, vm)
+                events.emit(events.VM_DELETED, node.name, vm=vm.to_json())
+                done.append(f"finished removing {label}")
+            elif vm.pending == "starting":
+                hypervisor = _running_on(node, vm)
+                if hypervisor:
+                    store.update(vm, state="running", hypervisor=hypervisor, pending=None)
+                    done.append(f"{label} was started on {hypervisor}: adopted it")
+                else:
+                    for name in hooks().implementers("start"):  # a VMM may still be coming up
+                        _force_stop(node, attrs.evolve(vm, hypervisor=name))
+                    detach_all(node, vm)
+                    state = "created" if vm.state == "created" and not vm.hypervisor else "shutdown"
+                    store.update(vm, state=state, pending=None)
+                    done.append(f"the interrupted start of {label} did not boot it: it is {state}")
+            elif vm.pending == "stopping":
+                vm.pending = None
+                live = live_state(node, vm)
+                if live in ("running", "paused"):
+                    store.update(vm, state=live, pending=None)
+                else:
+                    detach_all(node, vm)
+                    store.update(vm, state="shutdown", pending=None)
+                done.append(f"the interrupted stop of {label} left it {vm.state}")
+        except Exception as exc:  # one VM must not keep the node from starting
+            logger.opt(exception=True).error("reconciling {} failed: {}", label, exc)
+            done.append(f"could not reconcile {label} ({vm.pending}): {exc}")
+    known = store.uuids()
+    vm_root = node.root / "vm"
+    for entry in sorted(vm_root.iterdir()) if vm_root.is_dir() else []:
+        if entry.is_dir() and not entry.is_symlink() and UUID_PATTERN.fullmatch(entry.name) \
+                and entry.name not in known:
+            shutil.rmtree(entry, ignore_errors=True)
+            done.append(f"removed {entry}: no VM row owns it")
+    cache = node.root / "cache"
+    for partial in sorted(cache.glob(".*.partial")) if cache.is_dir() else []:
+        partial.unlink(missing_ok=True)
+        done.append(f"removed the half-copied image {partial}")
+    return done
+
+
+def _running_on(node: NodeContext, vm: Vm) -> str | None:
+    """The hypervisor plugin whose VMM runs ``vm`` (a start may have been cut short)."""
+    candidates = ([vm.hypervisor] if vm.hypervisor else []) + [
+        name for name in hooks().implementers("start") if name != vm.hypervisor]
+    for name in candidates:
+        probe = attrs.evolve(vm, hypervisor=name)
+        try:
+            state = hooks().vm_state(vm=probe, node=node)
+        except Exception as exc:
+            logger.warning("VM {}: asking {} for its state failed: {}", vm.name, name, exc)
+            continue
+        if state in ("running", "paused"):
+            return name
+        if state == "crashed":  # its remains (pidfile, sockets) go
+            _force_stop(node, probe)
+    return None
+
+
+def _force_stop(node: NodeContext, vm: Vm) -> None:
+    if vm.hypervisor:
+        try:
+            hooks().stop(vm=vm, force=True, node=node)
+        except Exception as exc:
+            logger.warning("VM {}: force-stopping it failed: {}", vm.name, exc)
