@@ -239,7 +239,7 @@ def test_admission_and_insert_are_one_transaction(tmp_path):
 
 def test_a_broken_or_empty_database_is_refused_when_vms_exist(tmp_path):
     from virshle_core.errors import VirshleError
-    from virshle_core.store import open_node_store, set_aside
+    from virshle_core.opening import open_node_store, set_aside
 
     db, vm_root = tmp_path / "virshle.sqlite", tmp_path / "vm"
     (vm_root / str(uuid.uuid4())).mkdir(parents=True)
@@ -269,7 +269,7 @@ def test_a_current_store_opens_without_sqlite_utils(tmp_path):
     import sys
 
     code = ("import sys; from pathlib import Path\n"
-            "from virshle_core.store import open_node_store\n"
+            "from virshle_core.opening import open_node_store\n"
             "store = open_node_store(Path(sys.argv[1]), Path(sys.argv[2]), 'n')\n"
             "store.all(); store.close(); print('sqlite_utils' in sys.modules)\n")
     argv = [sys.executable, "-c", code, str(tmp_path / "virshle.db"), str(tmp_path / "vm")]

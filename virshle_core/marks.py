@@ -60,3 +60,15 @@ def owned(alias: str | None, vm, net, ifname: str) -> bool:
     if alias == mark(vm, net):
         return True
     return not alias and os.path.exists(os.path.join(vm.dir, f".creating-{ifname}"))
+
+
+def random_mac() -> str:
+    import secrets
+
+    tail = secrets.token_bytes(3)
+    return MAC_PREFIX + "".join(f":{b:02x}" for b in tail)
+
+
+def interface_name(vm_id: int, index: int) -> str:
+    """``vm<id>n<index>``: unique as the id is, and at most 15 characters for any id below 10^10."""
+    return f"vm{vm_id}n{index}"

@@ -1,8 +1,8 @@
-"""The node's database: ``<root>/virshle.sqlite`` through sqlite-utils.
+"""The node's database: ``<root>/virshle.sqlite``, through sqlite3 on the request path.
 
-WAL mode, one ``schema_version`` row, and forward migrations: each entry of
-``MIGRATIONS`` moves the schema one version up and runs once, in a
-transaction, so a newer Virshle opens an older database without losing VMs.
+WAL mode, one ``schema_version`` row, and forward migrations (``migrations.py``):
+each moves the schema one version up and runs once, in a transaction, so a
+newer Virshle opens an older database without losing VMs.
 
 The ``pending`` column is the journal of operations in flight: a create
 writes its rows with ``pending = 'creating'`` before it makes any file, a
@@ -27,98 +27,18 @@ if TYPE_CHECKING:
 
 from .errors import Conflict, NotFound, UsageError
 from .models import Disk, Net, Vm
-from .marks import MAC_PREFIX
+from .marks import interface_name, random_mac
+from .migrations import MIGRATIONS
 from .refs import MAX_ID, VmRef
 
 PENDING = ("creating", "starting", "stopping", "deleting")
 """The journal's values: the operation in flight on a row."""
 
 
-def random_mac() -> str:
-    import secrets
-
-    tail = secrets.token_bytes(3)
-    return MAC_PREFIX + "".join(f":{b:02x}" for b in tail)
-
-
-def interface_name(vm_id: int, index: int) -> str:
-    """``vm<id>n<index>``: unique as the id is, and at most 15 characters for any id below 10^10."""
-    return f"vm{vm_id}n{index}"
-
-
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _v1(db: sqlite_utils.Database) -> None:
-    db["vms"].create(
-        {
-            "id": int,
-            "uuid": str,
-            "name": str,
-            "template": str,
-            "vcpu": int,
-            "vram": int,
-            "disks": str,
-            "nets": str,
-            "state": str,
-            "kernel": str,
-            "initramfs": str,
-            "cmdline": str,
-            "firmware": str,
-            "hypervisor": str,
-            "user_data": str,
-            "created_at": str,
-            "updated_at": str,
-        },
-        pk="id",
-        not_null={"uuid", "name", "template", "vcpu", "vram", "state"},
-    )
-    db.execute("CREATE UNIQUE INDEX idx_vms_uuid ON vms(uuid)")
-    db.execute("CREATE UNIQUE INDEX idx_vms_name ON vms(name)")
-
-
-def _v2(db: sqlite_utils.Database) -> None:
-    # One row per NIC: the unique indexes make MAC and host interface allocation atomic.
-    db.execute("""CREATE TABLE nics (
-        vm_id INTEGER NOT NULL REFERENCES vms(id) ON DELETE CASCADE,
-        name TEXT NOT NULL, mac TEXT NOT NULL UNIQUE, ifname TEXT NOT NULL UNIQUE,
-        PRIMARY KEY (vm_id, name))""")
-    for row in db.execute("SELECT id, nets FROM vms").fetchall():
-        nets = json.loads(row[1] or "[]")
-        for index, net in enumerate(nets):
-            net["mac"] = net.get("mac") or random_mac()
-            net["ifname"] = net.get("ifname") or interface_name(row[0], index)
-            db.execute("INSERT INTO nics VALUES (?, ?, ?, ?)",
-                       [row[0], net["name"], net["mac"], net["ifname"]])
-        db.execute("UPDATE vms SET nets = ? WHERE id = ?", [json.dumps(nets), row[0]])
-
-
-def _v3(db: sqlite_utils.Database) -> None:
-    # AUTOINCREMENT: an id is never given again, even after its VM is gone (scripts keep ids).
-    # ``pending``: the journal of operations in flight (see the module's docstring).
-    columns = [row[1] for row in db.execute("PRAGMA table_info(vms)").fetchall()]
-    db.execute("""CREATE TABLE vms_v3 (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        uuid TEXT NOT NULL, name TEXT NOT NULL, template TEXT NOT NULL,
-        vcpu INTEGER NOT NULL, vram INTEGER NOT NULL, disks TEXT, nets TEXT,
-        state TEXT NOT NULL, kernel TEXT, initramfs TEXT, cmdline TEXT, firmware TEXT,
-        hypervisor TEXT, user_data TEXT, created_at TEXT, updated_at TEXT, pending TEXT)""")
-    listed = ", ".join(f"[{c}]" for c in columns)
-    db.execute(f"INSERT INTO vms_v3 ({listed}) SELECT {listed} FROM vms")
-    db.execute("DROP TABLE vms")
-    db.execute("ALTER TABLE vms_v3 RENAME TO vms")
-    db.execute("CREATE UNIQUE INDEX idx_vms_uuid ON vms(uuid)")
-    db.execute("CREATE UNIQUE INDEX idx_vms_name ON vms(name)")
-
-
-def _v4(db: sqlite_utils.Database) -> None:
-    # What provisioning prepared (virshle_provision), as JSON.
-    db.execute("ALTER TABLE vms ADD COLUMN provision TEXT")
-
-
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
-"""Migration ``i`` takes the schema from version ``i`` to ``i + 1``. Only append."""
 
 
 class Store:
@@ -489,76 +409,3 @@ def _disk_row(disk: Disk) -> dict:
 def _net_row(net: Net) -> dict:
     return {"name": net.name, "type": net.type, "options": net.options, "mac": net.mac,
             "ifname": net.ifname}
-
-
-def vm_directories(vm_root: Path) -> list[Path]:
-    """The VM directories under ``<root>/vm/``: only ours, named by a uuid."""
-    from .refs import UUID_PATTERN
-
-    try:
-        entries = list(vm_root.iterdir())
-    except OSError:
-        return []
-    return sorted(e for e in entries if UUID_PATTERN.fullmatch(e.name) and e.is_dir())
-
-
-def open_node_store(db_path: Path, vm_root: Path, node: str = "default") -> Store:
-    """The node's store, refusing a database that is broken or that lost its VMs.
-
-    A node never starts with an empty store while ``<root>/vm/`` holds VM
-    directories: that would forget VMs that exist. The way out is explicit,
-    ``virshle node init --db --force-new`` (``set_aside``).
-    """
-    from .errors import VirshleError
-
-    dirs = len(vm_directories(vm_root))
-    at_stake = (f"; {dirs} VM director{'y' if dirs == 1 else 'ies'} under {vm_root} "
-                f"depend{'s' if dirs == 1 else ''} on it") if dirs else ""
-
-    def refuse(problem: str) -> VirshleError:
-        return VirshleError(
-            f"{db_path} {problem}{at_stake}",
-            "Restore the database from a backup; or run `virshle node init --db --force-new` to "
-            "set it (and any VM directories) aside and start a new one.", code="bad_database")
-
-    if dirs and not db_path.exists():
-        raise refuse("is missing")
-    if dirs and db_path.stat().st_size == 0:
-        raise refuse("is empty (0 bytes)")
-    try:
-        store = Store(db_path, node=node)
-    except sqlite3.DatabaseError as exc:
-        raise refuse(f"is not a usable SQLite database ({exc})") from None
-    try:
-        verdict = store.conn.execute("PRAGMA quick_check").fetchone()[0]
-        if verdict != "ok":
-            raise sqlite3.DatabaseError(verdict)
-        if dirs and store.count() == 0:
-            raise refuse("holds no VM")
-    except sqlite3.DatabaseError as exc:
-        store.close()
-        raise refuse(f"is damaged ({exc})") from None
-    except BaseException:
-        store.close()
-        raise
-    return store
-
-
-def set_aside(db_path: Path, vm_root: Path) -> list[str]:
-    """Move a broken database and the VM directories it knew aside; nothing is deleted."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    moved = []
-    for suffix in ("", "-wal", "-shm"):
-        path = Path(f"{db_path}{suffix}")
-        if path.exists():
-            target = Path(f"{db_path}.broken-{stamp}{suffix}")
-            path.rename(target)
-            moved.append(f"{path} -> {target}")
-    dirs = vm_directories(vm_root)
-    if dirs:
-        lost = vm_root.parent / "lost+found" / stamp
-        lost.mkdir(mode=0o750, parents=True, exist_ok=True)
-        for directory in dirs:
-            directory.rename(lost / directory.name)
-        moved.append(f"{len(dirs)} VM directories -> {lost}")
-    return moved

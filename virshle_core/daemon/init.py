@@ -154,7 +154,7 @@ def init_node(config: Config, parts: set[str], node_name: str = "default",
     if "db" in parts:
         if not root.is_dir():
             raise VirshleError(f"{root} does not exist", "Run `virshle node init --dir` first.")
-        from ..store import open_node_store, set_aside
+        from ..opening import open_node_store, set_aside
 
         db_path = config.host.db_path
         made = set_aside(db_path, root / "vm") if force_new else []

@@ -120,7 +120,7 @@ class NodeDaemon:
         if changed:
             logger.info("file modes applied under {}: {}", root, "; ".join(changed[:20])
                         + (f" (and {len(changed) - 20} more)" if len(changed) > 20 else ""))
-        from ..store import open_node_store
+        from ..opening import open_node_store
 
         self.node.store = await self.node.run(open_node_store, self.config.host.db_path,
                                               root / "vm", self.node.name)

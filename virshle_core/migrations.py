@@ -1,0 +1,87 @@
+"""The node database's schema, version by version (sqlite-utils, loaded only to migrate).
+
+Migration ``i`` takes the schema from version ``i`` to ``i + 1``; ``Store`` runs those a
+database has not had, each once, in a transaction. Only ever append.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Callable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import sqlite_utils
+
+from .marks import interface_name, random_mac
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    db["vms"].create(
+        {
+            "id": int,
+            "uuid": str,
+            "name": str,
+            "template": str,
+            "vcpu": int,
+            "vram": int,
+            "disks": str,
+            "nets": str,
+            "state": str,
+            "kernel": str,
+            "initramfs": str,
+            "cmdline": str,
+            "firmware": str,
+            "hypervisor": str,
+            "user_data": str,
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+        not_null={"uuid", "name", "template", "vcpu", "vram", "state"},
+    )
+    db.execute("CREATE UNIQUE INDEX idx_vms_uuid ON vms(uuid)")
+    db.execute("CREATE UNIQUE INDEX idx_vms_name ON vms(name)")
+
+
+def _v2(db: sqlite_utils.Database) -> None:
+    # One row per NIC: the unique indexes make MAC and host interface allocation atomic.
+    db.execute("""CREATE TABLE nics (
+        vm_id INTEGER NOT NULL REFERENCES vms(id) ON DELETE CASCADE,
+        name TEXT NOT NULL, mac TEXT NOT NULL UNIQUE, ifname TEXT NOT NULL UNIQUE,
+        PRIMARY KEY (vm_id, name))""")
+    for row in db.execute("SELECT id, nets FROM vms").fetchall():
+        nets = json.loads(row[1] or "[]")
+        for index, net in enumerate(nets):
+            net["mac"] = net.get("mac") or random_mac()
+            net["ifname"] = net.get("ifname") or interface_name(row[0], index)
+            db.execute("INSERT INTO nics VALUES (?, ?, ?, ?)",
+                       [row[0], net["name"], net["mac"], net["ifname"]])
+        db.execute("UPDATE vms SET nets = ? WHERE id = ?", [json.dumps(nets), row[0]])
+
+
+def _v3(db: sqlite_utils.Database) -> None:
+    # AUTOINCREMENT: an id is never given again, even after its VM is gone (scripts keep ids).
+    # ``pending``: the journal of operations in flight (see the module's docstring).
+    columns = [row[1] for row in db.execute("PRAGMA table_info(vms)").fetchall()]
+    db.execute("""CREATE TABLE vms_v3 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        uuid TEXT NOT NULL, name TEXT NOT NULL, template TEXT NOT NULL,
+        vcpu INTEGER NOT NULL, vram INTEGER NOT NULL, disks TEXT, nets TEXT,
+        state TEXT NOT NULL, kernel TEXT, initramfs TEXT, cmdline TEXT, firmware TEXT,
+        hypervisor TEXT, user_data TEXT, created_at TEXT, updated_at TEXT, pending TEXT)""")
+    listed = ", ".join(f"[{c}]" for c in columns)
+    db.execute(f"INSERT INTO vms_v3 ({listed}) SELECT {listed} FROM vms")
+    db.execute("DROP TABLE vms")
+    db.execute("ALTER TABLE vms_v3 RENAME TO vms")
+    db.execute("CREATE UNIQUE INDEX idx_vms_uuid ON vms(uuid)")
+    db.execute("CREATE UNIQUE INDEX idx_vms_name ON vms(name)")
+
+
+def _v4(db: sqlite_utils.Database) -> None:
+    # What provisioning prepared (virshle_provision), as JSON.
+    db.execute("ALTER TABLE vms ADD COLUMN provision TEXT")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
+"""Migration ``i`` takes the schema from version ``i`` to ``i + 1``. Only append."""
