@@ -31,10 +31,8 @@ from .plugins import hooks
 from .progress import check_cancelled
 from .refs import validate_name
 from .store import Store
+from .userdata import USER_DATA_MODE, template_user_data, user_data_problem
 
-USER_DATA_MAX = 8 * 1024 * 1024
-"""The largest user-data a VM may carry, in bytes (a request body may hold 16 MiB)."""
-USER_DATA_MODE = 0o600  # user-data may hold passwords: the node's user alone reads it
 VM_DIR_MODE = 0o750
 
 
@@ -66,16 +64,6 @@ class Undo:
                 logger.error("rollback: could not undo {}: {}", what, exc)
 
 
-def user_data_problem(text: str) -> str | None:
-    """Why ``text`` cannot be a VM's user-data, or None."""
-    size = len(text.encode("utf-8", "surrogatepass"))
-    if size > USER_DATA_MAX:
-        return f"is {size} bytes; at most {USER_DATA_MAX} bytes ({USER_DATA_MAX // 1024**2} MiB) are allowed"
-    if "\x00" in text:
-        return "contains NUL bytes: user-data is text (a #cloud-config, a script, or MIME)"
-    return None
-
-
 def _check_request(node: NodeContext, request: CreateRequest
                    ) -> tuple[VmTemplate, list[str | None], str | None]:
     template = node.config.template(request.template)
@@ -100,7 +88,7 @@ def _check_request(node: NodeContext, request: CreateRequest
             validate_name(name)
     user_data = request.user_data
     if user_data is None and template.user_data:
-        user_data = _template_user_data(template)
+        user_data = template_user_data(template)
     if user_data is not None:
         problem = user_data_problem(user_data)
         if problem:
@@ -116,21 +104,6 @@ def _check_request(node: NodeContext, request: CreateRequest
                 code="template_disk_missing",
             )
     return template, names, user_data
-
-
-def _template_user_data(template: VmTemplate) -> str:
-    path = Path(template.user_data or "").expanduser()
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"template {template.name!r}: user_data {path}: {exc.strerror}",
-                         "Fix user_data in [[template.vm]]: the file must exist on the node.",
-                         code="bad_user_data") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"template {template.name!r}: user_data {path} is not a text file "
-                         f"(byte {exc.start} is not UTF-8)", code="bad_user_data") from None
 
 
 def create(node: NodeContext, store: Store, request: CreateRequest) -> list[Vm]:

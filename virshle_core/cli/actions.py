@@ -67,7 +67,7 @@ def find_vm(settings, ref, node_name: str | None, leases: bool = False) -> tuple
 
 def read_user_data(path: str) -> str:
     """The text of a user-data file; a binary, huge or unreadable file is exit 2."""
-    from ..lifecycle import USER_DATA_MAX, user_data_problem
+    from ..userdata import USER_DATA_MAX, user_data_problem
 
     try:
         if path == "-":
