@@ -25,6 +25,17 @@ import attrs
 LEASE_CMDS = "/usr/lib/x86_64-linux-gnu/kea/hooks/libdhcp_lease_cmds.so"
 
 
+def end(process: subprocess.Popen | None) -> None:
+    """SIGTERM a process the lab started (by its recorded pid), SIGKILL after 10 s; reap it."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def run(argv: list[str], check: bool = True, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run([str(a) for a in argv], check=check, capture_output=True, text=True,
                           **kwargs)
@@ -241,13 +252,7 @@ class Kea:
         return self.command(command).get("arguments", {}).get("leases", [])
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        end(self.process)
         self.process = None
         self.socket.unlink(missing_ok=True)
 
@@ -289,13 +294,7 @@ class Sshd:
         return f"{pattern} {key[0]} {key[1]}"
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        end(self.process)
         self.process = None
 
 
