@@ -8,6 +8,7 @@ from pathlib import Path
 
 from virshle_core import vmm
 from virshle_core.models import Vm
+from virshle_core.testing import wait_for
 
 
 def test_read_pid(tmp_path):
@@ -20,8 +21,8 @@ def test_read_pid(tmp_path):
 
 def test_alive_kill_and_wait_leave_no_zombie():
     child = subprocess.Popen(["sh", "-c", "sleep 30; :", "virshle-test-marker"])
-    try:
-        assert vmm.alive(child.pid, b"virshle-test-marker")
+    try:  # alive once it has exec'd: until then its command line is still ours
+        wait_for(lambda: vmm.alive(child.pid, b"virshle-test-marker"), timeout=10, what="sh")
         assert vmm.alive(child.pid, b"virshle-test-marker", program=b"sh")
         assert not vmm.alive(child.pid, b"another-vm")  # a pid reused by someone else
         assert not vmm.alive(child.pid, b"virshle-test-marker", program=b"qemu")

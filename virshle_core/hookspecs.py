@@ -277,11 +277,13 @@ def virshle_stop(vm: Vm, force: bool, node: NodeContext) -> bool | None:
 
 @hookspec(firstresult=True)
 def virshle_vm_state(vm: Vm, node: NodeContext) -> str | None:
-    """Read the VM's live state from its VMM.
+    """Read the VM's live state from its VMM; only read it.
 
     The daemon keeps running VMs' states from their ``virshle_vm_watch``; it
     calls this hook only to re-adopt VMs when it starts, for an explicit
-    refresh (``vm info --refresh``), and for VMs no watch follows.
+    refresh (``vm info --refresh``), and for VMs no watch follows. Change
+    nothing: a VMM found powered off or dead is ended by the daemon through
+    ``virshle_stop(force=True)``, which also removes its files.
 
     Stops at first non-None result.
 

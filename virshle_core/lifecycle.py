@@ -402,7 +402,19 @@ def refresh(node: NodeContext, store: Store, vm: Vm) -> Vm:
     live = live_state(node, vm)
     if live != vm.state:
         old = vm.state
+        if old in ("running", "paused") and live in ("shutdown", "crashed"):
+            end_vmm(node, vm)  # what a stop leaves: no process lingering, no NIC
         store.update(vm, state=live)
         logger.info("VM {} is now {} (was {})", vm.name, live, old)
         events.emit(events.VM_STATE_CHANGED, node.name, vm=vm.to_json(), old=old, new=live)
     return vm
+
+
+def end_vmm(node: NodeContext, vm: Vm) -> None:
+    """A VM found powered off or crashed: end its VMM if it lingers (QEMU runs with
+    ``-no-shutdown``), remove its files and its NICs. ``virshle_vm_state`` only reads."""
+    try:
+        hooks().stop(vm=vm, force=True, node=node)
+    except Exception as exc:
+        logger.warning("VM {}: ending its VMM failed: {}", vm.name, exc)
+    detach_all(node, vm)

@@ -12,7 +12,7 @@ import shutil
 import attrs
 
 from . import events
-from .lifecycle import detach_all, release, undo_creates, live_state
+from .lifecycle import detach_all, end_vmm, live_state, release, undo_creates
 from .log import logger
 from .models import NodeContext, Vm
 from .plugins import hooks
@@ -60,7 +60,7 @@ def reconcile(node: NodeContext, store: Store) -> list[str]:
                 if live in ("running", "paused"):
                     store.update(vm, state=live, pending=None)
                 else:
-                    detach_all(node, vm)
+                    end_vmm(node, vm)
                     store.update(vm, state="shutdown", pending=None)
                 done.append(f"the interrupted stop of {label} left it {vm.state}")
         except Exception as exc:  # one VM must not keep the node from starting

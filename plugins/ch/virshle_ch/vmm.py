@@ -222,11 +222,7 @@ def state(vm) -> str:
     if pid is None:
         return "created" if vm.state == "created" else "shutdown"
     if not alive(pid, str(p["api"])):
-        clean = _clean_exit_recorded(vm)
-        if clean:
-            _stop_console_keeper(vm)
-            _clean(vm)
-        return "shutdown" if clean else "crashed"
+        return "shutdown" if _clean_exit_recorded(vm) else "crashed"
     try:
         ch_state = ChApi(str(p["api"]), timeout=3).info()["state"]
     except (ChApiError, KeyError, TypeError):

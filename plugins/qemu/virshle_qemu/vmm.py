@@ -197,8 +197,7 @@ def state(vm) -> str:
         return "running"  # alive but busy; the next reading will tell
     if status in ("running", "debug"):
         return "running"
-    if status == "shutdown":
-        _finish(vm, pid)  # the guest powered off; end the lingering process
+    if status == "shutdown":  # the guest powered off; -no-shutdown keeps QEMU for us to end
         return "shutdown"
     if status in ("internal-error", "guest-panicked", "io-error"):
         return "crashed"
