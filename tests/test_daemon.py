@@ -268,7 +268,8 @@ def test_in_flight_create_is_undone_on_sigterm(tmp_path):
         sock.sendall(b"POST /api/v1/vms HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                      + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
         deadline = time.monotonic() + 20
-        while not marker.exists() and time.monotonic() < deadline:
+        # the file appears a moment before its text: wait for the text
+        while not (marker.exists() and marker.read_text()) and time.monotonic() < deadline:
             time.sleep(0.02)
         assert marker.read_text() == "inflight"
         node.process.send_signal(signal.SIGTERM)
