@@ -17,7 +17,6 @@ import os
 import shutil
 import uuid as uuid_lib
 from pathlib import Path
-from typing import Any, Callable
 
 import attrs
 
@@ -31,6 +30,7 @@ from .plugins import hooks
 from .progress import check_cancelled
 from .refs import validate_name
 from .store import Store
+from .undo import Undo
 from .userdata import USER_DATA_MODE, template_user_data, user_data_problem
 
 VM_DIR_MODE = 0o750
@@ -44,24 +44,6 @@ class CreateRequest:
     name: str | None = None
     count: int = 1
     user_data: str | None = None
-
-
-class Undo:
-    """A stack of undo actions, run in reverse when a step fails."""
-
-    def __init__(self) -> None:
-        self._actions: list[tuple[str, Callable[[], Any]]] = []
-
-    def push(self, what: str, action: Callable[[], Any]) -> None:
-        self._actions.append((what, action))
-
-    def run(self) -> None:
-        while self._actions:
-            what, action = self._actions.pop()
-            try:
-                action()
-            except Exception as exc:  # keep undoing the rest
-                logger.error("rollback: could not undo {}: {}", what, exc)
 
 
 def _check_request(node: NodeContext, request: CreateRequest
