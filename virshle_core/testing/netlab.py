@@ -63,11 +63,47 @@ def kill_pidfile(path: Path, sig: int = signal.SIGTERM, timeout: float = 10) -> 
         pass
 
 
+REGISTRY = Path("/run/virshle-testing/netns")
+"""One file per namespace a lab made, holding its process's mark (``owner_mark``)."""
+
+_swept: list[bool] = []
+
+
+def sweep_namespaces() -> list[str]:
+    """Delete the namespaces a lab made in a process that ended before its tear-down (a
+    killed test run), ending what still runs inside them by pid."""
+    from . import owner_gone
+
+    swept = []
+    for record in sorted(REGISTRY.glob("*")) if REGISTRY.is_dir() else []:
+        try:
+            mark = record.read_text()
+        except OSError:
+            continue
+        if owner_gone(mark):
+            Netns.existing(record.name).delete()
+            swept.append(record.name)
+    return swept
+
+
 class Netns:
     def __init__(self, name: str):
+        from . import owner_mark
+
+        if not _swept:  # once a process: what killed runs left
+            sweep_namespaces()
+            _swept.append(True)
         self.name = name
+        REGISTRY.mkdir(parents=True, exist_ok=True)
+        (REGISTRY / name).write_text(owner_mark() + "\n")  # before it exists: never unrecorded
         run(["ip", "netns", "add", name])
         self.exec(["ip", "link", "set", "lo", "up"])
+
+    @classmethod
+    def existing(cls, name: str) -> "Netns":
+        ns = cls.__new__(cls)
+        ns.name = name
+        return ns
 
     @property
     def prefix(self) -> list[str]:
@@ -94,6 +130,7 @@ class Netns:
             except ProcessLookupError:
                 pass
         run(["ip", "netns", "del", self.name], check=False)
+        (REGISTRY / self.name).unlink(missing_ok=True)
 
 
 def tear_down(parts: list) -> None:
