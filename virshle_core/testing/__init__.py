@@ -261,16 +261,7 @@ class Daemon:
     def kill_vmms(self) -> None:
         """End every VMM this node started, by the pid in its VM directory (tests' clean-up)."""
         for pidfile in (self.root / "vm").glob("*/vmm.pid"):
-            try:
-                pid = int(pidfile.read_text().strip())
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            except (OSError, ValueError):
-                continue
-            if pidfile.parent.name.encode() in cmdline:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            _kill_recorded(pidfile, pidfile.parent.name.encode())  # a VMM names its VM's uuid
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int | None:
         if self.process is None:
