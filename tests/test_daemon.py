@@ -318,7 +318,7 @@ def test_create_streams_progress_to_clients_that_ask(daemon):
     seen = []
     created = client.create_vms({"template": "xs", "name": "prog"},
                                 on_progress=lambda what, done, total: seen.append((what, done, total)))
-    assert created[0]["name"] == "prog"
+    assert created[0].name == "prog"
     # copied, then verified, each reported in bytes
     assert seen[0][0] == "caching disk.img" and seen[-1] == ("checking disk.img", 1024**2, 1024**2)
     again = []
@@ -401,16 +401,17 @@ def test_the_cluster_helpers_serve_python_callers_without_click(shared_daemon, t
     program = f"""
 import sys
 from virshle_core.client import NodeClient
+from virshle_core.api import CreateRequest
 from virshle_core.client.cluster import create_placed, find_vm, place, uuid_ref
 from virshle_core.config import NodeEntry
 from virshle_core.refs import VmRef
 
 client = NodeClient(NodeEntry(name="here", url="unix://{shared_daemon.socket}"))
 plan = place([client], "{template}", 2)
-made = create_placed(plan, {{"template": "{template}"}}, "lib")
-assert [vm["name"] for vm in made] == ["lib-1", "lib-2"], made
-found, document = find_vm([client], VmRef.parse("name:lib-2"))
-assert found is client and document["uuid"] == made[1]["uuid"]
+made = create_placed(plan, CreateRequest(template="{template}"), "lib")
+assert [vm.name for vm in made] == ["lib-1", "lib-2"], made
+found, vm = find_vm([client], VmRef.parse("name:lib-2"))
+assert found is client and vm.uuid == made[1].uuid
 for vm in made:
     client.delete_vm(uuid_ref(vm))
 print("click" in sys.modules)

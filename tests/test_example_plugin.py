@@ -94,6 +94,6 @@ def test_its_node_info_reaches_node_ls(hello_site, tmp_path):
         from virshle_core.config import NodeEntry
 
         info = NodeClient(NodeEntry(name="default", url=f"unix://{node.socket}")).info()
-        assert info["plugins"]["hello"] == "Hello"
+        assert info.plugins["hello"] == "Hello"
     finally:
         node.stop()

@@ -147,7 +147,7 @@ def test_hook_virshle_node_info(register, node):
 
     register(First(), "first")
     register(Second(), "second")
-    info = nodeinfo.collect(node, node.store)
+    info = nodeinfo.collect(node, node.store).to_json()
     assert info["plugins"]["bridge"] == "br0"
     # pluggy calls the plugin registered last first, and the first answer of a key wins
     assert info["plugins"]["shared"] == "second"

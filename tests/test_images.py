@@ -102,7 +102,7 @@ def test_an_image_is_downloaded_once_checked_and_reused(web):
     client.create_vms({"template": "web", "name": "dl-2"},
                       on_progress=lambda what, done, total: again.append(what))
     assert again == []  # reused: nothing long to report
-    assert first["disks"][0]["size"] == 3 * 1024**2
+    assert first.disks[0].size == 3 * 1024**2
     assert not [name for name in cache(daemon) if name.endswith(".partial")]
 
 

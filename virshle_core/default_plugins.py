@@ -18,12 +18,12 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
 from . import hookimpl
 from .errors import VirshleError
 from .images import image_format, virtual_size
 from .log import log_command, logger
+from .models import ClonedDisk, NodeContext
 from .progress import report
 
 CHUNK = 4 * 1024 * 1024
@@ -126,15 +126,14 @@ def reflink(source: Path, dest: Path) -> bool:
 
 
 @hookimpl(trylast=True)
-def virshle_disk_clone(source: str, dest: str) -> dict[str, Any]:
+def virshle_disk_clone(source: str, dest: str, node: NodeContext) -> ClonedDisk:
     src, dst = Path(source), Path(dest)
     fmt = image_format(src)
     size = virtual_size(src, fmt)
-    cache_dir = dst.parents[3] / "cache"  # dest is <root>/vm/<uuid>/disk/<name>
-    cached = cached_copy(src, cache_dir)
+    cached = cached_copy(src, node.root / "cache")
     if reflink(cached, dst):
         os.chmod(dst, DISK_MODE)
-        return {"format": fmt, "size": size}
+        return ClonedDisk(format=fmt, size=size)
     qemu_img = shutil.which("qemu-img")
     if qemu_img:
         # Every VM's overlay on this image starts as the same small file: qemu-img makes it once,
@@ -146,11 +145,11 @@ def virshle_disk_clone(source: str, dest: str) -> dict[str, Any]:
             dst.unlink(missing_ok=True)
             raise
         os.chmod(dst, DISK_MODE)
-        return {"format": "qcow2", "size": size}
+        return ClonedDisk(format="qcow2", size=size)
     try:
         shutil.copyfile(cached, dst)
     except BaseException:
         dst.unlink(missing_ok=True)
         raise
     os.chmod(dst, DISK_MODE)
-    return {"format": fmt, "size": size}
+    return ClonedDisk(format=fmt, size=size)

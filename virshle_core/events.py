@@ -43,9 +43,14 @@ NAMES = (
 
 
 def emit(name: str, sender: str, **data: Any) -> int:
-    """Send signal ``name``; return how many receivers ran without error."""
+    """Send signal ``name``; return how many receivers ran without error.
+
+    ``data`` is the event's document (``api.EVENTS[name]``, less ``event`` and ``node``),
+    the same that ``GET /events`` sends: a field it does not declare is logged as a bug.
+    """
     if name not in NAMES:
         raise ValueError(f"unknown event {name!r}; known: {', '.join(NAMES)}")
+    _check_shape(name, data)
     signal = blinker.signal(name)
     delivered = 0
     for receiver in list(signal.receivers_for(sender)):
@@ -60,3 +65,16 @@ def emit(name: str, sender: str, **data: Any) -> int:
                 name, getattr(receiver, "__qualname__", receiver),
             )
     return delivered
+
+
+def _check_shape(name: str, data: dict[str, Any]) -> None:
+    from .api import EVENTS
+
+    declared = {field.name: field for field in EVENTS[name].__fields__}
+    unknown = set(data) - set(declared)
+    missing = {n for n, f in declared.items() if f.required and n not in ("event", "node")} - set(data)
+    if unknown or missing:  # a bug in its sender; logged, as events never fail an operation
+        from .log import logger
+
+        logger.error("event {} sent with fields that do not match api.{} (unknown: {}, missing: {})",
+                     name, EVENTS[name].__name__, sorted(unknown), sorted(missing))

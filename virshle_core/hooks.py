@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import pluggy
 
     from .config import TemplateDisk, VmTemplate
-    from .models import (ConsoleEndpoint, Disk, Lease, Net, NetAttachment, NodeCandidate,
+    from .models import (ClonedDisk, ConsoleEndpoint, Disk, Lease, Net, NetAttachment, NodeCandidate,
                          NodeContext, Vm, VmmHandle, VmWatch)
 
 
@@ -57,8 +57,9 @@ class Hooks:
     def pre_create(self, vm: "Vm", template: "VmTemplate", node: "NodeContext") -> None:
         self._hook.virshle_pre_create(vm=vm, template=template, node=node)
 
-    def disk_clone(self, source: str, dest: str, disk: "TemplateDisk") -> dict[str, Any] | None:
-        return self._hook.virshle_disk_clone(source=source, dest=dest, disk=disk)
+    def disk_clone(self, source: str, dest: str, disk: "TemplateDisk", node: "NodeContext"
+                   ) -> "ClonedDisk | dict[str, Any] | None":
+        return self._hook.virshle_disk_clone(source=source, dest=dest, disk=disk, node=node)
 
     def provision(self, vm: "Vm", template: "VmTemplate", node: "NodeContext") -> list["Disk"]:
         """The disks every provisioning plugin made, in call order."""

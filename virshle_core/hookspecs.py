@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from .config import VmTemplate, TemplateDisk
     from .models import (
+        ClonedDisk,
         ConsoleEndpoint,
         Disk,
         Lease,
@@ -149,19 +150,31 @@ def virshle_pre_create(vm: Vm, template: VmTemplate, node: NodeContext) -> None:
 
 
 @hookspec(firstresult=True)
-def virshle_disk_clone(source: str, dest: str, disk: TemplateDisk) -> dict[str, Any] | None:
+def virshle_disk_clone(source: str, dest: str, disk: TemplateDisk, node: NodeContext
+                       ) -> ClonedDisk | None:
     """Make the VM's own disk ``dest`` from the template disk ``source``.
 
-    The template's file must never be written. The core's default copies the
-    file; a storage plugin may make a copy-on-write overlay or a reflink.
+    The template's file must never be written. The core's default keeps one
+    verified copy of each image in ``node.root / "cache"`` and gives each VM a
+    reflink of it or a qcow2 overlay on it; a storage plugin may do otherwise
+    (a ZFS clone, an LVM snapshot).
 
     Stops at first non-None result.
 
     :param source: absolute path of the template disk.
     :param dest: absolute path to create (its directory exists).
     :param disk: the template's disk entry (name, readonly).
-    :returns: ``{"format": "raw" | "qcow2", "size": bytes}``, or None to let
-        another plugin clone it.
+    :param node: the node: ``node.root`` is where its caches go.
+    :returns: a ``ClonedDisk(format="raw" | "qcow2", size=bytes)``, or None to
+        let another plugin clone it. (A dict with those keys, what this hook
+        returned before, is still read.)
+
+    Example::
+
+        @hookimpl
+        def virshle_disk_clone(source, dest):
+            subprocess.run(["cp", "--reflink=always", source, dest], check=True)
+            return ClonedDisk(format="raw", size=os.path.getsize(dest))
     """
 
 

@@ -18,13 +18,12 @@ import shutil
 import uuid as uuid_lib
 from pathlib import Path
 
-import attrs
-
 from . import events
+from .api import CreateRequest
 from .config import VmTemplate
 from .errors import Cancelled, Conflict, NotFound, UsageError, VirshleError
 from .log import logger
-from .models import Disk, Net, NodeContext, Vm
+from .models import ClonedDisk, Disk, Net, NodeContext, Vm
 from .names import random_name
 from .plugins import hooks
 from .progress import check_cancelled
@@ -34,16 +33,6 @@ from .undo import Undo
 from .userdata import USER_DATA_MODE, template_user_data, user_data_problem
 
 VM_DIR_MODE = 0o750
-
-
-@attrs.define
-class CreateRequest:
-    """The body of ``POST /api/v1/vms``."""
-
-    template: str
-    name: str | None = None
-    count: int = 1
-    user_data: str | None = None
 
 
 def _check_request(node: NodeContext, request: CreateRequest
@@ -167,11 +156,14 @@ def _make_files(node: NodeContext, template: VmTemplate, vm: Vm) -> None:
         os.chmod(vm_dir, VM_DIR_MODE)
         for disk, template_disk in zip(vm.disks, template.disk):
             step = f"disk {disk.name!r}"
-            result = hooks().disk_clone(source=disk.source, dest=disk.path, disk=template_disk)
+            result = hooks().disk_clone(source=disk.source, dest=disk.path, disk=template_disk,
+                                        node=node)
             if not result:
                 raise VirshleError(f"no plugin could clone disk {disk.name!r}")
-            disk.format = result.get("format", disk.format)
-            disk.size = result.get("size", disk.size)
+            if isinstance(result, dict):  # what plugins written before ClonedDisk return
+                result = ClonedDisk(format=result.get("format", disk.format),
+                                    size=result.get("size", disk.size))
+            disk.format, disk.size = result.format, result.size
         if vm.user_data is not None:
             step = "user-data"
             fd = os.open(vm_dir / "user-data", os.O_WRONLY | os.O_CREAT | os.O_EXCL, USER_DATA_MODE)

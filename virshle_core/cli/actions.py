@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 
+from .. import api
 from ..errors import UsageError
 from ..client.cluster import uuid_ref
 from .listing import provision_detail, show_node_warnings
@@ -58,8 +59,8 @@ class ProgressLine:
             self.shown = False
 
 
-def find_vm(settings, ref, node_name: str | None, leases: bool = False) -> tuple[Any, dict]:
-    """The node client and VM document for ``ref``, on every node unless --node."""
+def find_vm(settings, ref, node_name: str | None, leases: bool = False) -> tuple[Any, api.Vm]:
+    """The node client and VM for ``ref``, on every node unless --node."""
     from ..client.cluster import find_vm as find
 
     return find(settings.clients(node_name), ref, leases=leases)
@@ -101,9 +102,7 @@ def create(settings, template_name: str, count: int, vm_name: str | None, node_n
 
         validate_name(vm_name if count == 1 else f"{vm_name}-{count}")
     settings.warn_config()
-    body: dict = {"template": template_name}
-    if user_data is not None:
-        body["user_data"] = user_data
+    body = api.CreateRequest(template=template_name, user_data=user_data)
     from ..client.cluster import create_placed, place
 
     if node_name is not None:
@@ -121,71 +120,67 @@ def create(settings, template_name: str, count: int, vm_name: str | None, node_n
     if as_json:
         emit_json(created)
         return
-    for item in created:
-        settings.say(f"Created VM {item['name']} (id {item['id']}) on node {item['node']} "
-                     f"from template {item['template']}.")
+    for vm in created:
+        settings.say(f"Created VM {vm.name} (id {vm.id}) on node {vm.node} "
+                     f"from template {vm.template}.")
 
 
 def info(settings, ref, node_name: str | None, refresh: bool, as_json: bool) -> None:
     """``vm info``."""
     from ..units import human_size
 
-    client, document = find_vm(settings, ref, node_name, leases=True)
+    client, vm = find_vm(settings, ref, node_name, leases=True)
     if refresh:
-        document = dict(client.vm(uuid_ref(document), refresh=True), node=client.name)
+        vm = client.vm(uuid_ref(vm), refresh=True)
+        vm.node = client.name
     show_node_warnings(settings, [client])
     if as_json:
-        emit_json(document)
+        emit_json(vm)
         return
     rows = [
-        ("name", document["name"]), ("id", document["id"]), ("uuid", document["uuid"]),
-        ("node", document["node"]), ("template", document["template"]),
-        ("state", state(document["state"])), ("vcpu", document["vcpu"]),
-        ("vram", human_size(document["vram"])),
-        ("disks", ", ".join(f"{d['name']} {human_size(d['size'])} {d['path']}"
-                            for d in document["disks"]) or "-"),
-        ("nets", ", ".join(f"{n['name']} ({n['type']}) {n['mac'] or ''}"
-                           for n in document["nets"]) or "-"),
-        ("ips", ", ".join(document["ips"]) or "-"),
-        ("provision", provision_detail(document.get("provision"))),
-        ("created", document["created_at"]), ("updated", document["updated_at"]),
+        ("name", vm.name), ("id", vm.id), ("uuid", vm.uuid), ("node", vm.node),
+        ("template", vm.template), ("state", state(vm.state)), ("vcpu", vm.vcpu),
+        ("vram", human_size(vm.vram)),
+        ("disks", ", ".join(f"{d.name} {human_size(d.size)} {d.path}" for d in vm.disks) or "-"),
+        ("nets", ", ".join(f"{n.name} ({n.type}) {n.mac or ''}" for n in vm.nets) or "-"),
+        ("ips", ", ".join(vm.ips) or "-"),
+        ("provision", provision_detail(vm.provision)),
+        ("created", vm.created_at), ("updated", vm.updated_at),
     ]
     echo(table(["field", "value"], rows))
 
 
 def start(settings, ref, node_name: str | None, as_json: bool, attach: bool = False) -> None:
     """``vm start`` (``attach``: then join its console)."""
-    client, document = find_vm(settings, ref, node_name)
-    started = client.start_vm(uuid_ref(document))
+    client, vm = find_vm(settings, ref, node_name)
+    started = client.start_vm(uuid_ref(vm))
     if as_json and not attach:
         emit_json(started)
         return
-    settings.say(f"Started VM {started['name']} (id {started['id']}) on node {client.name}.",
-                 err=attach)
+    settings.say(f"Started VM {started.name} (id {started.id}) on node {client.name}.", err=attach)
     if attach:
         from .console import attach as attach_console
 
-        attach_console(client, uuid_ref(started), started["name"])
+        attach_console(client, uuid_ref(started), started.name)
 
 
 def stop(settings, ref, node_name: str | None, force: bool, as_json: bool) -> None:
     """``vm stop``."""
-    client, document = find_vm(settings, ref, node_name)
-    result = client.stop_vm(uuid_ref(document), force=force)
+    client, vm = find_vm(settings, ref, node_name)
+    result = client.stop_vm(uuid_ref(vm), force=force)
     if as_json:
         emit_json(result)
-    elif result["was_running"]:
-        settings.say(f"Stopped VM {document['name']} on node {client.name}.")
+    elif result.was_running:
+        settings.say(f"Stopped VM {vm.name} on node {client.name}.")
     else:
-        settings.say(f"VM {document['name']} is not running (it is {result['vm']['state']}); "
-                     "nothing to do.")
+        settings.say(f"VM {vm.name} is not running (it is {result.vm.state}); nothing to do.")
 
 
 def remove(settings, ref, node_name: str | None, force: bool, as_json: bool) -> None:
     """``vm rm``."""
-    client, document = find_vm(settings, ref, node_name)
-    removed = client.delete_vm(uuid_ref(document), force=force)
+    client, vm = find_vm(settings, ref, node_name)
+    removed = client.delete_vm(uuid_ref(vm), force=force)
     if as_json:
         emit_json(removed)
     else:
-        settings.say(f"Removed VM {removed['name']} (id {removed['id']}) from node {client.name}.")
+        settings.say(f"Removed VM {removed.name} (id {removed.id}) from node {client.name}.")

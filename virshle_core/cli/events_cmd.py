@@ -9,6 +9,7 @@ import time
 
 import click
 
+from .. import api
 from ..client import http
 from ..errors import VirshleError
 from .app import Settings, verbosity_options
@@ -75,16 +76,17 @@ def events(settings: Settings, node_name: str | None, as_json: bool) -> None:
             failed = True
             click.echo(f"node {name}: {error.message}", err=True)
             continue
-        event = json.loads(line)
-        if event.get("event") == "hello":
+        document = json.loads(line)
+        event = api.read_event(document)
+        if isinstance(event, api.Hello):
             continue
         if as_json:
-            click.echo(json.dumps(event))
+            click.echo(json.dumps(document))  # as the node sent it, fields this CLI lacks too
         else:
-            vm = event.get("vm") or {}
-            detail = f" {vm.get('name')} (id {vm.get('id')})" if vm else ""
-            extra = {k: v for k, v in event.items() if k not in ("event", "node", "vm")}
+            vm = getattr(event, "vm", None)
+            detail = f" {vm.name} (id {vm.id})" if vm else ""
+            extra = {k: v for k, v in event.to_json().items() if k not in ("event", "node", "vm")}
             tail = " " + " ".join(f"{k}={v}" for k, v in extra.items()) if extra else ""
-            click.echo(f"{time.strftime('%H:%M:%S')} {event.get('node')} {event['event']}{detail}{tail}")
+            click.echo(f"{time.strftime('%H:%M:%S')} {event.node} {event.event}{detail}{tail}")
     if failed:
         raise click.exceptions.Exit(1)

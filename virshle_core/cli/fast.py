@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 
-STATES = ("created", "running", "paused", "shutdown", "crashed")
+from ..api import STATES
 
 
 class _Node:

@@ -22,8 +22,8 @@ def list_vms(settings, node_name: str | None, state_filter: str | None, as_json:
         if error is not None:
             failures.append((client.name, error))
         else:
-            for item in vms:
-                item["node"] = client.name  # the name this CLI knows the node by
+            for vm in vms:
+                vm.node = client.name  # the name this CLI knows the node by
             documents.extend(vms)
     if as_json:
         emit_json(documents)
@@ -38,16 +38,16 @@ def list_vms(settings, node_name: str | None, state_filter: str | None, as_json:
         if v >= 3:
             headers += ["uuid"]
         rows = []
-        for item in documents:
-            row = [item["id"], item["name"]] + ([item["node"]] if multi else [])
-            row += [item["vcpu"], human_size(item["vram"]), state(item["state"])]
+        for vm in documents:
+            row = [vm.id, vm.name] + ([vm.node] if multi else [])
+            row += [vm.vcpu, human_size(vm.vram), state(vm.state)]
             if v >= 1:
-                row += [", ".join(f"{d['name']} ({human_size(d['size'])})" for d in item["disks"]) or "-",
-                        ", ".join(item["ips"]) or "-", provision_summary(item.get("provision"))]
+                row += [", ".join(f"{d.name} ({human_size(d.size)})" for d in vm.disks) or "-",
+                        ", ".join(vm.ips) or "-", provision_summary(vm.provision)]
             if v >= 2:
-                row += [item["created_at"], item["updated_at"]]
+                row += [vm.created_at, vm.updated_at]
             if v >= 3:
-                row += [item["uuid"]]
+                row += [vm.uuid]
             rows.append(row)
         echo(table(headers, rows))
     for name, error in failures:

@@ -107,9 +107,8 @@ def node_ls(settings: Settings, all_: bool, as_json: bool, node_name: str | None
         if error is not None:
             doc["reason"] = error.message
         if all_:
-            info = answer or {}
             for key in ("cpu", "ram", "disk", "vms", "saturation", "saturated", "hostname"):
-                doc[key] = info.get(key)
+                doc[key] = getattr(answer, key, None)
         documents.append(doc)
     if as_json:
         emit_json(documents)
@@ -129,21 +128,20 @@ def node_ls(settings: Settings, all_: bool, as_json: bool, node_name: str | None
         if v >= 1:
             row += [doc["url"], doc["weight"]]
         if v >= 2 and not all_:
-            info = results_info.get(doc["name"]) or {}
-            row += [(info.get("vms") or {}).get("total", "-"), (info.get("cpu") or {}).get("total", "-"),
-                    human_size((info.get("ram") or {}).get("total")),
-                    human_size((info.get("disk") or {}).get("total"))]
+            info = results_info.get(doc["name"])
+            row += [info.vms.total, info.cpu.total, human_size(info.ram.total),
+                    human_size(info.disk.total)] if info else ["-", "-", "-", "-"]
         if all_:
             if doc["status"] == "online":
                 cpu, ram, disk = doc["cpu"], doc["ram"], doc["disk"]
                 row += [
-                    doc["vms"]["total"],
-                    f"{cpu['reserved']}/{cpu['total']} " + bar(cpu["reserved_pct"], scale=cpu["limit_pct"],
-                                                              good=200, warn=250),
-                    _size_pair(ram["reserved"], ram["total"]) + " " + bar(ram["reserved_pct"], scale=ram["limit_pct"]),
-                    bar(ram["used_pct"]),
-                    _size_pair(disk["reserved"], disk["total"]) + " " + bar(disk["reserved_pct"], scale=disk["limit_pct"]),
-                    bar(disk["used_pct"]),
+                    doc["vms"].total,
+                    f"{cpu.reserved:g}/{cpu.total:g} " + bar(cpu.reserved_pct, scale=cpu.limit_pct,
+                                                            good=200, warn=250),
+                    _size_pair(ram.reserved, ram.total) + " " + bar(ram.reserved_pct, scale=ram.limit_pct),
+                    bar(ram.used_pct),
+                    _size_pair(disk.reserved, disk.total) + " " + bar(disk.reserved_pct, scale=disk.limit_pct),
+                    bar(disk.used_pct),
                     f"{doc['saturation']:.2f}" + (" (full)" if doc["saturated"] else ""),
                 ]
             else:
@@ -183,7 +181,7 @@ def node_ping(settings: Settings, node_name: str | None, as_json: bool) -> None:
         if error is None:
             pong, ms = answer
             documents.append({"name": client.name, "status": "online", "ms": round(ms, 2),
-                              "version": pong.get("version")})
+                              "version": pong.version})
         else:
             documents.append({"name": client.name, "status": getattr(error, "status", "offline"),
                               "reason": error.message})

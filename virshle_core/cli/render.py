@@ -113,7 +113,9 @@ def emit_json(document: Any) -> None:
     if colourful(sys.stdout) or sys.stdout.isatty():
         import json
 
-        sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+        from ..client.jsonlite import _default
+
+        sys.stdout.write(json.dumps(document, indent=2, default=_default) + "\n")
     else:
         from ..client.jsonlite import dumps
 

@@ -33,7 +33,7 @@ def template_ls(settings: Settings, node_name: str | None, as_json: bool) -> Non
             failures.append((client.name, error))
             continue
         for item in templates:
-            entry = merged.setdefault(item["name"], {**item, "nodes": []})
+            entry = merged.setdefault(item.name, {**item.to_json(), "nodes": []})
             entry["nodes"].append(client.name)
     documents = list(merged.values())
     if as_json:

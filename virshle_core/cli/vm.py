@@ -6,6 +6,7 @@ from typing import Any, Callable
 
 import click
 
+from ..api import STATES
 from ..errors import UsageError
 from . import actions
 from .app import Settings, VirshleGroup, verbosity_options
@@ -93,7 +94,7 @@ def vm_create(settings: Settings, template_name: str, node_name: str | None, cou
 @vm.command("ls")
 @click.option("--node", "node_name", metavar="NAME", help="Only this node's VMs.")
 @click.option("--state", "state_filter",
-              type=click.Choice(["created", "running", "paused", "shutdown", "crashed"]),
+              type=click.Choice(STATES),
               help="Only VMs in this state.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @verbosity_options
@@ -161,8 +162,8 @@ def vm_attach(settings: Settings, vm_id, vm_name, vm_uuid, node_name) -> None:
     """Join this terminal to a running VM's serial console; Ctrl-] detaches."""
     from .console import attach as attach_console
 
-    client, document = actions.find_vm(settings, _ref(vm_id, vm_name, vm_uuid), node_name)
-    attach_console(client, actions.uuid_ref(document), document["name"])
+    client, vm = actions.find_vm(settings, _ref(vm_id, vm_name, vm_uuid), node_name)
+    attach_console(client, actions.uuid_ref(vm), vm.name)
 
 
 @vm.command("logs")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 TYPE_CHECKING = False  # typing itself is an import the CLI's start-up avoids
 
+from .. import api
 from ..errors import NodeUnavailable, VirshleError, from_json
 from . import http
 
@@ -197,62 +198,78 @@ class NodeClient:
     def delete(self, path: str, **kwargs: Any) -> Any:
         return self.call("DELETE", path, **kwargs)
 
-    # --- the node API ---------------------------------------------------------------
+    # --- the node API: each reply read into its class of virshle_core.api ------------
 
-    def ping(self) -> dict:
-        return self.get("/node/ping")
+    def read(self, cls: type, data: Any) -> Any:
+        """A reply as ``cls`` (a list of them for a list); a reply of another shape is this
+        node's error, not a traceback."""
+        try:
+            if isinstance(data, list):
+                return [cls.from_json(item) for item in data]
+            return cls.from_json(data)
+        except api.WireError as exc:
+            raise VirshleError(f"node {self.name!r} sent a {cls.__name__} this client cannot "
+                               f"read: {exc}", "Are the node and this CLI the same version? "
+                               "`virshle node ping` shows the node's.") from None
 
-    def info(self) -> dict:
-        return self.get("/node/info")
+    def ping(self) -> api.Pong:
+        return self.read(api.Pong, self.get("/node/ping"))
 
-    def templates(self) -> list[dict]:
-        return self.get("/templates")
+    def info(self) -> api.NodeInfo:
+        return self.read(api.NodeInfo, self.get("/node/info"))
 
-    def vms(self, state: str | None = None) -> list[dict]:
-        return self.get("/vms" + (f"?state={quote(state)}" if state else ""))
+    def templates(self) -> list[api.Template]:
+        return self.read(api.Template, self.get("/templates"))
 
-    def vm(self, ref: str, refresh: bool = False, leases: bool = True) -> dict:
+    def vms(self, state: str | None = None) -> list[api.Vm]:
+        return self.read(api.Vm, self.get("/vms" + (f"?state={quote(state)}" if state else "")))
+
+    def vm(self, ref: str, refresh: bool = False, leases: bool = True) -> api.Vm:
         """One VM by its wire reference: ``id:7``, ``name:web``, ``uuid:…``; ``refresh`` asks
         its VMM for its state instead of the daemon's record; ``leases=False`` skips the DHCP
         query (``ips`` is then empty): enough to find a VM."""
         query = "&".join((["refresh=1"] if refresh else []) + ([] if leases else ["leases=0"]))
-        return self.get(f"/vms/{quote(str(ref))}" + (f"?{query}" if query else ""))
+        return self.read(api.Vm, self.get(f"/vms/{quote(str(ref))}" + (f"?{query}" if query else "")))
 
-    def create_vms(self, body: dict, on_progress=None) -> list[dict]:
+    def create_vms(self, request: api.CreateRequest | dict, on_progress=None) -> list[api.Vm]:
         """Create VMs; ``on_progress(what, done, total)`` hears about long copies."""
+        body = request.to_json() if isinstance(request, api.Record) else request
         if on_progress is None:
-            return self.post("/vms", body, timeout=max(self.timeout, 600.0))
+            return self.read(api.Vm, self.post("/vms", body, timeout=max(self.timeout, 600.0)))
         from .jsonlite import loads
 
         response = self.stream("POST", "/vms", body, read_timeout=max(self.timeout, 3600.0),
                                headers={"Accept": "application/x-ndjson"})
         if not response.headers.get("content-type", "").startswith("application/x-ndjson"):
-            return response.json()  # a daemon that does not stream progress
+            return self.read(api.Vm, response.json())  # a daemon that does not stream progress
         try:
-            for line in response.iter_lines():
-                message = loads(line)
-                if "progress" in message:
-                    on_progress(**message["progress"])
-                elif "error" in message:
-                    raise from_json(message["error"], message.get("status", 500))
-                elif "result" in message:
-                    return message["result"]
+            for text in response.iter_lines():
+                line = self.read(api.CreateLine, loads(text))
+                if line.progress is not None:
+                    on_progress(line.progress.what, line.progress.done, line.progress.total)
+                elif line.error is not None:
+                    raise from_json(line.error.to_json(), line.status or 500)
+                elif line.result is not None:
+                    return line.result
         except (OSError, http.HttpError, ValueError) as exc:
             raise self._lost("POST", "/vms", exc) from None
         finally:
             response.close()
         raise self._lost("POST", "/vms", "it ended the reply without a result")
 
-    def delete_vm(self, ref: str, force: bool = False) -> dict:
+    def delete_vm(self, ref: str, force: bool = False) -> api.Vm:
         suffix = "?force=1" if force else ""
-        return self.delete(f"/vms/{quote(str(ref))}{suffix}", timeout=max(self.timeout, 120.0))
+        return self.read(api.Vm, self.delete(f"/vms/{quote(str(ref))}{suffix}",
+                                             timeout=max(self.timeout, 120.0)))
 
-    def start_vm(self, ref: str) -> dict:
-        return self.post(f"/vms/{quote(str(ref))}/start", timeout=max(self.timeout, 120.0))
+    def start_vm(self, ref: str) -> api.Vm:
+        return self.read(api.Vm, self.post(f"/vms/{quote(str(ref))}/start",
+                                           timeout=max(self.timeout, 120.0)))
 
-    def stop_vm(self, ref: str, force: bool = False) -> dict:
-        return self.post(f"/vms/{quote(str(ref))}/stop", {"force": force},
-                         timeout=max(self.timeout, 600.0))
+    def stop_vm(self, ref: str, force: bool = False) -> api.StopResult:
+        return self.read(api.StopResult, self.post(
+            f"/vms/{quote(str(ref))}/stop", api.StopRequest(force=force).to_json(),
+            timeout=max(self.timeout, 600.0)))
 
     def logs(self, ref: str, follow: bool = False) -> http.Response:
         path = f"/vms/{quote(str(ref))}/logs" + ("?follow=1" if follow else "")
@@ -278,6 +295,7 @@ class NodeClient:
         return ws
 
     def events(self) -> http.Response:
+        """The event stream, its lines as they come (``api.read_event`` reads one)."""
         return self.stream("GET", "/events")
 
 

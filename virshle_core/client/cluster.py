@@ -7,6 +7,7 @@ prints or exits: errors are raised as ``VirshleError``, an interrupt as Keyboard
 
 from __future__ import annotations
 
+from .. import api
 from ..errors import NotFound, UsageError, VirshleError
 
 TYPE_CHECKING = False  # typing itself is an import the CLI's start-up avoids
@@ -16,15 +17,15 @@ if TYPE_CHECKING:
     from ..refs import VmRef
 
 
-def uuid_ref(document: dict) -> str:
-    """The wire reference of a VM document: its uuid, which never changes."""
-    return f"uuid:{document['uuid']}"
+def uuid_ref(vm: api.Vm) -> str:
+    """The wire reference of a VM: its uuid, which never changes."""
+    return f"uuid:{vm.uuid}"
 
 
-def find_vm(clients: list, ref: "VmRef", leases: bool = False) -> tuple[Any, dict]:
-    """The node client and VM document for ``ref``, searched on every one of ``clients``.
+def find_vm(clients: list, ref: "VmRef", leases: bool = False) -> tuple[Any, api.Vm]:
+    """The node client and VM for ``ref``, searched on every one of ``clients``.
 
-    Finding asks no hypervisor and, unless ``leases``, no DHCP server: the document's
+    Finding asks no hypervisor and, unless ``leases``, no DHCP server: the VM's
     ``ips`` is then empty.
     """
     from . import fan_out
@@ -40,9 +41,9 @@ def find_vm(clients: list, ref: "VmRef", leases: bool = False) -> tuple[Any, dic
         raise UsageError(f"VM {ref.label} exists on several nodes: {names}",
                          "Choose one with --node.", code="ambiguous")
     if found:
-        client, document = found[0]
-        document["node"] = client.name
-        return client, document
+        client, vm = found[0]
+        vm.node = client.name  # the name this CLI knows the node by
+        return client, vm
     if len(clients) == 1 and unavailable:
         raise unavailable[0][1]
     where = f"node {clients[0].name!r}" if len(clients) == 1 else "any node"
@@ -68,7 +69,7 @@ def place(everyone: list, template_name: str, count: int, node_name: str | None 
     from . import fan_out
 
     results = fan_out(clients, lambda c: c.info())
-    most = sum(int(info.get("max_count") or 1024) for _, info, error in results if error is None)
+    most = sum(info.max_count or 1024 for _, info, error in results if error is None)
     if results and count > most and any(error is None for _, _, error in results):
         raise UsageError(f"count must be between 1 and {most}, not {count}: "
                          f"that is the most {'these nodes take' if len(results) > 1 else 'the node takes'} "
@@ -79,19 +80,19 @@ def place(everyone: list, template_name: str, count: int, node_name: str | None 
         client, info, error = results[0]
         if error is not None:
             raise error
-        fit = (info.get("templates") or {}).get(template_name)
+        fit = info.templates.get(template_name)
         if fit is None:
             raise NotFound(f"node {client.name!r} offers no template {template_name!r}",
                            "List the templates with `virshle template ls`.",
                            code="template_not_found")
-        if not fit.get("fits", True):
+        if not fit.fits:
             raise VirshleError(f"template {template_name!r} does not fit on node {client.name!r}: "
-                               f"{fit.get('reason')}", "Free room on it, or choose another node.",
+                               f"{fit.reason}", "Free room on it, or choose another node.",
                                code="node_full")
         return [client] * count
     online = [(c, i) for (c, i, e) in results if e is None]
-    if online and not any(template_name in (i.get("templates") or {}) for _, i in online):
-        offered = sorted({t for _, i in online for t in (i.get("templates") or {})})
+    if online and not any(template_name in i.templates for _, i in online):
+        offered = sorted({t for _, i in online for t in i.templates})
         where = ", ".join(repr(c.name) for c, _ in online)
         raise NotFound(f"no template {template_name!r} on node{'s' if len(online) > 1 else ''} "
                        f"{where} (templates: {', '.join(offered) or 'none'})",
@@ -100,9 +101,8 @@ def place(everyone: list, template_name: str, count: int, node_name: str | None 
     by_name = {client.name: client for client, _, _ in results}
     candidates = []
     for client, info, error in results:
-        info = dict(info or {})
         candidates.append(NodeCandidate(
-            name=client.name, weight=client.entry.weight, info=info,
+            name=client.name, weight=client.entry.weight, info=info.to_json() if info else {},
             status="online" if error is None else getattr(error, "status", "offline")))
     plan = []
     for _ in range(count):
@@ -112,8 +112,8 @@ def place(everyone: list, template_name: str, count: int, node_name: str | None 
     return plan
 
 
-def create_placed(plan: list, body: dict, vm_name: str | None,
-                  on_progress: Callable[[str, int, int], None] | None = None) -> list[dict]:
+def create_placed(plan: list, body: api.CreateRequest, vm_name: str | None,
+                  on_progress: Callable[[str, int, int], None] | None = None) -> list[api.Vm]:
     """Create the planned VMs; all of them or none (created ones are removed on a failure).
 
     On KeyboardInterrupt the requests in flight are cut (their nodes undo them), what
@@ -126,21 +126,21 @@ def create_placed(plan: list, body: dict, vm_name: str | None,
         groups.setdefault(client.name, []).append((index, client))
     single_node = len(groups) == 1
     report = on_progress or (lambda what, done, total: None)
-    finished: list[tuple[Any, dict]] = []  # what nodes answered for, to undo on Ctrl-C
+    finished: list[tuple[Any, api.Vm]] = []  # what nodes answered for, to undo on Ctrl-C
 
-    def create_on(items: list) -> list[dict]:
+    def request(**change: Any) -> api.CreateRequest:
+        return api.CreateRequest(**{**body.to_json(), **change})
+
+    def create_on(items: list) -> list[api.Vm]:
         client = items[0][1]
         if single_node or vm_name is None:
-            request = dict(body, count=len(items))
-            if vm_name is not None:
-                request["name"] = vm_name
-            made = client.create_vms(request, on_progress=report)
+            made = client.create_vms(request(count=len(items), name=vm_name), on_progress=report)
             finished.extend((client, vm) for vm in made)
             return made
         made = []
         try:
             for index, _ in items:  # explicit names, so they stay unique across nodes
-                made += client.create_vms(dict(body, name=f"{vm_name}-{index + 1}"),
+                made += client.create_vms(request(name=f"{vm_name}-{index + 1}"),
                                           on_progress=report)
                 finished.append((client, made[-1]))
         except VirshleError:
@@ -166,7 +166,7 @@ def create_placed(plan: list, body: dict, vm_name: str | None,
     created = []
     for client, vms, error in results:
         for vm in vms or []:
-            vm["node"] = client.name
+            vm.node = client.name
             created.append((client, vm))
     if failures:
         for client, vm in created:

@@ -40,9 +40,15 @@ def loads(text: str | bytes) -> object:
     return value
 
 
-_encode = _json.make_encoder(None, str, _json.encode_basestring_ascii, None, ":", ",",
+def _default(value: object) -> object:
+    to_json = getattr(value, "to_json", None)  # a wire record (api.py)
+    return to_json() if to_json is not None else str(value)
+
+
+_encode = _json.make_encoder(None, _default, _json.encode_basestring_ascii, None, ":", ",",
                              False, False, True)
-"""Compact, ASCII, keys in their order; what JSON cannot hold is written as ``str(value)``."""
+"""Compact, ASCII, keys in their order; a wire record as its document; anything else JSON
+cannot hold is written as ``str(value)``."""
 
 
 def dumps(value: object) -> str:

@@ -174,23 +174,17 @@ class VmTemplate:
     ssh_authorized_keys: list[str] = attrs.Factory(list)
 
     def to_json(self) -> dict:
-        return {
-            "name": self.name,
-            "vcpu": self.vcpu,
-            "vram": self.vram,
-            "disks": [
-                {"name": d.name, "path": d.path if d.is_url else str(d.expanded_path),
-                 "readonly": d.readonly, **({"sha256": d.sha256} if d.sha256 else {})}
-                for d in self.disk
-            ],
-            "nets": [{"name": n.name, "type": n.kind, "options": n.options} for n in self.net],
-            "kernel": self.kernel,
-            "initramfs": self.initramfs,
-            "cmdline": self.cmdline,
-            "firmware": self.firmware,
-            "user_data": self.user_data,
-            "ssh_authorized_keys": list(self.ssh_authorized_keys),
-        }
+        from .. import api
+
+        return api.Template(
+            name=self.name, vcpu=self.vcpu, vram=self.vram,
+            disks=[api.TemplateDisk(name=d.name, path=d.path if d.is_url else str(d.expanded_path),
+                                    readonly=d.readonly, sha256=d.sha256) for d in self.disk],
+            nets=[api.TemplateNet(name=n.name, type=n.kind, options=n.options) for n in self.net],
+            kernel=self.kernel, initramfs=self.initramfs, cmdline=self.cmdline,
+            firmware=self.firmware, user_data=self.user_data,
+            ssh_authorized_keys=list(self.ssh_authorized_keys),
+        ).to_json()
 
 
 @attrs.define

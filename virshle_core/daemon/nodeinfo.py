@@ -14,6 +14,7 @@ from typing import Any
 
 import psutil
 
+from .. import api
 from ..config import Config, VmTemplate
 from ..models import NodeContext
 from ..plugins import hooks
@@ -98,7 +99,7 @@ def fits(info: dict[str, Any], template: VmTemplate) -> tuple[bool, str]:
     return True, ""
 
 
-def collect(node: NodeContext, store: Store) -> dict[str, Any]:
+def collect(node: NodeContext, store: Store) -> api.NodeInfo:
     """The ``node info`` document: host figures, which templates fit, plugin fields."""
     info = host_info(node.config, store)
     merged: dict[str, Any] = {}
@@ -109,4 +110,4 @@ def collect(node: NodeContext, store: Store) -> dict[str, Any]:
     info["templates"] = {
         t.name: dict(zip(("fits", "reason"), fits(info, t))) for t in node.config.templates
     }
-    return {"name": node.name, **info}
+    return api.NodeInfo.from_json({"name": node.name, **info}, strict=True)

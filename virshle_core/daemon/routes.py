@@ -11,11 +11,8 @@ import asyncio
 import json
 from typing import Any, Callable
 
-import attrs
-
-from .. import lifecycle, progress
-from ..config import structure
-from ..errors import ConfigError, UsageError, VirshleError
+from .. import api, lifecycle, progress
+from ..errors import UsageError, VirshleError
 from ..log import logger
 from . import nodeinfo
 from .http import HTTPError, Request, Response, Router, StreamResponse, json_response
@@ -27,13 +24,6 @@ from .tracker import Tracker
 API = "/api/v1"
 
 
-@attrs.define
-class StopRequest:
-    """The body of ``POST /api/v1/vms/{ref}/stop``."""
-
-    force: bool = False
-
-
 class Api:
     def __init__(self, node: Node, tracker: Tracker | None = None, streams: Streams | None = None):
         self.node = node
@@ -41,25 +31,27 @@ class Api:
         self.streams = streams or Streams(node)
         streams = self.streams
         self.routes = [
-            Route("GET", "/node/ping", self.ping, "Is the daemon alive?", response="Pong"),
+            Route("GET", "/node/ping", self.ping, "Is the daemon alive?", response=api.Pong),
             Route("GET", "/node/info", self.info, "Host health, reservations and saturation.",
-                  response="NodeInfo"),
+                  response=api.NodeInfo),
             Route("GET", "/templates", self.templates, "The templates this node offers.",
-                  response="TemplateList"),
+                  response="list[Template]"),
             Route("GET", "/vms", self.list_vms, "The node's VMs, with live state and IPs.",
-                  response="VmList", query={"state": "Only VMs in this state."}),
-            Route("POST", "/vms", self.create_vms, "Create VMs from a template.",
-                  body=lifecycle.CreateRequest, response="VmList", status=201),
+                  response="list[Vm]", query={"state": "Only VMs in this state."}),
+            Route("POST", "/vms", self.create_vms, "Create VMs from a template (with "
+                  "Accept: application/x-ndjson, progress lines and then the result).",
+                  body=api.CreateRequest, response="list[Vm]", status=201,
+                  stream_line=api.CreateLine, content_type="application/x-ndjson"),
             Route("GET", "/vms/{ref}", self.get_vm, "One VM, by id, name or uuid.",
-                  response="Vm", query={"refresh": "Ask its hypervisor for its state (1/true).",
+                  response=api.Vm, query={"refresh": "Ask its hypervisor for its state (1/true).",
                                         "leases": "Ask the DHCP plugins for its addresses "
                                                   "(the default; 0/false leaves ips empty)."}),
             Route("DELETE", "/vms/{ref}", self.delete_vm, "Remove a VM and everything it holds.",
-                  response="Vm", query={"force": "Stop a running VM first (1/true)."}),
-            Route("POST", "/vms/{ref}/start", self.start_vm, "Boot a VM.", response="Vm"),
+                  response=api.Vm, query={"force": "Stop a running VM first (1/true)."}),
+            Route("POST", "/vms/{ref}/start", self.start_vm, "Boot a VM.", response=api.Vm),
             Route("POST", "/vms/{ref}/stop", self.stop_vm,
                   "Stop a VM: ACPI power button, then a kill after [host] stop_timeout.",
-                  body=StopRequest, response="StopResult"),
+                  body=api.StopRequest, response=api.StopResult),
             Route("GET", "/vms/{ref}/console", streams.console, "The serial console: a WebSocket "
                   "carrying raw bytes both ways (binary messages).", response="ConsoleStream",
                   stream=True, status=101, content_type="application/octet-stream"),
@@ -67,7 +59,7 @@ class Api:
                   response="ConsoleLog", stream=True, content_type="text/plain",
                   query={"follow": "Keep the stream open and send new output (1/true)."}),
             Route("GET", "/events", streams.events, "Events as newline-delimited JSON, kept open.",
-                  response="EventStream", stream=True),
+                  stream=True, stream_line=api.Event),
             Route("GET", "/openapi.json", self.openapi, "This document.", response="OpenApi"),
         ]
         self.router = self.make_router()
@@ -112,11 +104,11 @@ class Api:
         if not isinstance(data, dict):
             raise UsageError("the body must be a JSON object", code="bad_body")
         try:
-            return structure(data, cls)
-        except ConfigError as exc:
+            return cls.from_json(data, strict=True)
+        except api.WireError as exc:
             raise UsageError(
                 "bad request body: " + "; ".join(exc.problems),
-                f"Fields accepted: {', '.join(f.name for f in attrs.fields(cls))}.",
+                f"Fields accepted: {', '.join(cls.field_names())}.",
                 code="bad_body",
             ) from None
 
@@ -129,16 +121,16 @@ class Api:
                     lifecycle.refresh(self.node.context, self.node.store, vm)
         if leases:
             lifecycle.with_ips(self.node.context, vms)
-        return [vm.to_json() for vm in vms]
+        return api.dump_list(api.Vm, vms)
 
     async def ping(self, request: Request) -> Response:
         from .. import __version__
 
-        return json_response({"pong": True, "node": self.node.name, "version": __version__})
+        return json_response(api.Pong(pong=True, node=self.node.name, version=__version__).to_json())
 
     async def info(self, request: Request) -> Response:
         info = await self.node.run(nodeinfo.collect, self.node.context, self.node.store)
-        return json_response(info)
+        return json_response(info.to_json())
 
     async def templates(self, request: Request) -> Response:
         return json_response([t.to_json() for t in self.node.config.templates])
@@ -148,10 +140,8 @@ class Api:
         unknown = set(request.query) - {"state"}
         if unknown:
             raise UsageError(f"unknown query parameter(s): {', '.join(sorted(unknown))}")
-        from ..models import VM_STATES
-
-        if state is not None and state not in VM_STATES:
-            raise UsageError(f"unknown state {state!r}", f"States: {', '.join(VM_STATES)}.",
+        if state is not None and state not in api.STATES:
+            raise UsageError(f"unknown state {state!r}", f"States: {', '.join(api.STATES)}.",
                              code="bad_state")
         vms, warnings = await self.node.run(self._with_notices, lambda: self._vm_json(self.node.store.all()))
         if state:
@@ -169,11 +159,11 @@ class Api:
             notices.stop_collecting()
 
     async def create_vms(self, request: Request) -> Response:
-        create = await self.body(request, lifecycle.CreateRequest)
+        create = await self.body(request, api.CreateRequest)
         flag = progress.CancelFlag()
         if "application/x-ndjson" not in request.headers.get("Accept", ""):
             vms = await self.node.run_to_end(lifecycle.create, self.node.context, self.node.store, create, flag=flag)
-            return json_response([vm.to_json() for vm in vms], status=201)
+            return json_response(api.dump_list(api.Vm, vms), status=201)
         # A client that accepts NDJSON gets progress lines while it waits, then the result.
         response = StreamResponse(status=201, headers={"Content-Type": "application/x-ndjson"})
         await response.prepare(request)
@@ -181,7 +171,7 @@ class Api:
         lines: asyncio.Queue = asyncio.Queue()
 
         def reporter(what: str, done: int, total: int) -> None:
-            line = {"progress": {"what": what, "done": done, "total": total}}
+            line = api.CreateLine(progress=api.Progress(what=what, done=done, total=total))
             loop.call_soon_threadsafe(lines.put_nowait, line)
 
         task = asyncio.ensure_future(self.node.run_to_end(
@@ -192,7 +182,7 @@ class Api:
                 getter = asyncio.ensure_future(lines.get())
                 await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
                 if getter.done():
-                    await response.write(json.dumps(getter.result()).encode() + b"\n")
+                    await response.write(json.dumps(_compact(getter.result().to_json())).encode() + b"\n")
                 else:
                     getter.cancel()
         except (asyncio.CancelledError, ConnectionError):
@@ -201,14 +191,14 @@ class Api:
             await asyncio.wait({task})
             raise
         try:
-            final = {"result": [vm.to_json() for vm in task.result()]}
+            final = api.CreateLine(result=task.result())  # the node's VMs, written as api.Vm
         except VirshleError as exc:
-            final = {"error": exc.to_json(), "status": exc.http_status}
+            final = api.CreateLine(error=api.Error.from_json(exc.to_json()), status=exc.http_status)
         except Exception as exc:
             logger.opt(exception=True).error("POST /vms failed")
-            final = {"error": {"error": "internal", "message": f"{type(exc).__name__}: {exc}",
-                               "hint": ""}, "status": 500}
-        await response.write(json.dumps(final).encode() + b"\n")
+            final = api.CreateLine(error=api.Error(error="internal", message=f"{type(exc).__name__}: {exc}",
+                                                   hint=""), status=500)
+        await response.write(json.dumps(_compact(final.to_json())).encode() + b"\n")
         await response.write_eof()
         return response
 
@@ -228,16 +218,17 @@ class Api:
                 vm = await self._stop_followed(vm, True, 0, "deleting")
             await self.node.run_to_end(lifecycle.delete, self.node.context, self.node.store, vm, force)
         self.node.forget(vm.uuid)
-        return json_response(vm.to_json())
+        return json_response(api.dump(api.Vm, vm))
 
     async def start_vm(self, request: Request) -> Response:
         async with self.node.locked(request.match_info["ref"]) as vm:
             vm = await self.node.run_to_end(lifecycle.start, self.node.context, self.node.store, vm)
             await self.tracker.follow(vm)
-        return json_response(vm.to_json())
+        return json_response(api.dump(api.Vm, vm))
 
     async def stop_vm(self, request: Request) -> Response:
-        body = await self.body(request, StopRequest) if request.can_read_body else StopRequest()
+        body = (await self.body(request, api.StopRequest) if request.can_read_body
+                else api.StopRequest())
         async with self.node.locked(request.match_info["ref"]) as vm:
             if vm.state in ("running", "paused") and self.tracker.following(vm.uuid):
                 timeout = float(self.node.config.host.stop_timeout)
@@ -245,7 +236,7 @@ class Api:
             else:
                 vm, was_running = await self.node.run_to_end(
                     lifecycle.stop, self.node.context, self.node.store, vm, body.force)
-        return json_response({"vm": vm.to_json(), "was_running": was_running})
+        return json_response(api.dump(api.StopResult, api.StopResult(vm=vm, was_running=was_running)))
 
     async def _stop_followed(self, vm, force: bool, timeout: float, pending: str):
         """A signal (or the power button) and a wait on the exit its watch sees, on the loop:
@@ -271,4 +262,9 @@ def _warning_headers(warnings: list[str]) -> dict[str, str]:
 
 
 def error_response(status: int, code: str, message: str, hint: str = "") -> Response:
-    return json_response({"error": code, "message": message, "hint": hint}, status=status)
+    return json_response(api.Error(error=code, message=message, hint=hint).to_json(), status=status)
+
+
+def _compact(line: dict) -> dict:
+    """A create's stream line with only the keys it carries."""
+    return {key: value for key, value in line.items() if value is not None}

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from .. import events, lifecycle
+from .. import api, events, lifecycle
 from ..errors import Conflict, NotFound, VirshleError
 from ..log import logger
 from .http import Request, Response, StreamResponse
@@ -29,7 +29,7 @@ class EventHub:
 
     def _receive_for(self, name: str) -> Callable[..., None]:
         def receive(sender: Any, **data: Any) -> None:
-            event = {"event": name, "node": sender, **data}
+            event = {"event": name, "node": sender, **data}  # its fields: events.emit checked them
             line = json.dumps(event, default=str) + "\n"
             for queue in list(self.queues):
                 self.loop.call_soon_threadsafe(queue.put_nowait, line)
@@ -68,7 +68,8 @@ class Streams:
         queue: asyncio.Queue = asyncio.Queue()
         self.hub.queues.add(queue)
         try:
-            await response.write(json.dumps({"event": "hello", "node": self.node.name}).encode() + b"\n")
+            hello = api.Hello(event="hello", node=self.node.name)
+            await response.write(json.dumps(hello.to_json()).encode() + b"\n")
             while True:
                 line = await queue.get()
                 if line is None:

@@ -1,0 +1,224 @@
+"""Every reply of a running daemon matches the daemon's own OpenAPI document.
+
+The document is generated from ``virshle_core.api``; this drives every route on a
+real node (a guest boots under QEMU), including its errors, the NDJSON lines of a
+streamed create and the lines of the event stream, and validates each reply with
+openapi-core. A reply whose shape drifts from the declared one fails here.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+
+import pytest
+
+from tests.support import Daemon, installed_hypervisors, wait_for, write_guest_config
+from virshle_core import api
+
+pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not installed_hypervisors(),
+                                                  reason="no hypervisor installed")]
+
+
+def exchange(daemon, method: str, target: str, body: bytes | None = None,
+             headers: dict[str, str] | None = None) -> tuple[int, str, bytes]:
+    """One request on the daemon's socket: (status, content type, payload, unchunked)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(120)
+    sock.connect(str(daemon.socket))
+    head = f"{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+    for name, value in (headers or {}).items():
+        head += f"{name}: {value}\r\n"
+    if body is not None:
+        head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    sock.sendall(head.encode() + b"\r\n" + (body or b""))
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    sock.close()
+    head_bytes, _, payload = data.partition(b"\r\n\r\n")
+    lines = head_bytes.decode().split("\r\n")
+    fields = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    if fields.get("transfer-encoding") == "chunked":
+        decoded, rest = b"", payload
+        while rest:
+            size_line, _, rest = rest.partition(b"\r\n")
+            size = int(size_line, 16)
+            if not size:
+                break
+            decoded, rest = decoded + rest[:size], rest[size + 2:]
+        payload = decoded
+    return int(lines[0].split()[1]), fields.get("content-type", ""), payload
+
+
+class Conformance:
+    """Sends requests and checks each reply against the daemon's OpenAPI document."""
+
+    def __init__(self, daemon):
+        from openapi_core import OpenAPI
+
+        self.daemon = daemon
+        status, _, payload = exchange(daemon, "GET", "/api/v1/openapi.json")
+        assert status == 200
+        self.document = json.loads(payload)
+        self.openapi = OpenAPI.from_dict(self.document)
+        self.checked: list[tuple[str, str, int]] = []
+
+    def line_schema(self, name: str, value: object) -> None:
+        """One NDJSON line against a component schema (OpenAPI has no schema per line)."""
+        from openapi_schema_validator import OAS30Validator
+
+        root = {"$ref": f"#/components/schemas/{name}", "components": self.document["components"]}
+        OAS30Validator(root).validate(value)
+
+    def send(self, method: str, target: str, body: object = None, expect: int = 200,
+             headers: dict[str, str] | None = None) -> object:
+        from openapi_core.testing import MockRequest, MockResponse
+
+        raw = json.dumps(body).encode() if body is not None and not isinstance(body, bytes) else body
+        status, content_type, payload = exchange(self.daemon, method, target, raw, headers)
+        assert status == expect, (method, target, status, payload[:500])
+        path, _, query = target.partition("?")
+        args = dict(part.partition("=")[::2] for part in query.split("&") if part)
+        media = content_type.split(";")[0]
+        if media == "application/x-ndjson":
+            lines = [json.loads(line) for line in payload.splitlines() if line.strip()]
+            for line in lines:
+                self.line_schema("CreateLine", line)
+            self.checked.append((method, path, status))
+            return lines
+        request = MockRequest("http://localhost", method.lower(), path, args=args, data=raw,
+                              headers=headers or {})
+        response = MockResponse(payload, status_code=status, content_type=media)
+        self.openapi.validate_response(request, response)
+        self.checked.append((method, path, status))
+        return json.loads(payload) if media == "application/json" else payload
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory, guest):
+    directory = tmp_path_factory.mktemp("wire")
+    daemon = Daemon(directory, write_guest_config(directory, guest, "qemu"))
+    daemon.start()
+    try:
+        yield daemon
+    finally:
+        daemon.stop()
+        daemon.kill_vmms()
+
+
+def follow_events(daemon, lines: list, ready: threading.Event) -> None:
+    from virshle_core.client import http
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(str(daemon.socket))
+    response = http.request(sock, "GET", "/api/v1/events")
+    for line in response.iter_lines():
+        lines.append(json.loads(line))
+        ready.set()
+    response.close()
+
+
+def test_every_reply_matches_the_openapi_document(node):
+    wire = Conformance(node)
+    events: list = []
+    ready = threading.Event()
+    threading.Thread(target=follow_events, args=(node, events, ready), daemon=True).start()
+    assert ready.wait(10)
+
+    wire.send("GET", "/api/v1/node/ping")
+    info = wire.send("GET", "/api/v1/node/info")
+    assert api.NodeInfo.from_json(info, strict=True).name == "default"
+    templates = wire.send("GET", "/api/v1/templates")
+    template = templates[0]["name"]
+    wire.send("GET", "/api/v1/openapi.json")
+
+    # create, in one piece and streamed; a streamed failure is a line too
+    (made,) = wire.send("POST", "/api/v1/vms", {"template": template, "name": "wire"}, expect=201)
+    streamed = wire.send("POST", "/api/v1/vms", {"template": template, "name": "wire-2"}, expect=201,
+                         headers={"Accept": "application/x-ndjson"})
+    assert streamed[-1]["result"][0]["name"] == "wire-2"
+    failed = wire.send("POST", "/api/v1/vms", {"template": "nope"}, expect=201,
+                       headers={"Accept": "application/x-ndjson"})
+    assert failed[-1]["error"]["error"] == "template_not_found" and failed[-1]["status"] == 404
+
+    ref = f"uuid:{made['uuid']}"
+    wire.send("GET", "/api/v1/vms")
+    wire.send("GET", "/api/v1/vms?state=created")
+    wire.send("GET", f"/api/v1/vms/{ref}")
+    wire.send("GET", f"/api/v1/vms/{ref}?leases=0")
+    wire.send("POST", f"/api/v1/vms/{ref}/start")
+    wire.send("GET", f"/api/v1/vms/{ref}?refresh=1")
+    wait_for(lambda: b"login" in exchange(node, "GET", f"/api/v1/vms/{ref}/logs")[2]
+             or b"#" in exchange(node, "GET", f"/api/v1/vms/{ref}/logs")[2], timeout=120)
+    wire.send("GET", f"/api/v1/vms/{ref}/logs")
+    stopped = wire.send("POST", f"/api/v1/vms/{ref}/stop", {"force": True})
+    assert stopped["was_running"] is True
+    wire.send("POST", f"/api/v1/vms/{ref}/stop", {"force": True})  # already stopped: a no-op
+    wire.send("DELETE", f"/api/v1/vms/{ref}")
+    wire.send("DELETE", "/api/v1/vms/name:wire-2?force=1")
+
+    # errors: each an Error document with a code from the catalogue
+    wire.send("GET", "/api/v1/vms?state=bogus", expect=400)
+    wire.send("GET", "/api/v1/vms/name:ghost", expect=404)
+    wire.send("POST", "/api/v1/vms", {"template": template, "colour": "red"}, expect=400)
+    wire.send("POST", "/api/v1/vms", b"{not json", expect=400)
+    wire.send("POST", "/api/v1/vms", {"template": "nope"}, expect=404)
+    (again,) = wire.send("POST", "/api/v1/vms", {"template": template, "name": "taken"}, expect=201)
+    wire.send("POST", "/api/v1/vms", {"template": template, "name": "taken"}, expect=409)
+    wire.send("POST", "/api/v1/vms/name:taken/stop", {"force": "yes"}, expect=400)
+    wire.send("GET", "/api/v1/vms/name:taken/console", expect=409)  # not running
+    wire.send("DELETE", "/api/v1/vms/name:taken")
+    for target, status in (("/api/v1/nowhere", 404), ("/api/v1/node/ping", 405)):
+        method = "GET" if status == 404 else "POST"
+        _, _, payload = exchange(node, method, target, b"{}" if method == "POST" else None)
+        wire.line_schema("Error", json.loads(payload))
+
+    # the event stream: every line one of the declared events
+    wait_for(lambda: sum(e["event"] == "vm-deleted" for e in events) >= 3, timeout=10)
+    for event in events:
+        wire.line_schema("Event", event)
+    wire.checked.append(("GET", "/api/v1/events", 200))
+    kinds = {event["event"] for event in events}
+    assert {"hello", "vm-created", "vm-started", "vm-stopped", "vm-deleted"} <= kinds
+
+    # every route of the document was exercised (the console's only by its refusal)
+    routes = {(m.upper(), p) for p, operations in wire.document["paths"].items() for m in operations}
+    exercised = {(m, _pattern(p)) for m, p, _ in wire.checked}
+    assert routes - exercised == set()
+
+
+def _pattern(path: str) -> str:
+    parts = path.split("/")
+    if len(parts) > 4 and parts[3] == "vms":
+        parts[4] = "{ref}"
+    return "/".join(parts)
+
+
+def test_error_codes_in_the_sources_are_in_the_catalogue():
+    """Every ``code="..."`` the core and the built-in plugins raise is published."""
+    import ast
+    from pathlib import Path
+
+    from virshle_core.errorcodes import ErrorCode
+
+    root = Path(__file__).parent.parent
+    known = {code.value for code in ErrorCode}
+    found = {}
+    for path in [*root.glob("virshle_core/**/*.py"), *root.glob("plugins/*/virshle_*/**/*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            values = []
+            if isinstance(node, ast.Call):
+                values += [kw.value for kw in node.keywords if kw.arg == "code"]
+                if getattr(node.func, "id", getattr(node.func, "attr", "")) == "HTTPError" \
+                        and len(node.args) > 1:
+                    values.append(node.args[1])
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "code" for t in node.targets):
+                values.append(node.value)
+            for value in values:
+                if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                    found.setdefault(value.value, str(path.relative_to(root)))
+    unknown = {code: where for code, where in found.items() if code not in known}
+    assert not unknown, f"add these to virshle_core/errorcodes.py: {unknown}"
+    assert len(found) >= 50
