@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
 
-.PHONY: setup demo demo-debian test test-fast bench clean
+.PHONY: setup demo demo-debian test test-fast bench docs clean
 
 setup: $(VENV)/.installed
 
@@ -23,6 +23,10 @@ test: setup
 # Without the slow end-to-end tests (those that boot guests).
 test-fast: setup
 	$(VENV)/bin/pytest -m "not e2e"
+
+# The parts of docs/ written from the code (hook reference, error codes, the VM document).
+docs: setup
+	$(VENV)/bin/cog -I docs -r docs/plugins.md docs/api.md
 
 bench: setup
 	$(VENV)/bin/python bench/run.py

@@ -27,7 +27,7 @@ def test_the_contract_has_every_design_hook():
         "virshle_node_info", "virshle_choose_node", "virshle_pre_create", "virshle_disk_clone",
         "virshle_net_attach", "virshle_net_detach", "virshle_start", "virshle_stop",
         "virshle_vm_state", "virshle_console", "virshle_lease_query", "virshle_post_delete",
-        "virshle_provision", "virshle_vm_watch"])
+        "virshle_provision", "virshle_vm_watch", "virshle_hypervisor"])
 
 
 @pytest.mark.parametrize("hook", HOOKS)
@@ -62,3 +62,16 @@ def test_api_doc_lists_every_route():
     docs = (ROOT / "docs" / "api.md").read_text()
     for route in Api(Node(parse_config("", path=None))).routes:
         assert f"`{route.method} /api/v1{route.path}`" in docs, route.path
+
+
+def test_the_generated_parts_of_the_docs_are_current():
+    """docs/plugins.md's hook reference and docs/api.md's error codes and VM fields are
+    written by cog from the code; `make docs` rewrites them after a change."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "cogapp", "--check", "-I", "docs",
+                             "docs/plugins.md", "docs/api.md"],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, (result.stdout + result.stderr
+                                    + "\nRun `make docs` and commit what it changes.")

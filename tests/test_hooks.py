@@ -482,3 +482,25 @@ def test_hook_virshle_post_delete(register, node):
     assert released == ["pd"]
     assert ("stop", "pd", True) in fake.calls
     assert node.store.all() == [] and leftovers(node) == []
+
+
+def test_hook_virshle_hypervisor(register, node):
+    """`[host] hypervisor = "auto"` is resolved by virshle_hypervisor when the VM is made and
+    recorded, so the start hooks read a plain name and a later change of the host keeps it."""
+    import shutil
+
+    assert node.config.host.hypervisor == "auto"
+    (vm,) = lifecycle.create(node, node.store, CreateRequest(template="xs", name="auto"))
+    expected = "ch" if shutil.which("cloud-hypervisor") else "qemu"
+    assert vm.hypervisor == expected
+    assert node.store.get(f"uuid:{vm.uuid}").hypervisor == expected
+
+    class Mine:
+        @hookimpl(tryfirst=True)
+        def virshle_hypervisor(self, wanted):
+            return "mine" if wanted == "auto" else None
+
+    register(Mine())
+    (other,) = lifecycle.create(node, node.store, CreateRequest(template="xs", name="mine"))
+    assert other.hypervisor == "mine"
+    assert node.store.get(f"uuid:{vm.uuid}").hypervisor == expected  # the first one keeps its own

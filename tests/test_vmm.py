@@ -48,6 +48,8 @@ def test_vmm_hooks_answer_only_for_their_own_vms(tmp_path):
     assert console(vm=theirs, node=None) is None
     mine = Vm(id=2, uuid="u2", name="b", node="n", template="t", vcpu=1, vram=1,
               hypervisor="fakevisor", dir=str(tmp_path))
+    assert console(vm=mine, node=None) is None  # never started: no console yet
+    (tmp_path / "console.log").write_text("")
     endpoint = console(vm=mine, node=None)
     assert (endpoint.socket, endpoint.log) == (os.path.join(tmp_path, "console.sock"),
                                                os.path.join(tmp_path, "console.log"))

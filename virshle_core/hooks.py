@@ -85,6 +85,9 @@ class Hooks:
 
     # --- hypervisors -------------------------------------------------------------------------
 
+    def hypervisor(self, wanted: str, node: "NodeContext") -> str | None:
+        return self._hook.virshle_hypervisor(wanted=wanted, node=node)
+
     def start(self, vm: "Vm", attachments: list["NetAttachment"],
               node: "NodeContext") -> "VmmHandle | None":
         return self._hook.virshle_start(vm=vm, attachments=attachments, node=node)

@@ -48,14 +48,21 @@ hookspec = pluggy.HookspecMarker("virshle")
 def virshle_config_sections(register: Callable[[str, type], None]) -> None:
     """Declare the plugin's own configuration tables.
 
-    Called before the configuration file is read. A table registered here
-    is validated as strictly as the core's own: unknown keys and wrong types
-    are configuration errors with their line. Read it back with
-    ``node.config.section(name)``; a missing table gives the class's defaults.
+    Called before the configuration file is read, in every process that loads
+    plugins; all implementations are called. A table registered here is
+    validated as strictly as the core's own: unknown keys and wrong types are
+    configuration errors with their line. Read it back with
+    ``node.section(name)``; a missing table gives the class's defaults.
 
     :param register: call ``register("dhcp.kea", KeaConfig)`` with the dotted
         table name and an attrs class whose fields all have defaults.
     :returns: nothing.
+
+    Example::
+
+        @hookimpl
+        def virshle_config_sections(register):
+            register("hello", HelloConfig)
     """
 
 
@@ -70,6 +77,15 @@ def virshle_register_commands(cli: click.Group) -> None:
 
     :param cli: the top-level click group; use ``@cli.command()``.
     :returns: nothing.
+
+    Example::
+
+        @hookimpl
+        def virshle_register_commands(cli):
+            @cli.command()
+            @click.pass_obj
+            def hello(settings):          # settings.config is the loaded configuration
+                click.echo("hello")
     """
 
 
@@ -82,27 +98,42 @@ def virshle_register_commands(cli: click.Group) -> None:
 def virshle_node_init(node: NodeContext, parts: frozenset[str]) -> None:
     """Prepare the host for this plugin; must be idempotent.
 
-    Called by ``virshle node init``. Create what is missing (a bridge, a
-    directory), repair what drifted, and reap orphans that are provably
-    yours (never touch what another program made).
+    Called by ``virshle node init`` (``--net``, ``--all``...) in the process that
+    runs it; all implementations are called. Create what is missing (a bridge, a
+    directory), repair what drifted, and reap orphans that are provably yours
+    (never touch what another program made).
 
     :param node: the local node.
     :param parts: the parts asked for, a subset of ``{"dir", "db", "net"}``;
         network plugins act only when ``"net"`` is in it.
     :returns: nothing. Raise ``VirshleError`` to report a failure.
+
+    Example::
+
+        @hookimpl
+        def virshle_node_init(node, parts):
+            if "net" in parts:
+                ensure_bridge(node.section("ovs").bridge)
     """
 
 
 @hookspec
 def virshle_node_info(node: NodeContext) -> dict[str, Any] | None:
-    """Extra health fields for ``node info`` and ``node ls --all``.
+    """Extra health fields for ``node info`` and ``node ls --all --json``.
 
     Every implementation is called and the dictionaries are merged into the
-    node info document under ``"plugins"`` (later keys do not override
-    earlier ones). Keep it fast: it runs for every listing.
+    node info document under ``"plugins"``: the first writer of a key wins
+    (pluggy calls the plugin registered last first). Keep it fast: it runs for
+    every ``node info``.
 
     :param node: the local node.
     :returns: a JSON-serialisable dictionary, or None.
+
+    Example::
+
+        @hookimpl
+        def virshle_node_info(node):
+            return {"ovs": {"bridge": "br0", "ports": 12}}
     """
 
 
@@ -112,20 +143,29 @@ def virshle_choose_node(
 ) -> str | None:
     """Choose the node a new VM goes to when ``vm create`` has no ``--node``.
 
-    The ``lb`` plugin answers with a weighted random choice among the online,
-    unsaturated candidates that fit. Mark an implementation ``tryfirst=True``
-    to override it.
+    Runs in the command line's process. The ``lb`` plugin answers with a
+    weighted random choice among the online, unsaturated candidates that fit;
+    mark an implementation ``tryfirst=True`` to override it.
 
     Stops at first non-None result.
 
-    :param candidates: every managed node, online or not, with its info
-        (``info["templates"]`` says which templates it offers and whether
-        each fits). Set ``candidate.refused`` to say why you would not
-        choose a node: the user reads it when no node was chosen.
-    :param template_name: the name of the VM's template. Templates belong
-        to the nodes (each its own ``config.toml``): the command line that
-        places a VM does not hold them, only what each node says of them.
+    :param candidates: every managed node, online or not, with its
+        ``node info`` document as a dict (``info["templates"]`` says which
+        templates it offers and whether each fits). Set ``candidate.refused``
+        to say why you would not choose a node: the user reads it when no
+        node was chosen.
+    :param template_name: the name of the VM's template, a name only.
+        Templates belong to the nodes (each its own ``config.toml``): the
+        command line that places a VM does not hold them, only what each
+        node says of them.
     :returns: the chosen node's name, or None to let another plugin choose.
+
+    Example::
+
+        @hookimpl(tryfirst=True)
+        def virshle_choose_node(candidates):
+            online = [c for c in candidates if c.status == "online" and not c.saturated]
+            return min(online, key=lambda c: c.info["saturation"]).name if online else None
     """
 
 
@@ -139,13 +179,20 @@ def virshle_pre_create(vm: Vm, template: VmTemplate, node: NodeContext) -> None:
     """Validate or prepare a VM before anything is made for it.
 
     Called for every plugin, before disks are cloned. Raise ``VirshleError``
-    (or ``UsageError`` for bad input) to refuse the VM: nothing is left behind.
-    An implementation may fill fields of ``vm`` (e.g. MACs of its nets).
+    (or ``UsageError`` for bad input: exit 2) to refuse the VM: nothing is left
+    behind. An implementation may fill fields of ``vm`` (e.g. MACs of its nets).
 
     :param vm: the VM being created; ``vm.id`` is not set yet.
     :param template: the template it comes from.
     :param node: the node it is created on.
     :returns: nothing.
+
+    Example::
+
+        @hookimpl
+        def virshle_pre_create(vm, template):
+            if template.vcpu > 8:
+                raise UsageError(f"VM {vm.name}: at most 8 vcpu here", "Use a smaller template.")
     """
 
 
@@ -186,7 +233,9 @@ def virshle_provision(vm: Vm, template: VmTemplate, node: NodeContext) -> list[D
     made and its NICs have their MACs, before the VM becomes visible. Write
     files into ``vm.path`` only: they go with the VM. The disks returned are
     attached read-only after the VM's own disks (QEMU: virtio; cloud-hypervisor:
-    ``readonly: true``), in the order the plugins answer.
+    ``readonly: true``), in the order the plugins answer. The ``cloudinit``
+    plugin writes a NoCloud seed; a plugin for Ignition would write its config
+    drive instead (disable ``cloudinit`` with ``VIRSHLE_DISABLE_PLUGINS=cloudinit``).
 
     ``vm.user_data`` is the user-data the user gave (``--user-data``, or the
     template's ``user_data`` file); ``virshle_core.keys.authorized_keys``
@@ -200,6 +249,16 @@ def virshle_provision(vm: Vm, template: VmTemplate, node: NodeContext) -> list[D
     :param template: the template it comes from.
     :param node: the node it is created on.
     :returns: the extra disks it boots with, or None.
+
+    Example::
+
+        @hookimpl
+        def virshle_provision(vm, template, node):
+            keys = authorized_keys(node.config.host.ssh_authorized_keys + template.ssh_authorized_keys)
+            path = vm.path / "ignition.json"
+            path.write_text(json.dumps(ignition_config(vm, keys)))
+            vm.provision = {"seed": "ignition", "keys": [fingerprint(k) for k in keys]}
+            return [Disk(name="ignition", path=str(path), size=path.stat().st_size, readonly=True)]
     """
 
 
@@ -213,14 +272,29 @@ def virshle_net_attach(vm: Vm, net: Net, node: NodeContext) -> NetAttachment | N
     """Create the host side of one NIC (a tap on a bridge, a macvtap...).
 
     Called before the VMM starts, once per NIC. Return None when ``net.type``
-    is not yours.
+    is not yours: a start whose net type no plugin owns fails with the list of
+    plugins that attach nets. ``net.mac`` and ``net.ifname`` are already
+    allocated (unique, stable, at most 15 characters). Put descriptors the VMM
+    must inherit in ``NetAttachment.fds`` (the core closes its copies once the
+    VMM started), and set ``NetAttachment.offload = False`` when the host side
+    cannot take partial checksums.
 
     Stops at first non-None result.
 
     :param vm: the VM being started.
     :param net: the NIC, with its type, options, MAC and interface name.
     :param node: the local node.
-    :returns: what was made, handed back to ``virshle_net_detach``.
+    :returns: what was made; handed back to ``virshle_net_detach`` if the start
+        fails later.
+
+    Example::
+
+        @hookimpl
+        def virshle_net_attach(vm, net, node):
+            if net.type != "tap":
+                return None
+            make_tap(net.ifname)
+            return NetAttachment(net=net.name, type="tap", ifname=net.ifname, mac=net.mac)
     """
 
 
@@ -240,12 +314,50 @@ def virshle_net_detach(
         ``net`` (its ``ifname``, your mark on the interface).
     :param node: the local node.
     :returns: True when ``net.type`` is yours and it is removed, else None.
+
+    Example::
+
+        @hookimpl
+        def virshle_net_detach(net):
+            if net.type != "tap":
+                return None
+            delete_tap_if_exists(net.ifname)
+            return True
     """
 
 
 # ---------------------------------------------------------------------------
 # Hypervisor hooks
 # ---------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def virshle_hypervisor(wanted: str, node: NodeContext) -> str | None:
+    """Name the hypervisor a new VM is recorded under, once, when it is created.
+
+    ``[host] hypervisor`` may name one plugin (``qemu``, ``ch``) or say
+    ``auto``; the answer is kept in ``vm.hypervisor``, so every later hook
+    (``virshle_pre_create``, ``virshle_start``, ``virshle_stop``...) reads a
+    plain name and never resolves ``auto`` itself, and a VM keeps its
+    hypervisor when the host's setting or the installed programs change. A VM
+    created when no plugin answered is resolved again at its first start.
+
+    Stops at first non-None result.
+
+    :param wanted: ``[host] hypervisor``: a plugin's name or ``auto``.
+    :param node: the local node.
+    :returns: your name when ``wanted`` is your name, or when it is ``auto`` and
+        your VMM can run here (its binary is installed); else None. Mark the
+        implementation ``tryfirst``/``trylast`` to say which ``auto`` prefers.
+
+    Example::
+
+        @hookimpl
+        def virshle_hypervisor(wanted):
+            if wanted == "myvmm" or (wanted == "auto" and shutil.which("myvmm")):
+                return "myvmm"
+            return None
+    """
 
 
 @hookspec(firstresult=True)
@@ -257,7 +369,8 @@ def virshle_start(
     The VMM must run in its own session (it outlives the daemon), write a
     pidfile and its control socket in ``vm.path``, and keep the serial
     output in ``vm.path / "console.log"``. Return None when ``vm.hypervisor``
-    is not yours.
+    is not yours (it is never ``auto``: the core resolves that at create). If
+    it raises, the NICs already attached are detached again.
 
     Stops at first non-None result.
 
@@ -265,6 +378,15 @@ def virshle_start(
     :param attachments: the host side of each NIC, in ``vm.nets`` order.
     :param node: the local node.
     :returns: the started VMM.
+
+    Example::
+
+        @hookimpl
+        def virshle_start(vm, attachments, node):
+            if vm.hypervisor != "myvmm":
+                return None
+            proc = subprocess.Popen(build_argv(vm, attachments), start_new_session=True)
+            return VmmHandle(pid=proc.pid, hypervisor="myvmm")
     """
 
 
@@ -277,7 +399,8 @@ def virshle_stop(vm: Vm, force: bool, node: NodeContext) -> bool | None:
     that is still coming up: after a crash in the middle of a start, the
     daemon calls it (``vm.hypervisor`` set to your name) to clear what the
     start left, perhaps before any pidfile exists. Return once the VMM is
-    gone, reaped when it is your child.
+    gone, reaped when it is your child, so that no zombie stays
+    (``virshle_core.vmm`` has the helpers).
 
     Stops at first non-None result.
 
@@ -285,6 +408,15 @@ def virshle_stop(vm: Vm, force: bool, node: NodeContext) -> bool | None:
     :param force: kill the VMM without asking the guest.
     :param node: the local node.
     :returns: True when the VM is yours and stopped, else None.
+
+    Example::
+
+        @hookimpl
+        def virshle_stop(vm, force, node):
+            if vm.hypervisor != "myvmm":
+                return None
+            (kill if force else power_button)(vm)
+            return True
     """
 
 
@@ -294,8 +426,9 @@ def virshle_vm_state(vm: Vm, node: NodeContext) -> str | None:
 
     The daemon keeps running VMs' states from their ``virshle_vm_watch``; it
     calls this hook only to re-adopt VMs when it starts, for an explicit
-    refresh (``vm info --refresh``), and for VMs no watch follows. Change
-    nothing: a VMM found powered off or dead is ended by the daemon through
+    refresh (``vm info --refresh``), and for VMs no watch follows; never for a
+    listing. Change nothing: a VMM found powered off but still running (QEMU
+    with ``-no-shutdown``), or dead, is ended by the daemon through
     ``virshle_stop(force=True)``, which also removes its files.
 
     Stops at first non-None result.
@@ -304,6 +437,14 @@ def virshle_vm_state(vm: Vm, node: NodeContext) -> str | None:
     :param node: the local node.
     :returns: one of ``created, running, paused, shutdown, crashed``, or None
         when the VM is not yours.
+
+    Example::
+
+        @hookimpl
+        def virshle_vm_state(vm):
+            if vm.hypervisor != "myvmm":
+                return None
+            return "running" if pid_alive(vm.path / "vmm.pid") else "shutdown"
     """
 
 
@@ -312,19 +453,35 @@ def virshle_vm_watch(vm: Vm, node: NodeContext) -> VmWatch | None:
     """Give the daemon a live link to a running VM's VMM, to follow its state.
 
     Called when a VM starts and for every running VM a daemon re-adopts. The
-    daemon runs the watch's ``follow`` on its event loop (hold one control
-    connection per VMM, listen to its events, notice its exit with a pidfd),
-    records each state change and announces it as ``vm-state-changed``;
-    listings then read the store and never ask the VMM. ``stop`` makes many
-    concurrent stops cheap: a signal, or the power button, and an exit wait.
-    Return None when the VM is not yours; such VMs are polled with
-    ``virshle_vm_state`` instead.
+    daemon runs the watch's coroutines on its event loop, so they must never
+    block. ``follow(report)`` holds one control connection for the VM's life,
+    calls ``report(state)`` whenever the VM enters ``running``, ``paused``,
+    ``shutdown`` or ``crashed`` (from the VMM's own events: QEMU's ``STOP``,
+    ``RESUME``, ``SHUTDOWN``, ``GUEST_PANICKED``...), notices the process's end
+    with a pidfd, and returns the state the VM ended in. ``stop(force,
+    timeout)`` presses the power button (or kills at once) and returns once the
+    VMM has exited. ``close()`` lets go of it when the daemon stops. The daemon
+    records the states, announces ``vm-state-changed``, and detaches the NICs
+    of a VM whose VMM ended; listings then never ask a VMM. Return None when
+    the VM is not yours; such VMs are polled with ``virshle_vm_state``.
 
     Stops at first non-None result.
 
     :param vm: a running VM.
     :param node: the local node.
     :returns: a ``virshle_core.models.VmWatch``, or None.
+
+    Example::
+
+        class MyWatch(VmWatch):
+            async def follow(self, report):
+                async for event in self.events():          # the VMM's own event stream
+                    report({"paused": "paused", "resumed": "running"}[event])
+                return "crashed" if not self.stopping else "shutdown"
+
+        @hookimpl
+        def virshle_vm_watch(vm, node):
+            return MyWatch(vm) if vm.hypervisor == "myvmm" else None
     """
 
 
@@ -336,7 +493,16 @@ def virshle_console(vm: Vm, node: NodeContext) -> ConsoleEndpoint | None:
 
     :param vm: the VM.
     :param node: the local node.
-    :returns: the console's socket and log file, or None when not yours.
+    :returns: the console's unix socket and kept log file, or None when not yours.
+
+    Example::
+
+        @hookimpl
+        def virshle_console(vm):
+            if vm.hypervisor != "myvmm":
+                return None
+            return ConsoleEndpoint(socket=str(vm.path / "console.sock"),
+                                   log=str(vm.path / "console.log"))
     """
 
 
@@ -350,12 +516,21 @@ def virshle_lease_query(vms: list[Vm], node: NodeContext) -> list[Lease] | None:
     """Report the IP leases of these VMs' NICs.
 
     Called once per listing with every VM listed: make one batched query,
-    never one per VM. Answers of all plugins are merged. When the DHCP
-    server is unreachable, log a warning and return None; never raise.
+    never one per VM. Answers of all plugins are merged, matched to NICs by
+    MAC. When the DHCP server is unreachable, log a warning and return None;
+    never raise.
 
     :param vms: the VMs being listed.
     :param node: the local node.
-    :returns: the leases found, matched to NICs by MAC.
+    :returns: the leases found.
+
+    Example::
+
+        @hookimpl
+        def virshle_lease_query(vms):
+            macs = {net.mac for vm in vms for net in vm.nets if net.mac}
+            return [Lease(mac=l["hw-address"], ip=l["ip-address"])
+                    for l in all_leases() if l["hw-address"] in macs]
     """
 
 
@@ -369,4 +544,11 @@ def virshle_post_delete(vm: Vm, node: NodeContext) -> None:
     :param vm: the VM being removed.
     :param node: the local node.
     :returns: nothing.
+
+    Example::
+
+        @hookimpl
+        def virshle_post_delete(vm):
+            for net in vm.nets:
+                delete_lease(net.mac)
     """

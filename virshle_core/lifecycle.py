@@ -143,6 +143,7 @@ def _new_vm(node: NodeContext, template: VmTemplate, name: str | None, user_data
         nets=[Net(name=n.name, type=n.kind, options=dict(n.options)) for n in template.net],
         kernel=_expand(template.kernel), initramfs=_expand(template.initramfs),
         cmdline=template.cmdline, firmware=_expand(template.firmware),
+        hypervisor=hooks().hypervisor(wanted=node.config.host.hypervisor, node=node),
         user_data=user_data, dir=str(vm_dir), pending="creating",
     )
 
@@ -273,6 +274,8 @@ def start(node: NodeContext, store: Store, vm: Vm) -> Vm:
     if state in ("running", "paused"):
         raise Conflict(f"VM {vm.name!r} is already {state}",
                        f"Stop it with `virshle vm stop --name {vm.name}`.", code="vm_running")
+    if vm.hypervisor is None:  # none answered at create (none was installed): ask again
+        vm.hypervisor = hooks().hypervisor(wanted=node.config.host.hypervisor, node=node)
     store.mark(vm, "starting")
     undo = Undo()
     attachments = []

@@ -51,7 +51,7 @@ def reconcile(node: NodeContext, store: Store) -> list[str]:
                     for name in hooks().implementers("start"):  # a VMM may still be coming up
                         _force_stop(node, attrs.evolve(vm, hypervisor=name))
                     detach_all(node, vm)
-                    state = "created" if vm.state == "created" and not vm.hypervisor else "shutdown"
+                    state = "created" if vm.state == "created" else "shutdown"
                     store.update(vm, state=state, pending=None)
                     done.append(f"the interrupted start of {label} did not boot it: it is {state}")
             elif vm.pending == "stopping":

@@ -122,5 +122,7 @@ class VmmHooks:
             return None
         from .models import ConsoleEndpoint
 
-        return ConsoleEndpoint(socket=os.path.join(vm.dir, "console.sock"),
-                               log=os.path.join(vm.dir, "console.log"))
+        socket, log = os.path.join(vm.dir, "console.sock"), os.path.join(vm.dir, "console.log")
+        if not (os.path.exists(socket) or os.path.exists(log)):
+            return None  # never started: it has no console yet
+        return ConsoleEndpoint(socket=socket, log=log)

@@ -32,18 +32,20 @@ def virshle_node_info(node):
     return {"ch": {"binary": shutil.which(config.binary)}}
 
 
+@hookimpl(tryfirst=True)  # with hypervisor = "auto", cloud-hypervisor when it is installed
+def virshle_hypervisor(wanted, node):
+    if wanted == NAME or (wanted == "auto" and shutil.which(config_of(node).binary)):
+        return NAME
+    return None
+
+
 @hookimpl
 def virshle_start(vm, attachments, node):
-    wanted = vm.hypervisor or node.config.host.hypervisor
-    config = config_of(node)
-    if wanted == "auto":
-        if not shutil.which(config.binary):
-            return None  # not installed: another hypervisor plugin starts it
-    elif wanted != NAME:
+    if vm.hypervisor != NAME:
         return None
     from .vmm import start
 
-    return start(vm, attachments, config)
+    return start(vm, attachments, config_of(node))
 
 
 # stop, state, watch and console: as every VMM plugin does them (virshle_core.vmm)

@@ -24,13 +24,6 @@ from virshle_core.vmm import VmmHooks
 from .config import NAME, QemuConfig, choose_accel, config_of, cpu_has_virtualisation  # noqa: F401
 
 
-def is_mine(vm, node) -> bool:
-    """A VM started by QEMU; before its first start, one the node would start on QEMU."""
-    if vm.hypervisor:
-        return vm.hypervisor == NAME
-    return node.config.host.hypervisor in (NAME, "auto")
-
-
 @hookimpl
 def virshle_config_sections(register):
     register("qemu", QemuConfig)
@@ -45,10 +38,8 @@ def virshle_node_info(node):
 @hookimpl
 def virshle_pre_create(vm, template, node):
     """A UEFI OS disk needs OVMF: refuse at create, naming the package, rather than at start."""
-    if not is_mine(vm, node) or vm.kernel or vm.firmware or not vm.disks:
+    if vm.hypervisor != NAME or vm.kernel or vm.firmware or not vm.disks:
         return
-    if node.config.host.hypervisor == "auto" and shutil.which("cloud-hypervisor"):
-        return  # cloud-hypervisor will boot it, with its own firmware
     from .vmm import is_uefi_image
 
     config = config_of(node)
@@ -65,8 +56,15 @@ def virshle_pre_create(vm, template, node):
 
 
 @hookimpl(trylast=True)  # with hypervisor = "auto", cloud-hypervisor goes first when installed
+def virshle_hypervisor(wanted, node):
+    if wanted == NAME or (wanted == "auto" and shutil.which(config_of(node).binary)):
+        return NAME
+    return None
+
+
+@hookimpl
 def virshle_start(vm, attachments, node):
-    if vm.hypervisor not in (None, NAME) or node.config.host.hypervisor not in (NAME, "auto"):
+    if vm.hypervisor != NAME:
         return None
     from .vmm import start
 

@@ -1,0 +1,115 @@
+"""What cog writes into the docs, from the code it documents (``make docs``; a test runs
+``cog --check``): the hook reference from the hookspecs' docstrings, the error codes from
+``virshle_core/errorcodes.py``, the VM document from ``virshle_core/api.py``."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _sections(path: Path, starts: str) -> list[tuple[str, list[str]]]:
+    """The names defined in ``path`` under each of its ``# ---`` banner comments (hooks) or
+    ``# plain`` comments (enum members), in order."""
+    sections: list[tuple[str, list[str]]] = []
+    for line in path.read_text().splitlines():
+        comment = re.match(r"\s*# (?!-)(.+)", line)
+        if comment:
+            sections.append((comment.group(1).split(":")[0].strip(), []))
+            continue
+        name = re.match(starts, line)
+        if name and sections:
+            sections[-1][1].append(name.group(1))
+    return [(title, names) for title, names in sections if names]
+
+
+def _rest_to_markdown(doc: str) -> str:
+    """A hookspec docstring as Markdown: ``literals`` kept, ``:param x:`` as a list,
+    ``Example::`` blocks as Python code."""
+    # "Stops at first non-None result." is said by the kind line above each hook
+    lines = [line for line in inspect.cleandoc(doc).splitlines()
+             if line != "Stops at first non-None result."]
+    out: list[str] = []
+    in_code = False
+    for line in lines:
+        if in_code:
+            if line.startswith("    ") or not line.strip():
+                if line.strip() or out[-1] != "```python":
+                    out.append(line[4:])
+                continue
+            out.append("```")
+            in_code = False
+        if line.strip() == "Example::":
+            out += ["Example:", "", "```python"]
+            in_code = True
+            continue
+        line = line.replace("``", "`")
+        param = re.match(r":param (\w+):\s*(.*)", line)
+        returns = re.match(r":returns:\s*(.*)", line)
+        if param:
+            out.append(f"- `{param.group(1)}`: {param.group(2)}")
+        elif returns:
+            out.append(f"- returns: {returns.group(1)}")
+        elif line.startswith("    ") and out and out[-1].startswith("- "):
+            out[-1] += " " + line.strip()  # a parameter's text goes on
+        else:
+            out.append(line)
+    while out and not out[-1].strip():
+        out.pop()
+    if in_code:
+        out.append("```")
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(out))
+
+
+def hook_reference() -> str:
+    """Every hook: its section, signature, kind (owner or merged) and docstring."""
+    from virshle_core import hookspecs
+
+    parts = []
+    for title, names in _sections(ROOT / "virshle_core" / "hookspecs.py", r"def (virshle_\w+)\("):
+        parts.append(f"### {title.removesuffix(' hooks')}\n")
+        for name in names:
+            function = getattr(hookspecs, name)
+            options = getattr(function, "virshle_spec", {}) or {}
+            signature = str(inspect.signature(function)).replace("'", "")
+            kind = ("*Owner hook (firstresult): the first implementation that answers "
+                    "(not None) decides.*" if options.get("firstresult")
+                    else "*Every implementation is called.*")
+            parts.append(f"#### {name}\n\n```python\n{name}{signature}\n```\n\n{kind}\n\n"
+                         f"{_rest_to_markdown(function.__doc__ or '')}\n")
+    return "\n".join(parts)
+
+
+def error_codes() -> str:
+    """The catalogue of error codes, by kind."""
+    from virshle_core.errorcodes import ErrorCode
+
+    rows = ["| kind | codes |", "|---|---|"]
+    for title, names in _sections(ROOT / "virshle_core" / "errorcodes.py", r"    ([A-Z0-9_]+) = "):
+        rows.append(f"| {title} | " + ", ".join(f"`{ErrorCode[n].value}`" for n in names) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def vm_fields() -> str:
+    """The fields of the VM document (``api.Vm``), its disks and NICs."""
+    from virshle_core import api
+
+    rows = ["| document | field | type |", "|---|---|---|"]
+    for cls in (api.Vm, api.Disk, api.Net):
+        for field in cls.__fields__:
+            default = "" if field.required else " (optional)"
+            rows.append(f"| {cls.__name__} | `{field.name}` | `{field.type}`{default} |")
+    return "\n".join(rows) + "\n"
+
+
+def out(text: str) -> None:
+    import cog
+
+    cog.out("\n" + text)
+
+
+if __name__ == "__main__":  # a look at what cog would write
+    print(hook_reference())
