@@ -175,6 +175,8 @@ def _read(kind: str, value: Any, where: str, strict: bool, problems: list[str]) 
             return value  # a JSON number, kept as written
         if not ok:
             problems.append(f"{where or 'the document'}: must be {_NAMES[kind]}, not {_shown(value)}")
+        elif strict and expected is str and "\x00" in value:
+            problems.append(f"{where}: must not contain a NUL character")
         return value
     if kind.startswith("list["):
         if not isinstance(value, list):
