@@ -192,7 +192,7 @@ def test_hook_virshle_pre_create(register, node):
 
     register(Refuse())
     with pytest.raises(VirshleError, match="failed at pre-create checks: quota reached"):
-        lifecycle.create(node, node.store, CreateRequest(template="xs"))
+        lifecycle.create(node, CreateRequest(template="xs"))
     assert node.store.all() == [] and leftovers(node) == []
 
 
@@ -209,7 +209,7 @@ def test_hook_virshle_provision(register, node):
             return [Disk(name="seed", path=str(seed), size=seed.stat().st_size)]
 
     register(Seed())
-    (vm,) = lifecycle.create(node, node.store, CreateRequest(template="xs", name="seeded"))
+    (vm,) = lifecycle.create(node, CreateRequest(template="xs", name="seeded"))
     stored = node.store.get("seeded")
     seed = next(d for d in stored.disks if d.name == "seed")
     assert seed.readonly and Path(seed.path).read_bytes() == b"seed for seeded"
@@ -224,7 +224,7 @@ def test_hook_virshle_provision(register, node):
 
     register(Broken())
     with pytest.raises(VirshleError, match="failed at provisioning: the seed service is down"):
-        lifecycle.create(node, node.store, CreateRequest(template="xs", name="broken"))
+        lifecycle.create(node, CreateRequest(template="xs", name="broken"))
     assert [v.name for v in node.store.all()] == ["seeded"]
     assert sorted(p.name for p in (node.root / "vm").iterdir()) == [vm.uuid]
 
@@ -232,7 +232,7 @@ def test_hook_virshle_provision(register, node):
 def test_hook_virshle_disk_clone(register, node):
     template_disk = Path(node.config.template("xs").disk[0].path)
     before = hashlib.sha256(template_disk.read_bytes()).hexdigest()
-    (vm,) = lifecycle.create(node, node.store, CreateRequest(template="xs", name="plain"))
+    (vm,) = lifecycle.create(node, CreateRequest(template="xs", name="plain"))
     # the core's clone: one verified copy in the cache, a qcow2 overlay on it per VM
     (cached,) = [p for p in (node.root / "cache").iterdir() if p.name.startswith("template.img-")
                  and not p.name.endswith((".sha256", ".overlay"))]
@@ -250,7 +250,7 @@ def test_hook_virshle_disk_clone(register, node):
             return {"format": "qcow2", "size": 7}
 
     register(Overlay())
-    (vm2,) = lifecycle.create(node, node.store, CreateRequest(template="xs", name="cow"))
+    (vm2,) = lifecycle.create(node, CreateRequest(template="xs", name="cow"))
     assert calls == [(str(template_disk), vm2.disks[0].path, "os")]
     assert (vm2.disks[0].format, vm2.disks[0].size) == ("qcow2", 7)
     assert hashlib.sha256(template_disk.read_bytes()).hexdigest() == before
@@ -265,7 +265,7 @@ def test_failed_disk_clone_leaves_nothing(register, node):
 
     register(Broken())
     with pytest.raises(VirshleError, match="failed at disk 'os': disk full"):
-        lifecycle.create(node, node.store, CreateRequest(template="xs", count=3))
+        lifecycle.create(node, CreateRequest(template="xs", count=3))
     assert node.store.all() == [] and leftovers(node) == []
 
 
@@ -316,24 +316,24 @@ class FakeVmm:
 
 def test_hook_virshle_net_attach(register, node):
     fake = register(FakeVmm())
-    (vm,) = lifecycle.create(node, node.store, CreateRequest(template="xs", name="n1"))
-    lifecycle.start(node, node.store, vm)
+    (vm,) = lifecycle.create(node, CreateRequest(template="xs", name="n1"))
+    lifecycle.start(node, vm)
     assert fake.calls == [("attach", "n1", "main"), ("start", "n1", [f"t{vm.id}"])]
 
 
 def test_unknown_net_type_names_the_plugins(register, node):
-    (vm,) = lifecycle.create(node, node.store, CreateRequest(template="xs", name="n2"))
+    (vm,) = lifecycle.create(node, CreateRequest(template="xs", name="n2"))
     with pytest.raises(VirshleError) as info:
-        lifecycle.start(node, node.store, vm)
+        lifecycle.start(node, vm)
     assert info.value.message == "VM 'n2': no plugin handles net type 'test_net' (net 'main')"
     assert info.value.exit_code == 2
 
 
 def test_hook_virshle_net_detach(register, node):
     fake = register(FakeVmm())
-    (vm,) = lifecycle.create(node, node.store, CreateRequest(template="xs", name="n3"))
-    lifecycle.start(node, node.store, vm)
-    lifecycle.stop(node, node.store, vm)
+    (vm,) = lifecycle.create(node, CreateRequest(template="xs", name="n3"))
+    lifecycle.start(node, vm)
+    lifecycle.stop(node, vm)
     assert fake.calls[-1] == ("detach", "n3", "main")
 
 
@@ -346,31 +346,31 @@ def test_hook_virshle_start(register, node):
             raise VirshleError("the VMM exited at once")
 
     register(Failing())
-    (vm,) = lifecycle.create(node, node.store, CreateRequest(template="xs", name="s1"))
+    (vm,) = lifecycle.create(node, CreateRequest(template="xs", name="s1"))
     with pytest.raises(VirshleError, match="exited at once"):
-        lifecycle.start(node, node.store, vm)
+        lifecycle.start(node, vm)
     # the NIC attached before the failure is detached again
     assert fake.calls == [("attach", "s1", "main"), ("detach", "s1", "main")]
 
 
 def test_hook_virshle_stop(register, node):
     fake = register(FakeVmm())
-    (vm,) = lifecycle.create(node, node.store, CreateRequest(template="xs", name="st"))
-    lifecycle.start(node, node.store, vm)
-    _, was_running = lifecycle.stop(node, node.store, vm, force=True)
+    (vm,) = lifecycle.create(node, CreateRequest(template="xs", name="st"))
+    lifecycle.start(node, vm)
+    _, was_running = lifecycle.stop(node, vm, force=True)
     assert was_running and ("stop", "st", True) in fake.calls
-    _, was_running = lifecycle.stop(node, node.store, vm)
+    _, was_running = lifecycle.stop(node, vm)
     assert not was_running  # stopping a stopped VM is a no-op
 
 
 def test_hook_virshle_vm_state(register, node):
     register(FakeVmm())
-    (vm,) = lifecycle.create(node, node.store, CreateRequest(template="xs", name="vs"))
+    (vm,) = lifecycle.create(node, CreateRequest(template="xs", name="vs"))
     assert lifecycle.live_state(node, vm) == "shutdown"
-    lifecycle.start(node, node.store, vm)
+    lifecycle.start(node, vm)
     assert lifecycle.live_state(node, vm) == "running"
     with pytest.raises(VirshleError, match="is running"):
-        lifecycle.delete(node, node.store, vm)
+        lifecycle.delete(node, vm)
 
 
 def test_hook_virshle_vm_watch(register, node):
@@ -404,8 +404,8 @@ def test_hook_virshle_vm_watch(register, node):
             return Watch() if vm.hypervisor == "fake" else None
 
     register(Watcher())
-    (vm,) = lifecycle.create(node, node.store, CreateRequest(template="xs", name="watched"))
-    lifecycle.start(node, node.store, vm)
+    (vm,) = lifecycle.create(node, CreateRequest(template="xs", name="watched"))
+    lifecycle.start(node, vm)
     changes = []
 
     def heard(sender, **data):
@@ -436,7 +436,7 @@ def test_hook_virshle_vm_watch(register, node):
 
 
 def test_hook_virshle_console(register, node):
-    (vm,) = lifecycle.create(node, node.store, CreateRequest(template="xs", name="co"))
+    (vm,) = lifecycle.create(node, CreateRequest(template="xs", name="co"))
     with pytest.raises(VirshleError, match="has no console"):
         lifecycle.console(node, vm)
     register(FakeVmm())
@@ -444,7 +444,7 @@ def test_hook_virshle_console(register, node):
 
 
 def test_hook_virshle_lease_query(register, node):
-    (vm,) = lifecycle.create(node, node.store, CreateRequest(template="xs", name="lq"))
+    (vm,) = lifecycle.create(node, CreateRequest(template="xs", name="lq"))
     vm.nets[0].mac = "02:00:00:00:00:01"
     queries = []
 
@@ -476,9 +476,9 @@ def test_hook_virshle_post_delete(register, node):
 
     register(Dhcp())
     fake = register(FakeVmm())
-    (vm,) = lifecycle.create(node, node.store, CreateRequest(template="xs", name="pd"))
-    lifecycle.start(node, node.store, vm)
-    lifecycle.delete(node, node.store, vm, force=True)
+    (vm,) = lifecycle.create(node, CreateRequest(template="xs", name="pd"))
+    lifecycle.start(node, vm)
+    lifecycle.delete(node, vm, force=True)
     assert released == ["pd"]
     assert ("stop", "pd", True) in fake.calls
     assert node.store.all() == [] and leftovers(node) == []
@@ -490,7 +490,7 @@ def test_hook_virshle_hypervisor(register, node):
     import shutil
 
     assert node.config.host.hypervisor == "auto"
-    (vm,) = lifecycle.create(node, node.store, CreateRequest(template="xs", name="auto"))
+    (vm,) = lifecycle.create(node, CreateRequest(template="xs", name="auto"))
     expected = "ch" if shutil.which("cloud-hypervisor") else "qemu"
     assert vm.hypervisor == expected
     assert node.store.get(f"uuid:{vm.uuid}").hypervisor == expected
@@ -501,6 +501,6 @@ def test_hook_virshle_hypervisor(register, node):
             return "mine" if wanted == "auto" else None
 
     register(Mine())
-    (other,) = lifecycle.create(node, node.store, CreateRequest(template="xs", name="mine"))
+    (other,) = lifecycle.create(node, CreateRequest(template="xs", name="mine"))
     assert other.hypervisor == "mine"
     assert node.store.get(f"uuid:{vm.uuid}").hypervisor == expected  # the first one keeps its own

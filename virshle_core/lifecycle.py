@@ -77,7 +77,7 @@ def _check_request(node: NodeContext, request: CreateRequest
     return template, names, user_data
 
 
-def create(node: NodeContext, store: Store, request: CreateRequest) -> list[Vm]:
+def create(node: NodeContext, request: CreateRequest) -> list[Vm]:
     """Create ``request.count`` VMs from a template; all of them, or none.
 
     Refused (Conflict ``limit_exceeded``) when they do not fit under the
@@ -111,15 +111,15 @@ def create(node: NodeContext, store: Store, request: CreateRequest) -> list[Vm]:
     def admit(totals: dict[str, int]) -> None:
         admission.check(node.name, node.config.host.limits, capacity, totals, need, what)
 
-    store.insert_many(vms, admit=admit, pick_name=random_name)
+    node.store.insert_many(vms, admit=admit, pick_name=random_name)
     try:
         for vm in vms:
             check_cancelled()
             _make_files(node, template, vm)
         check_cancelled()
-        store.finish_creating(vms)
+        node.store.finish_creating(vms)
     except BaseException as exc:
-        undo_creates(store, vms)
+        undo_creates(node.store, vms)
         if isinstance(exc, Cancelled):
             exc.message = f"{exc.message}; the create of {what} was undone"
             exc.args = (exc.message,)
@@ -210,7 +210,7 @@ def _expand(path: str | None) -> str | None:
     return str(Path(path).expanduser()) if path else None
 
 
-def delete(node: NodeContext, store: Store, vm: Vm, force: bool = False) -> Vm:
+def delete(node: NodeContext, vm: Vm, force: bool = False) -> Vm:
     """Remove a VM: stop it (with ``force``), release its resources, drop its row."""
     state = live_state(node, vm)
     if state in ("running", "paused") and not force:
@@ -219,26 +219,26 @@ def delete(node: NodeContext, store: Store, vm: Vm, force: bool = False) -> Vm:
             f"Stop it first with `virshle vm stop --name {vm.name}`, or use `vm rm --force`.",
             code="vm_running",
         )
-    store.mark(vm, "deleting")
+    node.store.mark(vm, "deleting")
     try:
         if state in ("running", "paused"):
             hooks().stop(vm=vm, force=True, node=node)
     except BaseException:
-        store.mark(vm, None)
+        node.store.mark(vm, None)
         raise
     # its NICs may still exist unless both the VMM and the row say it never ran or ended cleanly
-    release(node, store, vm, detach=not {state, vm.state} <= {"created", "shutdown"})
+    release(node, vm, detach=not {state, vm.state} <= {"created", "shutdown"})
     events.emit(events.VM_DELETED, node.name, vm=vm.to_json())
     return vm
 
 
-def release(node: NodeContext, store: Store, vm: Vm, detach: bool = True) -> None:
+def release(node: NodeContext, vm: Vm, detach: bool = True) -> None:
     """The end of a delete: NICs, what plugins hold, the directory, then the row."""
     if detach:  # its NICs may still exist (running, crashed, or interrupted)
         detach_all(node, vm)
     hooks().post_delete(vm=vm, node=node)
     shutil.rmtree(vm.path, ignore_errors=True)
-    store.delete(vm)
+    node.store.delete(vm)
 
 
 def live_state(node: NodeContext, vm: Vm) -> str:
@@ -268,7 +268,7 @@ def with_ips(node: NodeContext, vms: list[Vm]) -> list[Vm]:
     return vms
 
 
-def start(node: NodeContext, store: Store, vm: Vm) -> Vm:
+def start(node: NodeContext, vm: Vm) -> Vm:
     """Attach every NIC, then boot the VMM; undo the attachments if the boot fails."""
     state = live_state(node, vm)
     if state in ("running", "paused"):
@@ -276,7 +276,7 @@ def start(node: NodeContext, store: Store, vm: Vm) -> Vm:
                        f"Stop it with `virshle vm stop --name {vm.name}`.", code="vm_running")
     if vm.hypervisor is None:  # none answered at create (none was installed): ask again
         vm.hypervisor = hooks().hypervisor(wanted=node.config.host.hypervisor, node=node)
-    store.mark(vm, "starting")
+    node.store.mark(vm, "starting")
     undo = Undo()
     attachments = []
     try:
@@ -305,7 +305,7 @@ def start(node: NodeContext, store: Store, vm: Vm) -> Vm:
             )
     except BaseException:
         undo.run()
-        store.mark(vm, None)
+        node.store.mark(vm, None)
         raise
     finally:
         # the VMM inherited its own copies of NIC descriptors (macvtap); ours go
@@ -315,12 +315,12 @@ def start(node: NodeContext, store: Store, vm: Vm) -> Vm:
                     os.close(fd)
                 except OSError:
                     pass
-    store.update(vm, state="running", hypervisor=handle.hypervisor, pending=None)
+    node.store.update(vm, state="running", hypervisor=handle.hypervisor, pending=None)
     events.emit(events.VM_STARTED, node.name, vm=vm.to_json(), pid=handle.pid)
     return vm
 
 
-def stop(node: NodeContext, store: Store, vm: Vm, force: bool = False) -> tuple[Vm, bool]:
+def stop(node: NodeContext, vm: Vm, force: bool = False) -> tuple[Vm, bool]:
     """Stop the VM and detach its NICs; returns (vm, whether it was running).
 
     A VM that is not running keeps the state it has (``created`` stays
@@ -329,24 +329,24 @@ def stop(node: NodeContext, store: Store, vm: Vm, force: bool = False) -> tuple[
     state = live_state(node, vm)
     was_running = state in ("running", "paused")
     if was_running:
-        store.mark(vm, "stopping")
+        node.store.mark(vm, "stopping")
         try:
             stopped = hooks().stop(vm=vm, force=force, node=node)
             if not stopped:
                 raise VirshleError(f"VM {vm.name!r}: no hypervisor plugin could stop it",
                                    code="no_hypervisor")
         except BaseException:
-            store.mark(vm, None)
+            node.store.mark(vm, None)
             raise
-    return finish_stop(node, store, vm, state, force), was_running
+    return finish_stop(node, vm, state, force), was_running
 
 
-def finish_stop(node: NodeContext, store: Store, vm: Vm, state: str, force: bool = False) -> Vm:
+def finish_stop(node: NodeContext, vm: Vm, state: str, force: bool = False) -> Vm:
     """After the VMM of ``vm`` (which was ``state``) is gone: its NICs, its row, the event."""
     was_running = state in ("running", "paused")
     if was_running or state == "crashed":
         detach_all(node, vm)
-    store.update(vm, state="shutdown" if was_running or state == "crashed" else state, pending=None)
+    node.store.update(vm, state="shutdown" if was_running or state == "crashed" else state, pending=None)
     if was_running:
         events.emit(events.VM_STOPPED, node.name, vm=vm.to_json(), force=force)
     return vm
@@ -372,7 +372,7 @@ def console(node: NodeContext, vm: Vm):
     return endpoint
 
 
-def refresh(node: NodeContext, store: Store, vm: Vm) -> Vm:
+def refresh(node: NodeContext, vm: Vm) -> Vm:
     """Read the live state; record and announce it when it changed."""
     if vm.pending:
         return vm  # an operation is under way; it records the state it leaves
@@ -381,7 +381,7 @@ def refresh(node: NodeContext, store: Store, vm: Vm) -> Vm:
         old = vm.state
         if old in ("running", "paused") and live in ("shutdown", "crashed"):
             end_vmm(node, vm)  # what a stop leaves: no process lingering, no NIC
-        store.update(vm, state=live)
+        node.store.update(vm, state=live)
         logger.info("VM {} is now {} (was {})", vm.name, live, old)
         events.emit(events.VM_STATE_CHANGED, node.name, vm=vm.to_json(), old=old, new=live)
     return vm

@@ -20,7 +20,7 @@ from .refs import UUID_PATTERN
 from .store import Store
 
 
-def reconcile(node: NodeContext, store: Store) -> list[str]:
+def reconcile(node: NodeContext) -> list[str]:
     """Finish or undo what a crash interrupted; say what was done (one line each).
 
     Run by a daemon before it serves: rows still ``creating`` are rolled
@@ -30,6 +30,7 @@ def reconcile(node: NodeContext, store: Store) -> list[str]:
     ``<root>/vm/`` that no row knows (named by a uuid: only ours) are
     removed, and so are half-copied images in ``<root>/cache/``.
     """
+    store: Store = node.store
     done: list[str] = []
     for vm in store.journal():
         label = f"VM {vm.name!r} (id {vm.id})"
@@ -39,7 +40,7 @@ def reconcile(node: NodeContext, store: Store) -> list[str]:
                 done.append(f"rolled back the unfinished create of {label}")
             elif vm.pending == "deleting":
                 _force_stop(node, vm)
-                release(node, store, vm)
+                release(node, vm)
                 events.emit(events.VM_DELETED, node.name, vm=vm.to_json())
                 done.append(f"finished removing {label}")
             elif vm.pending == "starting":

@@ -1,8 +1,9 @@
-"""The node as its daemon holds it: the configuration, the store, a lock per VM, and the
-worker threads that blocking work (the store, plugin hooks) runs in.
+"""The node as its daemon holds it: the configuration, the store, a lock per VM, the
+worker threads that blocking work (the store, plugin hooks) runs in, and the operations
+on its VMs (``lifecycle.py``'s, run there).
 
 Routes, the state tracker and the supervisor all work through it, the same way:
-resolve a VM, lock it, run the work.
+resolve a VM, lock it, run the operation.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from collections import defaultdict
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
-from .. import progress
+from .. import lifecycle, progress
 from ..models import NodeContext
 from ..refs import VmRef
 
 if TYPE_CHECKING:
+    from ..api import CreateRequest
     from ..config import Config
     from ..models import Vm
     from ..store import Store
@@ -107,6 +109,32 @@ class Node:
         if cancelled:
             raise asyncio.CancelledError
         return future.result()
+
+    # --- the operations: each holds the VM's lock in its caller, and runs to its end ---
+
+    async def create(self, request: "CreateRequest", flag: progress.CancelFlag | None = None,
+                     reporter: progress.Reporter | None = None) -> list["Vm"]:
+        return await self.run_to_end(lifecycle.create, self.context, request, flag=flag,
+                                     reporter=reporter)
+
+    async def start(self, vm: "Vm") -> "Vm":
+        return await self.run_to_end(lifecycle.start, self.context, vm)
+
+    async def stop(self, vm: "Vm", force: bool) -> tuple["Vm", bool]:
+        return await self.run_to_end(lifecycle.stop, self.context, vm, force)
+
+    async def finish_stop(self, vm: "Vm", state: str, force: bool) -> "Vm":
+        """Record what a stop leaves (NICs detached, the state) once its VMM has exited."""
+        return await self.run_to_end(lifecycle.finish_stop, self.context, vm, state, force)
+
+    async def delete(self, vm: "Vm", force: bool) -> "Vm":
+        vm = await self.run_to_end(lifecycle.delete, self.context, vm, force)
+        self.forget(vm.uuid)
+        return vm
+
+    async def refresh(self, vm: "Vm") -> "Vm":
+        """The VM's state read from its VMM, recorded and announced when it changed."""
+        return await self.run(lifecycle.refresh, self.context, vm)
 
     def why_cancelled(self) -> str:
         return "the node daemon is shutting down" if self.closing else "the client went away"

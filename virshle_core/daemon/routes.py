@@ -118,7 +118,7 @@ class Api:
         if refresh:
             for vm in vms:
                 if not self.node.busy(vm.uuid):
-                    lifecycle.refresh(self.node.context, self.node.store, vm)
+                    lifecycle.refresh(self.node.context, vm)
         if leases:
             lifecycle.with_ips(self.node.context, vms)
         return api.dump_list(api.Vm, vms)
@@ -162,7 +162,7 @@ class Api:
         create = await self.body(request, api.CreateRequest)
         flag = progress.CancelFlag()
         if "application/x-ndjson" not in request.headers.get("Accept", ""):
-            vms = await self.node.run_to_end(lifecycle.create, self.node.context, self.node.store, create, flag=flag)
+            vms = await self.node.create(create, flag=flag)
             return json_response(api.dump_list(api.Vm, vms), status=201)
         # A client that accepts NDJSON gets progress lines while it waits, then the result.
         response = StreamResponse(status=201, headers={"Content-Type": "application/x-ndjson"})
@@ -174,9 +174,8 @@ class Api:
             line = api.CreateLine(progress=api.Progress(what=what, done=done, total=total))
             loop.call_soon_threadsafe(lines.put_nowait, line)
 
-        task = asyncio.ensure_future(self.node.run_to_end(
-            lifecycle.create, self.node.context, self.node.store, create, flag=flag,
-            reporter=progress.Throttled(reporter)))
+        task = asyncio.ensure_future(self.node.create(create, flag=flag,
+                                                      reporter=progress.Throttled(reporter)))
         try:
             while not task.done() or not lines.empty():
                 getter = asyncio.ensure_future(lines.get())
@@ -216,13 +215,12 @@ class Api:
             state = vm.state
             if force and state in ("running", "paused") and self.tracker.following(vm.uuid):
                 vm = await self._stop_followed(vm, True, 0, "deleting")
-            await self.node.run_to_end(lifecycle.delete, self.node.context, self.node.store, vm, force)
-        self.node.forget(vm.uuid)
+            await self.node.delete(vm, force)
         return json_response(api.dump(api.Vm, vm))
 
     async def start_vm(self, request: Request) -> Response:
         async with self.node.locked(request.match_info["ref"]) as vm:
-            vm = await self.node.run_to_end(lifecycle.start, self.node.context, self.node.store, vm)
+            vm = await self.node.start(vm)
             await self.tracker.follow(vm)
         return json_response(api.dump(api.Vm, vm))
 
@@ -234,8 +232,7 @@ class Api:
                 timeout = float(self.node.config.host.stop_timeout)
                 vm, was_running = await self._stop_followed(vm, body.force, timeout, "stopping"), True
             else:
-                vm, was_running = await self.node.run_to_end(
-                    lifecycle.stop, self.node.context, self.node.store, vm, body.force)
+                vm, was_running = await self.node.stop(vm, body.force)
         return json_response(api.dump(api.StopResult, api.StopResult(vm=vm, was_running=was_running)))
 
     async def _stop_followed(self, vm, force: bool, timeout: float, pending: str):
@@ -248,8 +245,7 @@ class Api:
         except BaseException:
             await self.node.run(self.node.store.mark, vm, None)
             raise
-        return await self.node.run_to_end(lifecycle.finish_stop, self.node.context, self.node.store,
-                                          vm, state, force)
+        return await self.node.finish_stop(vm, state, force)
 
     async def openapi(self, request: Request) -> Response:
         from .. import __version__

@@ -128,7 +128,7 @@ class NodeDaemon:
         nodeinfo.prime_cpu()
         self.streams.start()
         _check_socket_path(socket_path)
-        for line in await self.node.run(reconcile, self.node.context, self.node.store):
+        for line in await self.node.run(reconcile, self.node.context):
             logger.warning("reconcile: {}", line)
         await self.supervisor.readopt()
 

@@ -40,7 +40,7 @@ class Supervisor:
                         continue  # an operation on it is under way
                     if vm.state in ("running", "paused") and not self.tracker.following(vm.uuid):
                         # no watch follows it (a plugin without one): ask its VMM
-                        await self.node.run(lifecycle.refresh, self.node.context, self.node.store, vm)
+                        await self.node.refresh(vm)
                         if vm.state in ("running", "paused"):
                             await self.tracker.follow(vm)
                     await self.node.run(rotate_console_log, self.node.context, vm)
@@ -76,7 +76,7 @@ class Supervisor:
         vms = await self.node.run(self.node.store.all)
         running = 0
         for vm in vms:
-            vm = await self.node.run(lifecycle.refresh, self.node.context, self.node.store, vm)
+            vm = await self.node.refresh(vm)
             if vm.state in ("running", "paused"):
                 running += 1
                 await self.tracker.follow(vm)
