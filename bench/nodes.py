@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO))
 
 from virshle_core.testing.netlab import tear_down  # noqa: E402
 from virshle_core.testing import VIRSHLE, remove_short_dirs  # noqa: E402
-from virshle_core.testing.netlab import ssh_nodes  # noqa: E402
+from virshle_core.testing.sshlab import ssh_nodes  # noqa: E402
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from virshle_core.testing import (  # noqa: F401
     BIN, LIMITS, MARKER, VIRSHLE, Daemon, Result, alive, make_plugin_dist, network_config,
     remove_short_dirs, run_cli, short_dir, wait_for, write_config, write_guest_config,
 )
-from virshle_core.testing.netlab import SshNodes, ssh_nodes  # noqa: F401
+from virshle_core.testing.sshlab import SshNodes, ssh_nodes  # noqa: F401
 
 REPO = Path(__file__).parent.parent
 GUEST_DIR = REPO / ".cache" / "guest"

@@ -18,7 +18,8 @@ from pathlib import Path
 import attrs
 import pytest
 
-from virshle_core.testing.netlab import Netns, SshAgent, Sshd, run, tear_down
+from virshle_core.testing.netlab import Netns, run, tear_down
+from virshle_core.testing.sshlab import SshAgent, Sshd
 from tests.support import VIRSHLE, Console, Daemon, Result, ssh_nodes
 
 pytestmark = [pytest.mark.e2e]

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -26,19 +25,14 @@ if TYPE_CHECKING:
     import sqlite_utils
 
 from .errors import Conflict, NotFound, UsageError
-from .models import Disk, Net, Vm
+from .models import Vm
 from .marks import interface_name, random_mac
 from .migrations import MIGRATIONS
 from .refs import MAX_ID, VmRef
+from .rows import disk_json, net_json, now, row_of, vm_of
 
 PENDING = ("creating", "starting", "stopping", "deleting")
 """The journal's values: the operation in flight on a row."""
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
 
 
 class Store:
@@ -130,34 +124,6 @@ class Store:
 
     # --- VMs --------------------------------------------------------------------
 
-    def _to_vm(self, row: dict[str, Any]) -> Vm:
-        disks = [Disk(**d) for d in _loads(row.get("disks"), [])]
-        nets = [Net(**n) for n in _loads(row.get("nets"), [])]
-        vm = Vm(
-            id=row["id"], uuid=row["uuid"], name=row["name"], node=self.node,
-            template=row["template"], vcpu=row["vcpu"], vram=row["vram"],
-            disks=disks, nets=nets, state=row["state"],
-            kernel=row.get("kernel"), initramfs=row.get("initramfs"),
-            cmdline=row.get("cmdline"), firmware=row.get("firmware"),
-            hypervisor=row.get("hypervisor"), user_data=row.get("user_data"),
-            created_at=row.get("created_at") or "", updated_at=row.get("updated_at") or "",
-            pending=row.get("pending"), provision=_loads(row.get("provision"), {}),
-        )
-        vm.dir = f"{self._vm_root}/{vm.uuid}"  # a string join: pathlib cost a third of a listing
-        return vm
-
-    def _row(self, vm: Vm, stamp: str) -> dict[str, Any]:
-        return {
-            "uuid": vm.uuid, "name": vm.name, "template": vm.template,
-            "vcpu": vm.vcpu, "vram": vm.vram,
-            "disks": json.dumps([_disk_row(d) for d in vm.disks]),
-            "nets": json.dumps([_net_row(n) for n in vm.nets]),
-            "state": vm.state, "kernel": vm.kernel, "initramfs": vm.initramfs,
-            "cmdline": vm.cmdline, "firmware": vm.firmware, "hypervisor": vm.hypervisor,
-            "user_data": vm.user_data, "created_at": stamp, "updated_at": stamp,
-            "pending": vm.pending, "provision": json.dumps(vm.provision),
-        }
-
     def insert(self, vm: Vm) -> Vm:
         """Insert one VM; its name and uuid must be free (raises Conflict)."""
         return self.insert_many([vm])[0]
@@ -183,7 +149,7 @@ class Store:
                         assert pick_name is not None, "a VM without a name needs pick_name"
                         vm.name = pick_name(taken)
                     taken.add(vm.name)
-                    row = self._row(vm, stamp)
+                    row = row_of(vm, stamp)
                     cursor = self.conn.execute(
                         f"INSERT INTO vms ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                         list(row.values()))
@@ -233,15 +199,15 @@ class Store:
                 raise Conflict("could not find a free MAC address after 50 draws")
         if vm.nets:
             self.conn.execute("UPDATE vms SET nets = ? WHERE id = ?",
-                            [json.dumps([_net_row(n) for n in vm.nets]), vm.id])
+                            [json.dumps([net_json(n) for n in vm.nets]), vm.id])
 
     def update(self, vm: Vm, **fields: Any) -> Vm:
         for key, value in fields.items():
             setattr(vm, key, value)
         row = {
             "state": vm.state,
-            "disks": json.dumps([_disk_row(d) for d in vm.disks]),
-            "nets": json.dumps([_net_row(n) for n in vm.nets]),
+            "disks": json.dumps([disk_json(d) for d in vm.disks]),
+            "nets": json.dumps([net_json(n) for n in vm.nets]),
             "hypervisor": vm.hypervisor,
             "pending": vm.pending,
             "updated_at": now(),
@@ -271,7 +237,7 @@ class Store:
                 for vm in vms:
                     self._update(vm.id, {
                         "pending": None, "updated_at": now(),
-                        "disks": json.dumps([_disk_row(d) for d in vm.disks]),
+                        "disks": json.dumps([disk_json(d) for d in vm.disks]),
                         "provision": json.dumps(vm.provision)})
                     vm.pending = None
                 self.conn.execute("COMMIT")
@@ -300,13 +266,13 @@ class Store:
         """Every VM, in id order; rows still being created are not VMs yet."""
         with self._lock:
             rows = self._rows("pending IS NULL OR pending != 'creating'")
-        return [self._to_vm(row) for row in rows]
+        return [vm_of(row, self.node, self._vm_root) for row in rows]
 
     def journal(self) -> list[Vm]:
         """The rows with an operation in flight (``pending`` set), in id order."""
         with self._lock:
             rows = self._rows("pending IS NOT NULL")
-        return [self._to_vm(row) for row in rows]
+        return [vm_of(row, self.node, self._vm_root) for row in rows]
 
     def uuids(self) -> set[str]:
         """The uuid of every row, being created or not."""
@@ -351,7 +317,7 @@ class Store:
             with self._lock:
                 rows = self._rows(f"{ref.kind} = ? AND {visible}", [ref.value])
         if rows:
-            return self._to_vm(rows[0])
+            return vm_of(rows[0], self.node, self._vm_root)
         raise NotFound(
             f"no VM with {ref.label} on node {self.node!r}" if ref.kind != "name"
             else f"no VM {ref.value!r} on node {self.node!r}",
@@ -390,22 +356,3 @@ class Store:
 
     def close(self) -> None:
         self.conn.close()
-
-
-def _loads(text: str | None, empty: Any) -> Any:
-    """A JSON column (the C scanner alone: ``json.loads`` costs twice as much per column)."""
-    if not text or text in ("[]", "{}"):
-        return type(empty)()
-    from .client.jsonlite import loads
-
-    return loads(text)
-
-
-def _disk_row(disk: Disk) -> dict:
-    return {"name": disk.name, "path": disk.path, "size": disk.size, "readonly": disk.readonly,
-            "source": disk.source, "format": disk.format}
-
-
-def _net_row(net: Net) -> dict:
-    return {"name": net.name, "type": net.type, "options": net.options, "mac": net.mac,
-            "ifname": net.ifname}

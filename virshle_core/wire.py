@@ -1,0 +1,209 @@
+"""The base of the wire documents (``api.py``): fields from annotations, JSON in and out.
+
+A record's fields are its annotations, written as text (``from __future__ import
+annotations``), so that no ``typing`` is imported: the CLI reads records on every
+listing. The types known are ``str``, ``int``, ``float``, ``bool``, ``Any``,
+``X | None``, ``list[X]``, ``dict[str, X]``, records, and the enums in ``TYPES``.
+Why not attrs and cattrs: docs/architecture.md, "Libraries, and why".
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+
+class WireError(ValueError):
+    """A document does not have the shape its class declares; ``problems`` says where."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class Field:
+    """One field of a record: its name, its type as written, and its default."""
+
+    __slots__ = ("name", "type", "default", "required")
+
+    def __init__(self, name: str, type: str, default: Any):
+        self.name, self.type, self.default = name, type, default
+        self.required = default is _REQUIRED
+
+
+_REQUIRED = object()
+
+
+class Record:
+    """The base of every wire document: its fields are its annotations, in order.
+
+    A field's default is the class attribute of the same name; a list or dict default
+    is copied for each instance. ``to_json()`` gives the document, ``from_json()``
+    reads one (``strict`` for requests: unknown fields and wrong types are refused).
+    """
+
+    __fields__: tuple[Field, ...] = ()
+
+    def __init_subclass__(cls) -> None:
+        TYPES[cls.__name__] = cls
+        fields = {f.name: f for f in cls.__fields__}
+        for name, annotation in cls.__dict__.get("__annotations__", {}).items():
+            if name.startswith("_"):
+                continue
+            fields[name] = Field(name, annotation, cls.__dict__.get(name, _REQUIRED))
+        cls.__fields__ = tuple(fields.values())
+
+    def __init__(self, **values: Any):
+        for field in self.__fields__:
+            if field.name in values:
+                value = values.pop(field.name)
+            elif field.required:
+                raise TypeError(f"{type(self).__name__}: missing field {field.name!r}")
+            else:
+                value = field.default
+                if isinstance(value, (list, dict)):
+                    value = value.copy()
+            setattr(self, field.name, value)
+        if values:
+            raise TypeError(f"{type(self).__name__}: unknown field(s) {', '.join(values)}")
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in self.__fields__)
+        return f"{type(self).__name__}({shown})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and all(
+            getattr(self, f.name) == getattr(other, f.name) for f in self.__fields__)
+
+    def to_json(self) -> dict:
+        return dump(type(self), self)
+
+    @classmethod
+    def from_json(cls, data: Any, strict: bool = False):
+        problems: list[str] = []
+        value = _read(cls.__name__, data, "", strict, problems)
+        if problems:
+            raise WireError(problems)
+        return value
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in cls.__fields__]
+
+
+def dump(cls: type[Record], source: Any) -> dict:
+    """The document of ``cls`` read off ``source``: a record, or any object with the same
+    attribute names (the node's own ``models.Vm``), so no copy is made in between."""
+    document = {}
+    for field in cls.__fields__:
+        document[field.name] = _write(field.type, getattr(source, field.name))
+    return document
+
+
+def dump_list(cls: type[Record], sources: Any) -> list[dict]:
+    return [dump(cls, source) for source in sources]
+
+
+def _write(kind: str, value: Any) -> Any:
+    if value is None or kind in _SCALARS:
+        return value.value if isinstance(value, Enum) else value
+    if kind.endswith(" | None"):
+        return _write(kind[:-7], value)
+    if kind.startswith("list["):
+        return [_write(kind[5:-1], item) for item in value]
+    if kind.startswith("dict[str, "):
+        return {key: _write(kind[10:-1], item) for key, item in value.items()}
+    target = _named(kind)
+    if isinstance(target, type) and issubclass(target, Record):
+        return dump(target, value)
+    return value.value if isinstance(value, Enum) else value
+
+
+_SCALARS = {"str": str, "int": int, "float": float, "bool": bool, "Any": object}
+
+
+TYPES: dict[str, type] = {}
+"""Every record by its name (they add themselves), and the enums their fields name."""
+
+LAZY: dict[str, Any] = {}
+"""Types loaded on first use: name -> a function that returns the type."""
+
+
+def _named(kind: str) -> Any:
+    found = TYPES.get(kind)
+    if found is None and kind in LAZY:
+        found = TYPES[kind] = LAZY[kind]()
+    return found
+
+
+def _read(kind: str, value: Any, where: str, strict: bool, problems: list[str]) -> Any:
+    """``value`` as ``kind``; what does not fit is added to ``problems`` (as ``where: ...``)."""
+    if kind.endswith(" | None"):
+        return None if value is None else _read(kind[:-7], value, where, strict, problems)
+    if kind == "Any":
+        return value
+    expected = _SCALARS.get(kind)
+    if expected is not None:
+        ok = isinstance(value, expected) and not (expected is not bool and isinstance(value, bool))
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            return value  # a JSON number, kept as written
+        if not ok:
+            problems.append(f"{where or 'the document'}: must be {_NAMES[kind]}, not {_shown(value)}")
+        elif strict and expected is str and "\x00" in value:
+            problems.append(f"{where}: must not contain a NUL character")
+        return value
+    if kind.startswith("list["):
+        if not isinstance(value, list):
+            problems.append(f"{where or 'the document'}: must be a list, not {_shown(value)}")
+            return []
+        return [_read(kind[5:-1], item, f"{where}[{i}]", strict, problems)
+                for i, item in enumerate(value)]
+    if kind.startswith("dict[str, "):
+        if not isinstance(value, dict):
+            problems.append(f"{where or 'the document'}: must be an object, not {_shown(value)}")
+            return {}
+        return {key: _read(kind[10:-1], item, f"{where}.{key}", strict, problems)
+                for key, item in value.items()}
+    target = _named(kind)
+    if isinstance(target, type) and issubclass(target, Enum):
+        try:
+            return target(value)
+        except ValueError:
+            if strict:
+                problems.append(f"{where}: must be one of "
+                                + ", ".join(item.value for item in target))
+            return value  # a newer daemon's value: kept as the string it is
+    if not (isinstance(target, type) and issubclass(target, Record)):
+        raise TypeError(f"wire: unknown field type {kind!r}")
+    if not isinstance(value, dict):
+        problems.append(f"{where or 'the document'}: must be an object, not {_shown(value)}")
+        return None
+    known = {f.name for f in target.__fields__}
+    unknown = [key for key in value if key not in known]
+    if strict:
+        problems.extend(f"{where + '.' if where else ''}{key}: unknown key" for key in unknown)
+    values = {}
+    for field in target.__fields__:
+        here = f"{where}.{field.name}" if where else field.name
+        if field.name in value:
+            values[field.name] = _read(field.type, value[field.name], here, strict, problems)
+        elif field.required:
+            problems.append(f"{here}: is required")
+    if problems:
+        return None
+    return target(**values)
+
+
+_NAMES = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false"}
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
