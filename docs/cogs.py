@@ -69,10 +69,11 @@ def hook_reference() -> str:
     from virshle_core import hookspecs
 
     parts = []
-    for title, names in _sections(ROOT / "virshle_core" / "hookspecs.py", r"def (virshle_\w+)\("):
-        parts.append(f"### {title.removesuffix(' hooks')}\n")
-        for name in names:
-            function = getattr(hookspecs, name)
+    for title, module in hookspecs.SECTIONS:
+        parts.append(f"### {title}\n")
+        functions = [value for name, value in vars(module).items() if name.startswith("virshle_")]
+        for function in functions:  # in the order they are written
+            name = function.__name__
             options = getattr(function, "virshle_spec", {}) or {}
             signature = str(inspect.signature(function)).replace("'", "")
             kind = ("*Owner hook (firstresult): the first implementation that answers "

@@ -2,7 +2,7 @@
 
 ``hooks().net_attach(vm=vm, net=net, node=node)`` returns a ``NetAttachment`` or None,
 where ``hook().virshle_net_attach(...)`` returned ``Any``: the contract each hookspec
-states (``hookspecs.py``) is written once, here, for every call site. ``implementers``
+states (``hookspecs``) is written once, here, for every call site. ``implementers``
 names the plugins that implement a hook, for messages such as "Hypervisor plugins: qemu".
 
 ``VIRSHLE_TRACE_HOOKS=1`` logs every hook call, its implementations and its time on

@@ -1,0 +1,85 @@
+"""Node hooks."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .marker import hookspec
+
+if TYPE_CHECKING:
+    from ..models import NodeCandidate, NodeContext
+
+
+@hookspec
+def virshle_node_init(node: NodeContext, parts: frozenset[str]) -> None:
+    """Prepare the host for this plugin; must be idempotent.
+
+    Called by ``virshle node init`` (``--net``, ``--all``...) in the process that
+    runs it; all implementations are called. Create what is missing (a bridge, a
+    directory), repair what drifted, and reap orphans that are provably yours
+    (never touch what another program made).
+
+    :param node: the local node.
+    :param parts: the parts asked for, a subset of ``{"dir", "db", "net"}``;
+        network plugins act only when ``"net"`` is in it.
+    :returns: nothing. Raise ``VirshleError`` to report a failure.
+
+    Example::
+
+        @hookimpl
+        def virshle_node_init(node, parts):
+            if "net" in parts:
+                ensure_bridge(node.section("ovs").bridge)
+    """
+
+
+@hookspec
+def virshle_node_info(node: NodeContext) -> dict[str, Any] | None:
+    """Extra health fields for ``node info`` and ``node ls --all --json``.
+
+    Every implementation is called and the dictionaries are merged into the
+    node info document under ``"plugins"``: the first writer of a key wins
+    (pluggy calls the plugin registered last first). Keep it fast: it runs for
+    every ``node info``.
+
+    :param node: the local node.
+    :returns: a JSON-serialisable dictionary, or None.
+
+    Example::
+
+        @hookimpl
+        def virshle_node_info(node):
+            return {"ovs": {"bridge": "br0", "ports": 12}}
+    """
+
+
+@hookspec(firstresult=True)
+def virshle_choose_node(
+    candidates: list[NodeCandidate], template_name: str | None
+) -> str | None:
+    """Choose the node a new VM goes to when ``vm create`` has no ``--node``.
+
+    Runs in the command line's process. The ``lb`` plugin answers with a
+    weighted random choice among the online, unsaturated candidates that fit;
+    mark an implementation ``tryfirst=True`` to override it.
+
+    Stops at first non-None result.
+
+    :param candidates: every managed node, online or not, with its
+        ``node info`` document as a dict (``info["templates"]`` says which
+        templates it offers and whether each fits). Set ``candidate.refused``
+        to say why you would not choose a node: the user reads it when no
+        node was chosen.
+    :param template_name: the name of the VM's template, a name only.
+        Templates belong to the nodes (each its own ``config.toml``): the
+        command line that places a VM does not hold them, only what each
+        node says of them.
+    :returns: the chosen node's name, or None to let another plugin choose.
+
+    Example::
+
+        @hookimpl(tryfirst=True)
+        def virshle_choose_node(candidates):
+            online = [c for c in candidates if c.status == "online" and not c.saturated]
+            return min(online, key=lambda c: c.info["saturation"]).name if online else None
+    """
