@@ -106,6 +106,20 @@ def vm_fields() -> str:
     return "\n".join(rows) + "\n"
 
 
+def event_table() -> str:
+    """Each event and the keyword data its receivers get (its fields but ``event`` and
+    ``node``: the sender is the node's name)."""
+    from virshle_core import api
+
+    rows = ["| event | extra keyword data |", "|---|---|"]
+    for name, cls in api.EVENTS.items():
+        if name == "hello":
+            continue  # the stream's first line, not a signal
+        fields = [f"`{f.name}`" for f in cls.__fields__ if f.name not in ("event", "node")]
+        rows.append(f"| `{name}` | {', '.join(fields)} |")
+    return "\n".join(rows) + "\n"
+
+
 def out(text: str) -> None:
     import cog
 

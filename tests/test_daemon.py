@@ -419,3 +419,33 @@ print("click" in sys.modules)
     result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_node_init_runs_in_the_daemon_and_its_event_reaches_the_stream(daemon):
+    """With a daemon serving, `node init` is the daemon's work: `node-initialized` reaches
+    `GET /events` (run in the command line's process, no subscriber could hear it)."""
+    lines = []
+    ready = threading.Event()
+
+    def follow():
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(str(daemon.socket))
+        response = http.request(sock, "GET", "/api/v1/events")
+        for line in response.iter_lines():
+            lines.append(json.loads(line))
+            ready.set()
+            if len(lines) >= 2:
+                break
+        response.close()
+
+    thread = threading.Thread(target=follow, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    result = daemon.cli("node", "init", "--dir", "--db", "--json")
+    assert result.returncode == 0, result.stderr
+    assert set(result.json()["done"]) == {"dir", "db"}
+    thread.join(10)
+    assert lines[1]["event"] == "node-initialized"
+    assert lines[1]["parts"] == ["db", "dir"] and lines[1]["node"] == "default"
+    refused = daemon.cli("node", "init", "--db", "--force-new")
+    assert refused.returncode == 1 and "cannot be set aside now" in refused.stderr

@@ -133,6 +133,10 @@ def test_every_reply_matches_the_openapi_document(node):
     templates = wire.send("GET", "/api/v1/templates")
     template = templates[0]["name"]
     wire.send("GET", "/api/v1/openapi.json")
+    done = wire.send("POST", "/api/v1/node/init", {"parts": ["dir", "db"]})
+    assert set(done["done"]) == {"dir", "db"}
+    wire.send("POST", "/api/v1/node/init", {"parts": ["disk"]}, expect=400)
+    wire.send("POST", "/api/v1/node/init", {"parts": ["db"], "force_new": True}, expect=409)
 
     # create, in one piece and streamed; a streamed failure is a line too
     (made,) = wire.send("POST", "/api/v1/vms", {"template": template, "name": "wire"}, expect=201)
@@ -181,7 +185,8 @@ def test_every_reply_matches_the_openapi_document(node):
         wire.line_schema("Event", event)
     wire.checked.append(("GET", "/api/v1/events", 200))
     kinds = {event["event"] for event in events}
-    assert {"hello", "vm-created", "vm-started", "vm-stopped", "vm-deleted"} <= kinds
+    assert {"hello", "node-initialized", "vm-created", "vm-started", "vm-stopped",
+            "vm-deleted"} <= kinds
 
     # every route of the document was exercised (the console's only by its refusal)
     routes = {(m.upper(), p) for p, operations in wire.document["paths"].items() for m in operations}

@@ -234,6 +234,20 @@ class Template(Record):
     ssh_authorized_keys: list[str] = []
 
 
+class NodeInitRequest(Record):
+    """The body of ``POST /node/init``: the parts to prepare (``dir``, ``db``, ``net``)."""
+
+    parts: list[str] = ["dir", "db", "net"]
+    force_new: bool = False
+
+
+class NodeInitResult(Record):
+    """What ``node init`` did, per part (an empty list: it was in place already)."""
+
+    root: str
+    done: dict[str, list[str]] = {}
+
+
 class Error(Record):
     """Every failure: ``error`` for scripts, ``message`` for people (which VM or key),
     ``hint`` for what to do."""

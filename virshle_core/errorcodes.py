@@ -87,4 +87,5 @@ class ErrorCode(StrEnum):
     SOCKET_PATH_TAKEN = "socket_path_taken"
     CANNOT_LISTEN = "cannot_listen"
     CANNOT_START = "cannot_start"
+    DAEMON_RUNNING = "daemon_running"
     BAD_DATABASE = "bad_database"

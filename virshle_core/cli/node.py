@@ -44,7 +44,12 @@ def node_init(settings: Settings, all_: bool, dir_: bool, db: bool, net: bool, f
     }
     if force_new and "db" not in parts:
         raise click.UsageError("--force-new goes with --db (or --all)")
-    done = init_node(settings.config, parts, node_name=settings.config.host.name, force_new=force_new)
+    daemon = _serving(settings)
+    if daemon is not None:  # the daemon does it (its event stream hears it), or refuses
+        done = daemon.init(sorted(parts), force_new=force_new).done
+    else:
+        done = init_node(settings.config, parts, node_name=settings.config.host.name,
+                         force_new=force_new)
     if as_json:
         emit_json({"root": str(settings.config.host.root_path), "done": done})
         return
@@ -56,6 +61,21 @@ def node_init(settings: Settings, all_: bool, dir_: bool, db: bool, net: bool, f
             click.echo(f"{part:<4} " + "\n     ".join(items))
     click.echo(f"Node ready at {settings.config.host.root_path}. "
                "Start it with `virshle node serve`.")
+
+
+def _serving(settings: Settings):
+    """A client of this host's own daemon, when one answers on its socket; else None."""
+    from ..client import NodeClient
+    from ..config import NodeEntry
+    from ..errors import NodeUnavailable
+
+    host = settings.config.host
+    client = NodeClient(NodeEntry(name=host.name, url=f"unix://{host.socket_path}"))
+    try:
+        client.ping()
+    except NodeUnavailable:
+        return None
+    return client
 
 
 @node.command("serve")

@@ -218,6 +218,12 @@ class NodeClient:
     def info(self) -> api.NodeInfo:
         return self.read(api.NodeInfo, self.get("/node/info"))
 
+    def init(self, parts: list[str], force_new: bool = False) -> api.NodeInitResult:
+        """``node init`` run by the daemon (it announces ``node-initialized``)."""
+        request = api.NodeInitRequest(parts=parts, force_new=force_new)
+        return self.read(api.NodeInitResult, self.post(
+            "/node/init", request.to_json(), timeout=max(self.timeout, 120.0)))
+
     def templates(self) -> list[api.Template]:
         return self.read(api.Template, self.get("/templates"))
 

@@ -4,6 +4,11 @@ Idempotent: running it again repairs what is missing and changes nothing
 else. ``--net`` asks the plugins (``virshle_node_init``) to prepare the host
 network and reap their orphans.
 
+It runs where the node's events can be heard: in the daemon when one serves
+(``POST /node/init``: the plugins see the daemon's own store, and the
+``node-initialized`` event reaches ``GET /events``), else in the command line's
+process, before any daemon exists.
+
 File modes (``secure``, applied here and by every daemon start to what
 already exists): the root is 0750 and belongs to group ``virshle`` (its
 members reach the socket, 0660, and nothing else); the database, its WAL
@@ -21,10 +26,14 @@ from pathlib import Path
 
 from .. import events
 from ..config import Config
-from ..errors import VirshleError
+from ..errors import UsageError, VirshleError
 from ..log import log_command, logger
 from ..models import NodeContext
 from ..plugins import hooks
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..store import Store
 
 PARTS = ("dir", "db", "net")
 GROUP = "virshle"
@@ -114,15 +123,17 @@ def ensure_group(name: str = GROUP) -> int | None:
 
 
 def init_node(config: Config, parts: set[str], node_name: str = "default",
-              force_new: bool = False) -> dict[str, list[str]]:
+              force_new: bool = False, store: "Store | None" = None) -> dict[str, list[str]]:
     """Prepare the parts asked for; return what was done, per part.
 
     ``force_new`` (with ``db``) sets a broken database and the VM directories
-    it knew aside, and starts an empty one.
+    it knew aside, and starts an empty one. ``store`` is the daemon's open
+    store, when a daemon runs this.
     """
     unknown = parts - set(PARTS)
     if unknown:
-        raise VirshleError(f"unknown node init part(s): {', '.join(sorted(unknown))}")
+        raise UsageError(f"unknown node init part(s): {', '.join(sorted(unknown))}",
+                         f"Parts: {', '.join(PARTS)}.")
     root = config.host.root_path
     done: dict[str, list[str]] = {}
     if "dir" in parts:
@@ -172,16 +183,17 @@ def init_node(config: Config, parts: set[str], node_name: str = "default",
             if path.exists():
                 os.chmod(path, 0o640)
         done["db"] = made + [f"{db_path} (schema version {version})"]
-    node = NodeContext(name=node_name, config=config)
+    node = NodeContext(name=node_name, config=config, store=store)
     if parts & {"net"}:
-        if config.host.db_path.exists():  # so that the plugins tell the node's VMs from orphans
+        opened = store is None and config.host.db_path.exists()
+        if opened:  # so that the plugins tell the node's VMs from orphans
             from ..store import Store
 
             node.store = Store(config.host.db_path, node=node_name)
         try:
             hooks().node_init(node=node, parts=frozenset(parts))
         finally:
-            if node.store is not None:
+            if opened:
                 node.store.close()
         preparers = hooks().implementers("node_init")
         done["net"] = [f"prepared by plugin {name}" for name in preparers] or [

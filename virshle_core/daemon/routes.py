@@ -12,7 +12,7 @@ import json
 from typing import Any, Callable
 
 from .. import api, lifecycle, progress
-from ..errors import UsageError, VirshleError
+from ..errors import Conflict, UsageError, VirshleError
 from ..log import logger
 from . import nodeinfo
 from .http import HTTPError, Request, Response, Router, StreamResponse, json_response
@@ -34,6 +34,9 @@ class Api:
             Route("GET", "/node/ping", self.ping, "Is the daemon alive?", response=api.Pong),
             Route("GET", "/node/info", self.info, "Host health, reservations and saturation.",
                   response=api.NodeInfo),
+            Route("POST", "/node/init", self.init, "Prepare the node again (node init): its "
+                  "directories, database and host network; announces node-initialized.",
+                  body=api.NodeInitRequest, response=api.NodeInitResult),
             Route("GET", "/templates", self.templates, "The templates this node offers.",
                   response="list[Template]"),
             Route("GET", "/vms", self.list_vms, "The node's VMs, with live state and IPs.",
@@ -131,6 +134,20 @@ class Api:
     async def info(self, request: Request) -> Response:
         info = await self.node.run(nodeinfo.collect, self.node.context, self.node.store)
         return json_response(info.to_json())
+
+    async def init(self, request: Request) -> Response:
+        from .init import init_node
+
+        body = (await self.body(request, api.NodeInitRequest) if request.can_read_body
+                else api.NodeInitRequest())
+        if body.force_new:
+            raise Conflict("this daemon has the database open: it cannot be set aside now",
+                           "Stop `virshle node serve`, then run `virshle node init --db --force-new`.",
+                           code="daemon_running")
+        done = await self.node.run_to_end(init_node, self.node.config, set(body.parts),
+                                          self.node.name, False, self.node.store)
+        root = str(self.node.config.host.root_path)
+        return json_response(api.NodeInitResult(root=root, done=done).to_json())
 
     async def templates(self, request: Request) -> Response:
         return json_response([t.to_json() for t in self.node.config.templates])
