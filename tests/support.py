@@ -5,8 +5,13 @@ a console reader. The fixtures and helpers every test uses come from Virshle's p
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import sqlite3
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -76,3 +81,79 @@ class Console:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+# --- helpers several test modules share ---------------------------------------------
+
+
+def raw(daemon, method: str, path: str, body: bytes | None = None,
+        content_type: str = "application/json") -> tuple[int, object]:
+    """One raw HTTP request on the daemon's socket (no client library between)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(10)
+    sock.connect(str(daemon.socket))
+    head = f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+    if body is not None:
+        head += f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
+    sock.sendall(head.encode() + b"\r\n" + (body or b""))
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    sock.close()
+    head, _, payload = data.partition(b"\r\n\r\n")
+    status = int(head.split()[1])
+    if b"chunked" in head.lower():
+        decoded, rest = b"", payload
+        while rest:
+            size_line, _, rest = rest.partition(b"\r\n")
+            size = int(size_line, 16)
+            if not size:
+                break
+            decoded, rest = decoded + rest[:size], rest[size + 2:]
+        payload = decoded
+    return status, json.loads(payload) if payload else None
+
+
+def rows(daemon) -> list[tuple]:
+    """Every row of the node's store, as (id, name, pending)."""
+    conn = sqlite3.connect(daemon.root / "virshle.sqlite")
+    try:
+        return conn.execute("SELECT id, name, pending FROM vms ORDER BY id").fetchall()
+    finally:
+        conn.close()
+
+
+def one_line_error(result) -> str:
+    """The error a command printed (a result, or its stderr): one ``Error:`` line (and its
+    hint), never a traceback."""
+    stderr = result if isinstance(result, str) else result.stderr
+    assert "Traceback" not in stderr, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, stderr
+    return errors[0]
+
+
+def snapshot(daemon) -> tuple:
+    """What bad input must not change: the rows, and the files under vm/ and cache/."""
+    conn = sqlite3.connect(f"file:{daemon.root / 'virshle.sqlite'}?mode=ro", uri=True)
+    try:
+        table = conn.execute("SELECT id, uuid, name, state, pending, disks, nets FROM vms "
+                             "ORDER BY id").fetchall()
+        sequence = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'vms'").fetchall()
+    finally:
+        conn.close()
+    files = sorted(str(p.relative_to(daemon.root)) for top in ("vm", "cache")
+                   for p in (daemon.root / top).rglob("*"))
+    return table, sequence, files
+
+
+def attach_console(node, name: str, send: bytes, expect: bytes, timeout: float = 30) -> bytes:
+    """Run `virshle vm attach` with a pipe: send a line, wait for `expect`, detach with Ctrl-]."""
+    with Console([VIRSHLE, "vm", "attach", "--name", name],
+                 {**os.environ, "VIRSHLE_CONFIG": str(node.config)}) as console:
+        time.sleep(0.5)
+        console.send(send)
+        console.expect(expect, timeout)
+        err = console.detach()
+        assert "Press Ctrl-] to detach" in err and "[detached: " in err
+    return bytes(console.output)

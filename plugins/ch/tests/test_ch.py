@@ -150,9 +150,9 @@ def test_lifecycle_on_the_stub(ch_node):
     # the console keeper logs the serial port
     wait_for(lambda: "VIRSHLE-GUEST-READY" in node.cli("vm", "logs", "--name", "chvm").stdout,
              timeout=15, what="the marker in vm logs")
-    from tests.test_e2e_vm import _attach
+    from tests.support import attach_console
 
-    assert b"stub-echo: hello-ch" in _attach(node, "chvm", b"hello-ch\n", b"stub-echo: hello-ch")
+    assert b"stub-echo: hello-ch" in attach_console(node, "chvm", b"hello-ch\n", b"stub-echo: hello-ch")
 
     # the daemon dies; the VMM does not; a new daemon re-adopts it
     vm_dir = node.root / "vm" / info["uuid"]

@@ -33,26 +33,11 @@ import pytest
 from virshle_core.testing.netlab import Kea, Netns, Ovs, bridge_with_dhcp, tear_down
 from tests.support import (VIRSHLE, Daemon, network_config, run_cli, short_dir, wait_for,
                            write_config, write_guest_config)
-from tests.test_daemon import raw
-from tests.test_trust import one_line_error, rows
+from tests.support import one_line_error, raw, rows, snapshot
 
 CRASH_POINTS = 32
 NEEDS = [tool for tool in ("ovs-vsctl", "kea-dhcp4", "qemu-system-x86_64")
          if not __import__("shutil").which(tool)]
-
-
-def snapshot(daemon) -> tuple:
-    """What bad input must not change: the rows, and the files under vm/ and cache/."""
-    conn = sqlite3.connect(f"file:{daemon.root / 'virshle.sqlite'}?mode=ro", uri=True)
-    try:
-        table = conn.execute("SELECT id, uuid, name, state, pending, disks, nets FROM vms "
-                             "ORDER BY id").fetchall()
-        sequence = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'vms'").fetchall()
-    finally:
-        conn.close()
-    files = sorted(str(p.relative_to(daemon.root)) for top in ("vm", "cache")
-                   for p in (daemon.root / top).rglob("*"))
-    return table, sequence, files
 
 
 # --- crash points -------------------------------------------------------------------------

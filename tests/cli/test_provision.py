@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import Daemon, write_config
-from tests.test_faults import snapshot
-from tests.test_trust import one_line_error
+from tests.support import one_line_error, snapshot
 
 ESP = bytes.fromhex("28732ac11ff8d211ba4b00a0c93ec93b")
 

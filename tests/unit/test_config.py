@@ -16,7 +16,7 @@ from virshle_core.errors import ConfigError
 from virshle_core.plugins import config_sections
 from virshle_core.units import parse_size
 
-SEED = Path(__file__).parent / "data" / "seed_configs"
+SEED = Path(__file__).parent.parent / "data" / "seed_configs"
 
 
 def parse(text: str, **kwargs):

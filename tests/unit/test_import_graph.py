@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = [ROOT / "virshle_core", *sorted(ROOT.glob("plugins/*/virshle_*"))]
 
 

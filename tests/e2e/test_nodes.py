@@ -152,7 +152,7 @@ def test_a_plugin_overrides_placement(cluster, tmp_path):
     site = tmp_path / "site"
     subprocess.run([os.path.join(os.path.dirname(VIRSHLE), "python"), "-m", "pip", "install", "-q",
                     "--no-deps", "--target", str(site),
-                    str(Path(__file__).parent.parent / "examples" / "virshle-pin")],
+                    str(Path(__file__).resolve().parents[2] / "examples" / "virshle-pin")],
                    check=True, capture_output=True)
     created = cluster.cli("vm", "create", "-t", "xs", "-n", "6", "--json",
                           env={"PYTHONPATH": str(site), "VIRSHLE_PIN_NODE": "gamma"})

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import (MARKER, VIRSHLE, Console, Daemon, alive, installed_hypervisors,
-                            wait_for, write_guest_config)
+                            attach_console, wait_for, write_guest_config)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not installed_hypervisors(),
                                                   reason="no hypervisor installed")]
@@ -76,7 +76,7 @@ def test_the_whole_life_of_a_vm(node, guest):
         assert "virshle-guest: disk vda 131072 sectors" in logs  # its own disk is attached
 
         # the console through vm attach: a command runs in the guest
-        attach = _attach(node, "life", b"echo attached-$((6*7))\n", b"attached-42")
+        attach = attach_console(node, "life", b"echo attached-$((6*7))\n", b"attached-42")
         assert b"attached-42" in attach
 
         # the daemon dies hard: the guest does not notice
@@ -119,18 +119,6 @@ def test_the_whole_life_of_a_vm(node, guest):
         for proc in followers:
             proc.terminate()
             proc.wait(10)
-
-
-def _attach(node, name: str, send: bytes, expect: bytes, timeout: float = 30) -> bytes:
-    """Run `virshle vm attach` with a pipe: send a line, wait for `expect`, detach with Ctrl-]."""
-    with Console([VIRSHLE, "vm", "attach", "--name", name],
-                 {**os.environ, "VIRSHLE_CONFIG": str(node.config)}) as console:
-        time.sleep(0.5)
-        console.send(send)
-        console.expect(expect, timeout)
-        err = console.detach()
-        assert "Press Ctrl-] to detach" in err and "[detached: " in err
-    return bytes(console.output)
 
 
 def test_start_attach_shows_the_boot(node):

@@ -173,7 +173,7 @@ def test_the_documented_plugin_test_runs_under_virshles_pytest_plugin(tmp_path):
     import sys
     from pathlib import Path
 
-    docs = (Path(__file__).resolve().parent.parent / "docs" / "plugins.md").read_text()
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "plugins.md").read_text()
     section = docs[docs.index("## Testing a plugin"):]
     example = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     (tmp_path / "test_mine.py").write_text(example)

@@ -12,35 +12,8 @@ import time
 
 import pytest
 
+from tests.support import raw
 from virshle_core.client import http
-
-
-def raw(daemon, method: str, path: str, body: bytes | None = None,
-        content_type: str = "application/json") -> tuple[int, object]:
-    """One raw HTTP request on the daemon's socket (no client library between)."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(10)
-    sock.connect(str(daemon.socket))
-    head = f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-    if body is not None:
-        head += f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
-    sock.sendall(head.encode() + b"\r\n" + (body or b""))
-    data = b""
-    while chunk := sock.recv(65536):
-        data += chunk
-    sock.close()
-    head, _, payload = data.partition(b"\r\n\r\n")
-    status = int(head.split()[1])
-    if b"chunked" in head.lower():
-        decoded, rest = b"", payload
-        while rest:
-            size_line, _, rest = rest.partition(b"\r\n")
-            size = int(size_line, 16)
-            if not size:
-                break
-            decoded, rest = decoded + rest[:size], rest[size + 2:]
-        payload = decoded
-    return status, json.loads(payload) if payload else None
 
 
 def test_ping(shared_daemon):
@@ -147,13 +120,15 @@ def test_openapi_describes_exactly_the_routes_served(shared_daemon):
         probe = path.replace("{ref}", "no-such-vm")
         if path.endswith("/events"):
             continue  # a stream; checked in test_events_stream
-        code, reply = raw(shared_daemon, method, probe, b"{}" if method == "POST" else None)
+        body = b'{"parts": ["dir"]}' if path.endswith("/node/init") else b"{}"  # not the host's net
+        code, reply = raw(shared_daemon, method, probe, body if method == "POST" else None)
         if "{ref}" in path:
             assert (code, reply["error"]) == (404, "vm_not_found"), (method, path, code)
         else:
             assert code not in (404, 405), (method, path, code)
     expected = {
-        ("GET", "/api/v1/node/ping"), ("GET", "/api/v1/node/info"), ("GET", "/api/v1/templates"),
+        ("GET", "/api/v1/node/ping"), ("GET", "/api/v1/node/info"), ("POST", "/api/v1/node/init"),
+        ("GET", "/api/v1/templates"),
         ("GET", "/api/v1/vms"), ("POST", "/api/v1/vms"), ("GET", "/api/v1/vms/{ref}"),
         ("DELETE", "/api/v1/vms/{ref}"), ("GET", "/api/v1/events"), ("GET", "/api/v1/openapi.json"),
         ("POST", "/api/v1/vms/{ref}/start"), ("POST", "/api/v1/vms/{ref}/stop"),

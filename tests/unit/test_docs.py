@@ -10,7 +10,7 @@ import pytest
 
 from virshle_core import hookspecs
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 HOOKS = sorted(name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
                if name.startswith("virshle_"))
 
@@ -39,7 +39,7 @@ def test_hook_is_documented_with_its_exact_signature(hook):
 
 @pytest.mark.parametrize("hook", HOOKS)
 def test_hook_has_a_test(hook):
-    sources = "\n".join(p.read_text() for p in (ROOT / "tests").glob("test_*.py"))
+    sources = "\n".join(p.read_text() for p in (ROOT / "tests").rglob("test_*.py"))
     assert re.search(rf"def test_hook_{hook}\b", sources), f"no test_hook_{hook}"
 
 

@@ -208,7 +208,7 @@ def test_error_codes_in_the_sources_are_in_the_catalogue():
 
     from virshle_core.errorcodes import ErrorCode
 
-    root = Path(__file__).parent.parent
+    root = Path(__file__).resolve().parents[2]
     known = {code.value for code in ErrorCode}
     found = {}
     for path in [*root.glob("virshle_core/**/*.py"), *root.glob("plugins/*/virshle_*/**/*.py")]:

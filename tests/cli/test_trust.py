@@ -1,7 +1,7 @@
 """Trustworthy state (issue 8): each reproduction of a bug an operator hit, kept as a test.
 
 These run against a real ``virshle node serve`` on a scratch root; what
-needs a booted guest is in test_e2e_vm.py, crashes and races in
+needs a booted guest is in e2e/test_vm.py, crashes and races in
 test_faults.py.
 """
 
@@ -20,30 +20,11 @@ from pathlib import Path
 import pytest
 
 from tests.support import VIRSHLE, Daemon, run_cli, wait_for, write_config
-from tests.test_daemon import raw
-
-
-def rows(daemon) -> list[tuple]:
-    """Every row of the node's store, as (id, name, pending)."""
-    conn = sqlite3.connect(daemon.root / "virshle.sqlite")
-    try:
-        return conn.execute("SELECT id, name, pending FROM vms ORDER BY id").fetchall()
-    finally:
-        conn.close()
+from tests.support import one_line_error, raw, rows
 
 
 def vm_dirs(daemon) -> list[str]:
     return sorted(p.name for p in (daemon.root / "vm").iterdir())
-
-
-def one_line_error(result) -> str:
-    """The error a command printed (a result, or its stderr): one ``Error:`` line (and its
-    hint), never a traceback."""
-    stderr = result if isinstance(result, str) else result.stderr
-    assert "Traceback" not in stderr, stderr
-    errors = [line for line in stderr.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1, stderr
-    return errors[0]
 
 
 def config_with(directory: Path, text: str) -> Path:

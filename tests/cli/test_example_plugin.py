@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-EXAMPLE = Path(__file__).parent.parent / "examples" / "virshle-hello"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "virshle-hello"
 
 
 @pytest.fixture(scope="module")

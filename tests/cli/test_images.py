@@ -19,7 +19,7 @@ import pytest
 
 from virshle_core.testing.netlab import Netns
 from tests.support import Daemon, wait_for, write_config
-from tests.test_trust import one_line_error, rows
+from tests.support import one_line_error, rows
 
 PORT, BROKEN_PORT, NOTHING_PORT = 8123, 8124, 8125
 BREAK_OFF = textwrap.dedent("""
