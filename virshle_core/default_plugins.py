@@ -125,6 +125,16 @@ def reflink(source: Path, dest: Path) -> bool:
         return False
 
 
+def _copy_disk(source: Path, dst: Path) -> None:
+    """``dst``, the VM's own copy of ``source``: whole, with the disk mode, or not at all."""
+    try:
+        shutil.copyfile(source, dst)
+    except BaseException:
+        dst.unlink(missing_ok=True)
+        raise
+    os.chmod(dst, DISK_MODE)
+
+
 @hookimpl(trylast=True)
 def virshle_disk_clone(source: str, dest: str, node: NodeContext) -> ClonedDisk:
     src, dst = Path(source), Path(dest)
@@ -138,18 +148,7 @@ def virshle_disk_clone(source: str, dest: str, node: NodeContext) -> ClonedDisk:
     if qemu_img:
         # Every VM's overlay on this image starts as the same small file: qemu-img makes it once,
         # and each VM gets a copy (a process per VM cost ten times what the copy does).
-        blank = empty_overlay(qemu_img, cached, fmt)
-        try:
-            shutil.copyfile(blank, dst)
-        except BaseException:
-            dst.unlink(missing_ok=True)
-            raise
-        os.chmod(dst, DISK_MODE)
+        _copy_disk(empty_overlay(qemu_img, cached, fmt), dst)
         return ClonedDisk(format="qcow2", size=size)
-    try:
-        shutil.copyfile(cached, dst)
-    except BaseException:
-        dst.unlink(missing_ok=True)
-        raise
-    os.chmod(dst, DISK_MODE)
+    _copy_disk(cached, dst)
     return ClonedDisk(format=fmt, size=size)

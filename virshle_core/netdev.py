@@ -112,3 +112,18 @@ def claim(vm, net, name: str) -> None:
                 code="ifname_taken")
         delete(name)
     intend(vm, name)
+
+
+def reap_unknown(known: set[str], link_kind: str) -> list[str]:
+    """Delete the interfaces of ``link_kind`` (``tun``, ``macvtap``) whose ownership mark
+    names a VM that is not in ``known``; return their names. Interfaces without a mark
+    of ours are never touched."""
+    from .marks import vm_of
+
+    reaped = []
+    for name in names():
+        owner = vm_of(alias(name))
+        if owner is not None and owner not in known and kind(name) == link_kind:
+            delete(name)
+            reaped.append(name)
+    return reaped

@@ -77,20 +77,53 @@ def wait_gone(pid: int, still_alive: Callable[[int], bool], timeout: float) -> b
 
 class VmmHooks:
     """The hooks a VMM plugin implements like every other, for the VMs it started
-    (``vm.hypervisor == name``), through its own ``vmm`` module (``stop(vm, force,
-    timeout)``, ``state(vm)``) and ``watch`` module (``watch(vm)``), imported when first
-    needed. A plugin hands them on as its own::
+    (``vm.hypervisor == name``), through its own ``vmm`` module (``start(vm,
+    attachments, config)``, ``stop(vm, force, timeout)``, ``state(vm)``) and ``watch``
+    module (``watch(vm)``), imported when first needed. A plugin hands them on as its own::
 
-        virshle_stop, virshle_vm_state, virshle_vm_watch, virshle_console = VmmHooks(
-            NAME, __name__).hooks()
+        hooks = VmmHooks(NAME, __name__, config_of, auto="first")
+        virshle_hypervisor, virshle_start = hooks.start_hooks()
+        virshle_stop, virshle_vm_state, virshle_vm_watch, virshle_console = hooks.hooks()
+
+    ``config_of(node)`` is the plugin's table (its ``binary`` is the VMM's program);
+    ``auto`` says whether ``hypervisor = "auto"`` asks this plugin ``first`` or ``last``.
     """
 
-    def __init__(self, name: str, package: str):
+    def __init__(self, name: str, package: str, config_of: Callable[[Any], Any] | None = None,
+                 auto: str = "last"):
         self.name = name
         self.package = package
+        self.config_of = config_of
+        self.auto = auto
 
     def hooks(self) -> tuple[Callable, ...]:
         return self.virshle_stop, self.virshle_vm_state, self.virshle_vm_watch, self.virshle_console
+
+    def start_hooks(self) -> tuple[Callable, Callable]:
+        """``virshle_hypervisor`` (asked first or last for ``auto``) and ``virshle_start``."""
+        chooser = self._hypervisor_first if self.auto == "first" else self._hypervisor_last
+        return chooser, self.virshle_start
+
+    def _takes(self, wanted: str, node: Any) -> str | None:
+        import shutil
+
+        if wanted == self.name or (wanted == "auto" and shutil.which(self.config_of(node).binary)):
+            return self.name
+        return None
+
+    @hookimpl(tryfirst=True)
+    def _hypervisor_first(self, wanted, node):
+        return self._takes(wanted, node)
+
+    @hookimpl(trylast=True)
+    def _hypervisor_last(self, wanted, node):
+        return self._takes(wanted, node)
+
+    @hookimpl
+    def virshle_start(self, vm, attachments, node):
+        if vm.hypervisor != self.name:
+            return None
+        return self._module("vmm").start(vm, attachments, self.config_of(node))
 
     def _module(self, name: str) -> Any:
         import importlib

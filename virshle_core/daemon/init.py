@@ -171,14 +171,14 @@ def init_node(config: Config, parts: set[str], node_name: str = "default",
         made = set_aside(db_path, root / "vm") if force_new else []
         old_umask = os.umask(0o027)
         try:
-            store = open_node_store(db_path, root / "vm", node=node_name)
+            opened_store = open_node_store(db_path, root / "vm", node=node_name)
         except OSError as exc:
             raise VirshleError(f"cannot open {db_path}: {exc.strerror}",
                                "Run `virshle node init` as root.") from None
         finally:
             os.umask(old_umask)
-        version = store.version
-        store.close()
+        version = opened_store.version
+        opened_store.close()
         for path in (Path(f"{db_path}{suffix}") for suffix in ("", "-wal", "-shm")):
             if path.exists():
                 os.chmod(path, 0o640)

@@ -32,21 +32,8 @@ def virshle_node_info(node):
     return {"ch": {"binary": shutil.which(config.binary)}}
 
 
-@hookimpl(tryfirst=True)  # with hypervisor = "auto", cloud-hypervisor when it is installed
-def virshle_hypervisor(wanted, node):
-    if wanted == NAME or (wanted == "auto" and shutil.which(config_of(node).binary)):
-        return NAME
-    return None
-
-
-@hookimpl
-def virshle_start(vm, attachments, node):
-    if vm.hypervisor != NAME:
-        return None
-    from .vmm import start
-
-    return start(vm, attachments, config_of(node))
-
-
-# stop, state, watch and console: as every VMM plugin does them (virshle_core.vmm)
-virshle_stop, virshle_vm_state, virshle_vm_watch, virshle_console = VmmHooks(NAME, __name__).hooks()
+# choosing, starting, stopping, states, watch and console: as every VMM plugin does them
+# (virshle_core.vmm); with hypervisor = "auto", cloud-hypervisor whenever it is installed
+_vmm = VmmHooks(NAME, __name__, config_of, auto="first")
+virshle_hypervisor, virshle_start = _vmm.start_hooks()
+virshle_stop, virshle_vm_state, virshle_vm_watch, virshle_console = _vmm.hooks()

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from virshle_core import UsageError, VirshleError, logger, netdev
-from virshle_core.marks import mark, owned, settle, vm_of
+from virshle_core.marks import mark, owned, settle
 from virshle_core.models import NetAttachment
 
 def _open_tap_device(index: int, name: str) -> int:
@@ -66,12 +66,7 @@ def detach(vm, net) -> None:
 
 
 def reap_orphans(known: set[str]) -> list[str]:
-    reaped = []
-    for name in netdev.names():
-        owner = vm_of(netdev.alias(name))
-        if owner is not None and owner not in known and netdev.kind(name) == "macvtap":
-            netdev.delete(name)
-            reaped.append(name)
+    reaped = netdev.reap_unknown(known, "macvtap")
     if reaped:
         logger.info("reaped orphan macvtaps: {}", ", ".join(reaped))
     return reaped

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from virshle_core import VirshleError, log_command, logger, netdev
-from virshle_core.marks import mark, owned, settle, vm_of
+from virshle_core.marks import mark, owned, settle
 from virshle_core.models import NetAttachment
 
 class Switch:
@@ -141,11 +141,7 @@ class Switch:
             if uuid and uuid not in known and now - created > self.config.grace:
                 self.vsctl("--if-exists", "del-port", name)
                 reaped.append(name)
-        for name in netdev.names():
-            uuid = vm_of(netdev.alias(name))
-            if uuid is not None and uuid not in known and netdev.kind(name) == "tun":
-                netdev.delete(name)
-                reaped.append(name)
+        reaped += netdev.reap_unknown(known, "tun")
         if reaped:
             logger.info("reaped orphan ports and taps: {}", ", ".join(sorted(set(reaped))))
         return reaped

@@ -55,22 +55,9 @@ def virshle_pre_create(vm, template, node):
                     code="firmware_missing")
 
 
-@hookimpl(trylast=True)  # with hypervisor = "auto", cloud-hypervisor goes first when installed
-def virshle_hypervisor(wanted, node):
-    if wanted == NAME or (wanted == "auto" and shutil.which(config_of(node).binary)):
-        return NAME
-    return None
-
-
-@hookimpl
-def virshle_start(vm, attachments, node):
-    if vm.hypervisor != NAME:
-        return None
-    from .vmm import start
-
-    return start(vm, attachments, config_of(node))
-
-
-# stop, state, watch and console: as every VMM plugin does them (virshle_core.vmm)
-virshle_stop, virshle_vm_state, virshle_vm_watch, virshle_console = VmmHooks(NAME, __name__).hooks()
+# choosing, starting, stopping, states, watch and console: as every VMM plugin does them
+# (virshle_core.vmm); with hypervisor = "auto", QEMU when cloud-hypervisor is not installed
+_vmm = VmmHooks(NAME, __name__, config_of, auto="last")
+virshle_hypervisor, virshle_start = _vmm.start_hooks()
+virshle_stop, virshle_vm_state, virshle_vm_watch, virshle_console = _vmm.hooks()
 
