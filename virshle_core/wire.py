@@ -83,6 +83,14 @@ class Record:
 
     @classmethod
     def from_json(cls, data: Any, strict: bool = False):
+        """The record ``data`` holds. A reply (``strict`` False) is read by a reader made
+        once per type, the listing's hot path; a request, or a reply that does not fit, is
+        read again field by field to say where it does not fit."""
+        if not strict:
+            try:
+                return _fast_reader(cls.__name__)(data)
+            except _Misfit:
+                pass
         problems: list[str] = []
         value = _read(cls.__name__, data, "", strict, problems)
         if problems:
@@ -97,29 +105,53 @@ class Record:
 def dump(cls: type[Record], source: Any) -> dict:
     """The document of ``cls`` read off ``source``: a record, or any object with the same
     attribute names (the node's own ``models.Vm``), so no copy is made in between."""
-    document = {}
-    for field in cls.__fields__:
-        document[field.name] = _write(field.type, getattr(source, field.name))
-    return document
+    return _writer(cls.__name__)(source)  # a record always has a writer
 
 
 def dump_list(cls: type[Record], sources: Any) -> list[dict]:
-    return [dump(cls, source) for source in sources]
+    write = _writer(cls.__name__)
+    return [write(source) for source in sources]
 
 
-def _write(kind: str, value: Any) -> Any:
-    if value is None or kind in _SCALARS:
-        return value.value if isinstance(value, Enum) else value
+_WRITERS: dict[str, Any] = {}
+
+
+def _writer(kind: str) -> Any:
+    """A function that writes a value of ``kind`` as JSON data; made once per type (a
+    listing of a thousand VMs writes each field's type a thousand times)."""
+    if kind not in _WRITERS:
+        _WRITERS[kind] = _make_writer(kind)
+    return _WRITERS[kind]
+
+
+def _make_writer(kind: str) -> Any:
+    """None for a value written as it is (scalars, enums: JSON writes a str enum as its
+    string), else the function that writes it."""
     if kind.endswith(" | None"):
-        return _write(kind[:-7], value)
+        inner = _writer(kind[:-7])
+        return None if inner is None else (lambda value: None if value is None else inner(value))
     if kind.startswith("list["):
-        return [_write(kind[5:-1], item) for item in value]
+        item = _writer(kind[5:-1])
+        return list if item is None else (lambda value: [item(one) for one in value])
     if kind.startswith("dict[str, "):
-        return {key: _write(kind[10:-1], item) for key, item in value.items()}
+        item = _writer(kind[10:-1])
+        return dict if item is None else (
+            lambda value: {key: item(one) for key, one in value.items()})
     target = _named(kind)
-    if isinstance(target, type) and issubclass(target, Record):
-        return dump(target, value)
-    return value.value if isinstance(value, Enum) else value
+    if kind in _SCALARS or not (isinstance(target, type) and issubclass(target, Record)):
+        return None
+    # a dict display, as a hand-written to_json would be (what attrs and dataclasses do too)
+    namespace: dict[str, Any] = {}
+    items = []
+    for index, field in enumerate(target.__fields__):
+        write = _writer(field.type)
+        if write is None:
+            items.append(f"{field.name!r}: source.{field.name}")
+        else:
+            namespace[f"write_{index}"] = write
+            items.append(f"{field.name!r}: write_{index}(source.{field.name})")
+    exec(f"def record(source):\n    return {{{', '.join(items)}}}\n", namespace)
+    return namespace["record"]
 
 
 _SCALARS = {"str": str, "int": int, "float": float, "bool": bool, "Any": object}
@@ -207,3 +239,84 @@ def _shown(value: Any) -> str:
         return "true" if value else "false"
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+class _Misfit(Exception):
+    """A reply does not fit its type: read it again, slowly, to say where."""
+
+
+_FAST: dict[str, Any] = {}
+
+
+def _fast_reader(kind: str) -> Any:
+    """A function that reads a value of ``kind`` leniently (unknown fields ignored) or
+    raises _Misfit; made once per type."""
+    reader = _FAST.get(kind)
+    if reader is None:
+        reader = _FAST[kind] = _make_fast_reader(kind)
+    return reader
+
+
+def _make_fast_reader(kind: str) -> Any:
+    if kind.endswith(" | None"):
+        inner = kind[:-7]
+        return lambda value: None if value is None else _fast_reader(inner)(value)
+    if kind == "Any":
+        return lambda value: value
+    expected = _SCALARS.get(kind)
+    if expected is not None:
+        accepted = (int, float) if expected is float else expected
+
+        def scalar(value: Any) -> Any:
+            if not isinstance(value, accepted) or (expected is not bool and isinstance(value, bool)):
+                raise _Misfit
+            return value
+
+        return scalar
+    if kind.startswith("list["):
+        item = kind[5:-1]
+
+        def many(value: Any) -> list:
+            if not isinstance(value, list):
+                raise _Misfit
+            read = _fast_reader(item)
+            return [read(one) for one in value]
+
+        return many
+    if kind.startswith("dict[str, "):
+        item = kind[10:-1]
+
+        def table(value: Any) -> dict:
+            if not isinstance(value, dict):
+                raise _Misfit
+            read = _fast_reader(item)
+            return {key: read(one) for key, one in value.items()}
+
+        return table
+    target = _named(kind)
+    if isinstance(target, type) and issubclass(target, Enum):
+        def member(value: Any) -> Any:
+            try:
+                return target(value)
+            except ValueError:
+                return value  # a newer daemon's value: kept as the string it is
+
+        return member
+    if not (isinstance(target, type) and issubclass(target, Record)):
+        raise TypeError(f"wire: unknown field type {kind!r}")
+    fields = [(f.name, f.type, f.required, f.default) for f in target.__fields__]
+
+    def record(value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise _Misfit
+        made = object.__new__(target)
+        for name, field_kind, required, default in fields:
+            if name in value:
+                setattr(made, name, _fast_reader(field_kind)(value[name]))
+            elif required:
+                raise _Misfit
+            else:
+                setattr(made, name, default.copy() if isinstance(default, (list, dict)) else default)
+        return made
+
+    return record
