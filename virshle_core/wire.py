@@ -304,19 +304,46 @@ def _make_fast_reader(kind: str) -> Any:
         return member
     if not (isinstance(target, type) and issubclass(target, Record)):
         raise TypeError(f"wire: unknown field type {kind!r}")
-    fields = [(f.name, f.type, f.required, f.default) for f in target.__fields__]
+    return _record_reader(target)
 
-    def record(value: Any) -> Any:
-        if not isinstance(value, dict):
-            raise _Misfit
-        made = object.__new__(target)
-        for name, field_kind, required, default in fields:
-            if name in value:
-                setattr(made, name, _fast_reader(field_kind)(value[name]))
-            elif required:
-                raise _Misfit
-            else:
-                setattr(made, name, default.copy() if isinstance(default, (list, dict)) else default)
-        return made
 
-    return record
+_CHECKS = {"str": "type(v) is not str", "int": "type(v) is not int",
+           "bool": "type(v) is not bool", "float": "type(v) not in (int, float)", "Any": ""}
+
+
+def _check(kind: str) -> str | None:
+    """Python code that is true when ``v`` is not a ``kind``, for the scalar kinds; else None."""
+    if kind.endswith(" | None"):
+        inner = _check(kind[:-7])
+        return None if inner is None else (f"v is not None and ({inner})" if inner else "")
+    return _CHECKS.get(kind)
+
+
+def _record_reader(target: type) -> Any:
+    """A generated function that reads one record: scalars checked inline, the rest by
+    their own readers (what attrs and dataclasses do to write ``__init__``)."""
+    namespace: dict[str, Any] = {"Misfit": _Misfit, "new": object.__new__, "target": target}
+    lines = ["def record(value):",
+             "    if type(value) is not dict:",
+             "        raise Misfit",
+             "    made = new(target)"]
+    for index, field in enumerate(target.__fields__):
+        name, check = field.name, _check(field.type)
+        lines += [f"    if {name!r} in value:", f"        v = value[{name!r}]"]
+        if check is None:
+            namespace[f"read_{index}"] = _fast_reader(field.type)
+            lines.append(f"        made.{name} = read_{index}(v)")
+        else:
+            if check:
+                lines.append(f"        if {check}:\n            raise Misfit")
+            lines.append(f"        made.{name} = v")
+        lines.append("    else:")
+        if field.required:
+            lines.append("        raise Misfit")
+        else:
+            namespace[f"default_{index}"] = field.default
+            copy = ".copy()" if isinstance(field.default, (list, dict)) else ""
+            lines.append(f"        made.{name} = default_{index}{copy}")
+    lines.append("    return made")
+    exec("\n".join(lines) + "\n", namespace)
+    return namespace["record"]
