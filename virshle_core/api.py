@@ -10,7 +10,7 @@ classes read through cattrs: the CLI reads them on every listing, and attrs
 and cattrs together cost more to import than the whole listing takes
 (docs/architecture.md, "Start-up"). ``Record`` knows just the types used
 here: ``str``, ``int``, ``float``, ``bool``, ``X | None``, ``list[X]``,
-``dict[str, X]``, the enums below and other records.
+``dict[str, X]``, the choices below (plain strings) and other records.
 
 A reply may carry fields a client does not know (a newer daemon): they are
 ignored. A request may not: an unknown field is refused with the list of the
@@ -18,8 +18,6 @@ known ones.
 """
 
 from __future__ import annotations
-
-from enum import StrEnum
 
 from . import wire
 from .wire import Record, WireError, dump, dump_list  # noqa: F401 -- the API's names
@@ -31,17 +29,19 @@ if TYPE_CHECKING:
     from .errorcodes import ErrorCode
 
 
-class VmState(StrEnum):
-    """The states a VM is in, as the node records them."""
+class VmState:
+    """The states a VM is in, as the node records them (a choice: plain strings, as the
+    CLI reads them on every listing without importing ``enum``)."""
 
     CREATED = "created"    # defined, never booted or booted and stopped by the node
     RUNNING = "running"
     PAUSED = "paused"
     SHUTDOWN = "shutdown"  # powered off from inside, or stopped
     CRASHED = "crashed"    # its VMM died on its own, or the guest panicked
+    VALUES = (CREATED, RUNNING, PAUSED, SHUTDOWN, CRASHED)
 
 
-STATES = tuple(state.value for state in VmState)
+STATES = VmState.VALUES
 
 
 wire.TYPES["VmState"] = VmState

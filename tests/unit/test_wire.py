@@ -29,7 +29,7 @@ def test_the_node_model_is_written_as_the_declared_document():
 
 def test_a_reply_reads_back_typed_and_writes_back_the_same():
     vm = api.Vm.from_json({**VM, "from_a_newer_daemon": 1})  # unknown fields: ignored
-    assert vm.state is api.VmState.RUNNING and vm.disks[0].size == 5 and vm.nets[0].ifname == "vm7n0"
+    assert vm.state == api.VmState.RUNNING and vm.disks[0].size == 5 and vm.nets[0].ifname == "vm7n0"
     assert vm.to_json() == VM
     assert api.Vm.from_json({**VM, "state": "hibernated"}).state == "hibernated"  # kept as is
 

@@ -67,7 +67,7 @@ def field_schema(kind: str, schemas: dict[str, Any]) -> dict[str, Any]:
 
 
 def _enum_schema(enum: Any) -> dict[str, Any]:
-    return {"type": "string", "enum": [member.value for member in enum],
+    return {"type": "string", "enum": list(api.wire.choices(enum)),
             "description": _doc(enum)}
 
 
