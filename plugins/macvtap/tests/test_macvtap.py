@@ -25,7 +25,7 @@ import virshle_macvtap
 node = NodeContext(name="t", config=parse_config(sys.argv[1], path=None, sections=config_sections()))
 vm = Vm(id=9, uuid="5e1c3b2a-0000-4000-8000-000000000009", name="m", node="t", template="t",
         vcpu=1, vram=1, dir=sys.argv[3],
-        nets=[Net(name="up", type="mac_v_tap", mac="52:54:00:00:00:09", ifname="vm9n0",
+        nets=[Net(name="up", type=os.environ.get("NET_TYPE", "mac_v_tap"), mac="52:54:00:00:00:09", ifname="vm9n0",
                   options={"link": sys.argv[2]} if sys.argv[2] else {})])
 results = {}
 for step in sys.argv[4:]:
@@ -55,8 +55,9 @@ def upstream(tmp_path):
         tear_down([ns])
 
 
-def run_hooks(ns: Netns, link: str, *steps: str, config: str = "") -> dict:
-    result = ns.exec([sys.executable, "-c", PROGRAM, config, link, ns.vm_dir, *steps], check=False)
+def run_hooks(ns: Netns, link: str, *steps: str, config: str = "", net_type: str = "mac_v_tap") -> dict:
+    result = ns.exec([sys.executable, "-c", PROGRAM, config, link, ns.vm_dir, *steps], check=False,
+                     env={**os.environ, "NET_TYPE": net_type})
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.splitlines()[-1])
 
@@ -82,3 +83,9 @@ def test_a_missing_link_is_a_clear_error_and_leaves_nothing(upstream):
     failed = run_hooks(upstream, "nope0", "attach")["attach"]
     assert failed["error"] == "macvtap_link_missing" and "nope0" in failed["message"]
     assert upstream.exec(["ip", "link", "show", "vm9n0"], check=False).returncode != 0
+
+
+def test_upstreams_macvtap_spelling_is_the_same_net_type(upstream):
+    """Upstream Virshle's configs write [template.vm.net.type.macvtap]: it attaches too."""
+    made = run_hooks(upstream, "up0", "attach", "detach", net_type="macvtap")
+    assert made["attach"]["ifname"] == "vm9n0" and made["detach"] is True

@@ -1,4 +1,5 @@
-"""Net type ``mac_v_tap``: a macvtap in bridge mode on an upstream link (``[macvtap]``).
+"""Net type ``mac_v_tap`` (or ``macvtap``, as upstream Virshle's configs also spell it):
+a macvtap in bridge mode on an upstream link (``[macvtap]``).
 
 The parent link is the net's own option (``[template.vm.net.type.mac_v_tap]
 link = "eth0"``), else ``[macvtap] link``, else the interface of the default
@@ -23,6 +24,9 @@ class MacvtapConfig:
     link: str | None = None
 
 
+TYPES = ("mac_v_tap", "macvtap")
+
+
 def config_of(node) -> MacvtapConfig:
     return node.section("macvtap") or MacvtapConfig()
 
@@ -34,7 +38,7 @@ def virshle_config_sections(register):
 
 @hookimpl
 def virshle_net_attach(vm, net, node):
-    if net.type != "mac_v_tap":
+    if net.type not in TYPES:
         return None
     from .link import attach
 
@@ -43,7 +47,7 @@ def virshle_net_attach(vm, net, node):
 
 @hookimpl
 def virshle_net_detach(vm, net, node):
-    if net.type != "mac_v_tap":
+    if net.type not in TYPES:
         return None
     from .link import detach
 
