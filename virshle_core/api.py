@@ -155,9 +155,13 @@ class CreateLine(Record):
 
 
 class Pong(Record):
+    """``GET /node/ping``; ``id`` is the node's identity (``<root>/node-id``), the same
+    through every URL that reaches it."""
+
     pong: bool
     node: str
     version: str
+    id: str | None = None
 
 
 class Usage(Record):

@@ -213,3 +213,23 @@ def test_a_daemon_that_dies_mid_request_is_offline_and_the_others_still_answer(c
         assert listing.json() == []  # the good node's (empty) list was still printed
     finally:
         server.close()
+
+
+def test_two_node_entries_that_reach_one_daemon_list_its_vms_once(daemon, cli, tmp_path):
+    """The seed's `local` and `local-ssh` both reach this host's daemon: its VMs are listed
+    once, under the first entry, and the user is told once; a VM is not "on several nodes"."""
+    config = tmp_path / "twice.toml"
+    config.write_text(f'[[node]]\nname = "local"\nurl = "unix://{daemon.socket}"\n\n'
+                      f'[[node]]\nname = "local-again"\nurl = "unix://{daemon.socket}"\n')
+    assert daemon.cli("vm", "create", "-t", "xs", "--name", "once").returncode == 0
+    for args in (["vm", "ls", "--json"], ["vm", "ls", "-vv", "--json"]):
+        listing = cli(*args, config=config)
+        assert listing.returncode == 0, listing.stderr
+        assert [(vm["name"], vm["node"]) for vm in listing.json()] == [("once", "local")]
+        assert listing.stderr.count("reach the same daemon") == 1
+        assert "'local' and 'local-again'" in listing.stderr
+    info = cli("vm", "info", "--name", "once", "--json", config=config)
+    assert info.returncode == 0, info.stderr
+    assert info.json()["node"] == "local"
+    nodes = cli("node", "ls", config=config)
+    assert nodes.returncode == 0 and nodes.stderr.count("reach the same daemon") == 1

@@ -13,10 +13,13 @@ from .render import echo, emit_json, state, table, warn
 
 def list_vms(settings, node_name: str | None, state_filter: str | None, as_json: bool) -> int:
     """Print the VMs of every node (in parallel); the exit status: 1 if a node failed."""
-    from ..client import fan_out
+    from ..client import fan_out, one_per_daemon
     from ..units import human_size
 
-    results = fan_out(settings.clients(node_name), lambda c: c.vms(state_filter))
+    results, doubles = one_per_daemon(fan_out(settings.clients(node_name),
+                                              lambda c: c.vms(state_filter)))
+    for message in doubles:
+        warn(message)
     documents, failures = [], []
     for client, vms, error in results:
         if error is not None:
@@ -58,10 +61,13 @@ def list_vms(settings, node_name: str | None, state_filter: str | None, as_json:
 
 def list_nodes(settings, node_name: str | None, as_json: bool) -> int:
     """``node ls`` without ``--all``: each node's status (``-v``: url and weight)."""
-    from ..client import fan_out
+    from ..client import fan_out, one_per_daemon
 
     documents = []
-    for client, _, error in fan_out(settings.clients(node_name), lambda c: c.ping()):
+    results = fan_out(settings.clients(node_name), lambda c: c.ping())
+    for message in one_per_daemon(results)[1]:
+        warn(message)
+    for client, _, error in results:
         doc = {"name": client.name, "url": client.entry.url, "weight": client.entry.weight,
                "status": "online" if error is None else getattr(error, "status", "offline")}
         if error is not None:

@@ -57,6 +57,7 @@ class NodeClient:
         self.url = Url(entry.url)
         self.timeout = float(entry.timeout)
         self.warnings: list[str] = []  # notices the node sent back (e.g. DHCP unreachable)
+        self.node_id: str | None = None  # the daemon's identity, from its replies
         self._sockets: set[socket.socket] = set()  # open requests, for abort()
 
     def abort(self) -> None:
@@ -182,6 +183,7 @@ class NodeClient:
         except ValueError:
             raise VirshleError(f"node {self.name!r} sent a reply that is not JSON "
                                f"(HTTP {response.status})") from None
+        self.node_id = response.headers.get("x-virshle-node-id") or self.node_id
         warnings = response.headers.get("x-virshle-warnings")
         if warnings:
             from .jsonlite import loads
@@ -327,3 +329,22 @@ def fan_out(clients: Iterable[NodeClient], work: Callable[[NodeClient], T]
             for client in clients:  # the workers' requests end now, so the pool can close
                 client.abort()
             raise
+
+
+def one_per_daemon(results: list) -> tuple[list, list[str]]:
+    """``fan_out``'s results with one entry per daemon: two ``[[node]]`` entries that reach
+    the same daemon (a unix and an ssh URL of one host, say) answer with the same node id,
+    and only the first is kept. Also what to tell the user, once per such pair."""
+    first: dict[str, str] = {}
+    kept, notices = [], []
+    for client, value, error in results:
+        identity = client.node_id if error is None else None
+        if identity and identity in first:
+            notices.append(f"nodes {first[identity]!r} and {client.name!r} reach the same daemon "
+                           f"(node id {identity[:8]}): its VMs are shown once, as node "
+                           f"{first[identity]!r}; remove one of the two [[node]] entries")
+            continue
+        if identity:
+            first[identity] = client.name
+        kept.append((client, value, error))
+    return kept, notices

@@ -28,10 +28,11 @@ def find_vm(clients: list, ref: "VmRef", leases: bool = False) -> tuple[Any, api
     Finding asks no hypervisor and, unless ``leases``, no DHCP server: the VM's
     ``ips`` is then empty.
     """
-    from . import fan_out
+    from . import fan_out, one_per_daemon
 
     found, unavailable = [], []
-    for client, document, error in fan_out(clients, lambda c: c.vm(str(ref), leases=leases)):
+    results, _ = one_per_daemon(fan_out(clients, lambda c: c.vm(str(ref), leases=leases)))
+    for client, document, error in results:
         if error is None:
             found.append((client, document))
         elif not isinstance(error, NotFound):
@@ -66,9 +67,9 @@ def place(everyone: list, template_name: str, count: int, node_name: str | None 
     clients = [c for c in everyone if c.name == node_name] if node_name is not None else everyone
 
     from ..models import NodeCandidate
-    from . import fan_out
+    from . import fan_out, one_per_daemon
 
-    results = fan_out(clients, lambda c: c.info())
+    results, _ = one_per_daemon(fan_out(clients, lambda c: c.info()))  # a daemon counts once
     most = sum(info.max_count or 1024 for _, info, error in results if error is None)
     if results and count > most and any(error is None for _, _, error in results):
         raise UsageError(f"count must be between 1 and {most}, not {count}: "

@@ -122,6 +122,29 @@ def ensure_group(name: str = GROUP) -> int | None:
     return grp.getgrnam(name).gr_gid
 
 
+NODE_ID = "node-id"
+
+
+def node_id(root: Path) -> str:
+    """The node's identity, a uuid kept in ``<root>/node-id`` (made the first time): two
+    entries of a CLI's config that reach the same daemon are told apart by it."""
+    import uuid
+
+    path = root / NODE_ID
+    try:
+        text = path.read_text().strip()
+        if text:
+            return text
+    except FileNotFoundError:
+        pass
+    identity = str(uuid.uuid4())
+    partial = path.with_name(f".{NODE_ID}.partial")
+    partial.write_text(identity + "\n")
+    os.chmod(partial, 0o644)
+    os.replace(partial, path)
+    return identity
+
+
 def init_node(config: Config, parts: set[str], node_name: str = "default",
               force_new: bool = False, store: "Store | None" = None) -> dict[str, list[str]]:
     """Prepare the parts asked for; return what was done, per part.
@@ -161,6 +184,8 @@ def init_node(config: Config, parts: set[str], node_name: str = "default",
         except OSError as exc:
             raise VirshleError(f"cannot set the modes under {root}: {exc.strerror} ({exc.filename})",
                                "Run `virshle node init` as root.") from None
+        if not (root / NODE_ID).exists():
+            made.append(f"{root / NODE_ID} ({node_id(root)})")
         done["dir"] = made
     if "db" in parts:
         if not root.is_dir():

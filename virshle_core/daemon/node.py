@@ -33,6 +33,7 @@ class Node:
         self.work: set[asyncio.Future] = set()  # blocking operations running in threads
         self.flags: set[progress.CancelFlag] = set()  # cancel flags of creates in flight
         self.closing = False
+        self.id = ""  # <root>/node-id, read at start-up: which daemon this is
 
     @property
     def store(self) -> "Store | None":

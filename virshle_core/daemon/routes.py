@@ -92,6 +92,8 @@ class Api:
             return error_response(500, "internal", f"{type(exc).__name__}: {exc}",
                                   "This is a bug in Virshle or a plugin; the daemon log has the traceback.")
         logger.debug("{} {} -> {}", request.method, request.path_qs, response.status)
+        if self.node.id and not isinstance(response, StreamResponse):
+            response.headers["X-Virshle-Node-Id"] = self.node.id  # two config entries, one daemon?
         return response
 
     async def body(self, request: Request, cls: type) -> Any:
@@ -129,7 +131,8 @@ class Api:
     async def ping(self, request: Request) -> Response:
         from .. import __version__
 
-        return json_response(api.Pong(pong=True, node=self.node.name, version=__version__).to_json())
+        return json_response(api.Pong(pong=True, node=self.node.name, version=__version__,
+                                      id=self.node.id or None).to_json())
 
     async def info(self, request: Request) -> Response:
         info = await self.node.run(nodeinfo.collect, self.node.context, self.node.store)

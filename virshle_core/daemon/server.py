@@ -124,6 +124,9 @@ class NodeDaemon:
 
         self.node.store = await self.node.run(open_node_store, self.config.host.db_path,
                                               root / "vm", self.node.name)
+        from .init import node_id
+
+        self.node.id = node_id(root)
         become_subreaper()
         nodeinfo.prime_cpu()
         self.streams.start()
