@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -233,3 +234,39 @@ def test_two_node_entries_that_reach_one_daemon_list_its_vms_once(daemon, cli, t
     assert info.json()["node"] == "local"
     nodes = cli("node", "ls", config=config)
     assert nodes.returncode == 0 and nodes.stderr.count("reach the same daemon") == 1
+
+
+def test_the_cli_warns_only_of_template_disks_it_can_see(shared_daemon, cli, tmp_path):
+    """Templates are the daemon's: `~` is the daemon user's home, and another host's files
+    are not this one's. The CLI warns of a missing disk only on its own host, never of `~`."""
+    templates = ('\n[[template.vm]]\nname = "home"\n[[template.vm.disk]]\nname = "os"\n'
+                 'path = "~/virshle-test-missing.img"\n'
+                 '\n[[template.vm]]\nname = "gone"\n[[template.vm.disk]]\nname = "os"\n'
+                 'path = "/nonexistent/virshle-test.img"\n')
+    local = tmp_path / "local.toml"
+    local.write_text(f'[[node]]\nname = "here"\nurl = "unix://{shared_daemon.socket}"\n' + templates)
+    for _ in range(2):  # validated, then from the cached view (the fast path's)
+        listed = cli("template", "ls", config=local)
+        assert listed.returncode == 0, listed.stderr
+        assert "/nonexistent/virshle-test.img is not a file" in listed.stderr
+        assert "virshle-test-missing.img" not in listed.stderr
+    remote = tmp_path / "remote.toml"
+    remote.write_text(local.read_text().replace(
+        "\n[[template.vm]]", '\n[[node]]\nname = "far"\nurl = "ssh://root@127.0.0.1:1/x.sock"\n'
+        'timeout = 1\n\n[[template.vm]]', 1))
+    listed = cli("template", "ls", config=remote)
+    assert "is not a file" not in listed.stderr
+
+
+def test_the_daemon_logs_the_template_disks_it_cannot_find(tmp_path):
+    """The daemon, which reads the templates, says which of its disks are missing (with `~`
+    as its own user's home) when it starts."""
+    config = write_config(tmp_path, extra='\n[[template.vm]]\nname = "home"\n[[template.vm.disk]]\n'
+                                          'name = "os"\npath = "~/virshle-test-missing.img"\n')
+    node = Daemon(tmp_path, config)
+    node.start()
+    try:
+        log = node.log_path.read_text()
+    finally:
+        node.stop()
+    assert f"{Path.home()}/virshle-test-missing.img is not a file" in log

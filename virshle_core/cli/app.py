@@ -42,7 +42,7 @@ class Settings:
     @property
     def config(self):
         if self._config is None:
-            from ..config import load_config, warn
+            from ..config import load_config
             from ..plugins import config_sections, hypervisor_names
 
             self._config = load_config(self.config_path, config_sections(), hypervisor_names())
@@ -51,7 +51,7 @@ class Settings:
             view.store(view.chosen_path(self.config_path)[0], self._config)  # for the fast path
             self._view = None
             if self.verbosity >= 1:
-                warn(self._config)
+                self._warn_disks({"disks": view.disks_of(self._config)})
         return self._config
 
     @property
@@ -94,9 +94,9 @@ class Settings:
         if self._config is None and self.view is not None:
             self._warn_disks(self.view)
             return
-        from ..config import warn
+        from . import view
 
-        warn(self.config)
+        self._warn_disks({"disks": view.disks_of(self.config)})
 
     def entries(self) -> list:
         """The managed nodes: name, url, weight and timeout of each."""

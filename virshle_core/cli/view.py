@@ -84,8 +84,6 @@ def store(path: str, config) -> None:
         import json
         import tempfile
 
-        from ..config import disk_warnings
-
         directory = _directory()
         os.makedirs(directory, mode=0o700, exist_ok=True)
         if not _owned(os.stat(directory), private=True):
@@ -94,7 +92,7 @@ def store(path: str, config) -> None:
             "identity": identity(path),
             "nodes": [{"name": n.name, "url": n.url, "weight": n.weight, "timeout": n.timeout}
                       for n in config.managed_nodes()],
-            "disks": disk_warnings(config.path or "config.toml", _text(config.path), config.templates),
+            "disks": disks_of(config),
         }
         fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
         with os.fdopen(fd, "w") as handle:
@@ -102,6 +100,21 @@ def store(path: str, config) -> None:
         os.replace(tmp, _file(path))
     except Exception:
         return  # without a view, commands take the full path: slower, never wrong
+
+
+def disks_of(config) -> list[tuple[str, str]]:
+    """The template disks this command line may warn about (each path, and its warning).
+
+    Templates are the daemon's: it reads them, with its own user's home for ``~``. The
+    command line says nothing of a path under ``~``, nor of any disk when a node it manages
+    is on another host (``ssh://``): it cannot see those files.
+    """
+    if any(not node.url.startswith("unix://") for node in config.managed_nodes()):
+        return []
+    from ..config import disk_warnings
+
+    return disk_warnings(config.path or "config.toml", _text(config.path), config.templates,
+                         skip_home=True)
 
 
 def _text(path: str | None) -> str:

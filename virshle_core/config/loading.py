@@ -125,12 +125,14 @@ def parse_config(text: str, *, path: str | None, sections: dict[str, type] | Non
     )
 
 
-def disk_warnings(label: str, text: str, templates: list[VmTemplate]) -> list[tuple[str, str]]:
-    """For each local template disk: its path, and the warning that it is not a file."""
+def disk_warnings(label: str, text: str, templates: list[VmTemplate], skip_home: bool = False
+                  ) -> list[tuple[str, str]]:
+    """For each local template disk: its path, and the warning that it is not a file;
+    ``skip_home`` leaves out paths under ``~`` (the daemon's home, not this process's)."""
     warnings = []
     for ti, template in enumerate(templates):
         for di, disk in enumerate(template.disk):
-            if not disk.is_url:
+            if not disk.is_url and not (skip_home and disk.path.startswith("~")):
                 key = f"template.vm[{ti}].disk[{di}].path"
                 warnings.append((str(disk.expanded_path),
                                  f"{written_at(label, text, key)}: {key}: {disk.expanded_path} is not a "

@@ -127,6 +127,8 @@ class NodeDaemon:
         from .init import node_id
 
         self.node.id = node_id(root)
+        for message in self.config.warnings:  # missing template disks (~: this user's home)
+            logger.warning("{}", message)
         become_subreaper()
         nodeinfo.prime_cpu()
         self.streams.start()
