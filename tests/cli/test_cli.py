@@ -270,3 +270,25 @@ def test_the_daemon_logs_the_template_disks_it_cannot_find(tmp_path):
     finally:
         node.stop()
     assert f"{Path.home()}/virshle-test-missing.img is not a file" in log
+
+
+@pytest.mark.parametrize("args", [
+    ["node", "ls", "--config", "{config}"],
+    ["vm", "ls", "--config={config}", "-q"],
+    ["--json", "--config", "{config}", "vm", "ls"],
+    ["--json", "vm", "ls", "--config", "{config}"],
+    ["node", "ping", "--json", "--config", "{config}"],
+])
+def test_global_options_go_before_or_after_the_subcommand(shared_daemon, args, tmp_path):
+    """--config and --json work on either side of the subcommand, as -v and -q do."""
+    from virshle_core.testing import run_cli
+
+    config = tmp_path / "where.toml"
+    config.write_text(f'[[node]]\nname = "there"\nurl = "unix://{shared_daemon.socket}"\n')
+    result = run_cli(*[arg.format(config=config) for arg in args],
+                     env={"VIRSHLE_CONFIG": str(tmp_path / "missing.toml")})  # not this one
+    assert result.returncode == 0, result.stderr
+    if "--json" in args:
+        json.loads(result.stdout)
+    if args[0] == "node":
+        assert "there" in result.stdout

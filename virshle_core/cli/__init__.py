@@ -11,8 +11,28 @@ import sys
 
 
 def _normalise(argv: list[str]) -> list[str]:
-    # The seed writes `node ls -all`; click would read -a -l -l.
-    return ["--all" if arg == "-all" else arg for arg in argv]
+    """The command line as click reads it: global options may be written anywhere.
+
+    ``--config PATH`` after the subcommand goes to the front (``node ls --config X``, as
+    ``-v`` and ``-q`` already work there), ``--json`` before it goes after it
+    (``virshle --json vm ls``); nothing after ``--`` moves. The seed's ``node ls -all``
+    means ``--all`` (click would read ``-a -l -l``).
+    """
+    args = ["--all" if arg == "-all" else arg for arg in argv]
+    end = args.index("--") if "--" in args else len(args)
+    head, tail = args[:end], args[end:]
+    front, rest, json_first = [], [], False
+    seen_command = False
+    words = iter(head)
+    for word in words:
+        if word == "--config" or word.startswith("--config="):
+            front += [word] if "=" in word else [word, next(words, "")]
+        elif word == "--json" and not seen_command:
+            json_first = True
+        else:
+            seen_command = seen_command or not word.startswith("-")
+            rest.append(word)
+    return front + rest + (["--json"] if json_first else []) + tail
 
 
 def main(argv: list[str] | None = None) -> None:
