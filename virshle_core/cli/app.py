@@ -136,8 +136,17 @@ def _add_verbosity(ctx: click.Context, param: click.Parameter, value: Any) -> No
     log.configure(settings.verbosity)
 
 
+def _set_wide(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        from . import render
+
+        render.WIDE = True
+
+
 def verbosity_options(func: Callable) -> Callable:
-    """Accept ``-v``/``-q`` after a subcommand too (``virshle node serve -vvv``)."""
+    """Accept ``-v``/``-q`` (and ``--wide``) after a subcommand too (``virshle node serve -vvv``)."""
+    func = click.option("--wide", is_flag=True, expose_value=False, callback=_set_wide,
+                        help="Show every table column, whatever the terminal's width.")(func)
     func = click.option("-q", "--quiet", is_flag=True, expose_value=False, is_eager=False,
                         callback=_add_verbosity, help="Only print errors.")(func)
     func = click.option("-v", "--verbose", count=True, expose_value=False,

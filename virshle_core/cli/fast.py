@@ -57,7 +57,7 @@ def _warn_disks(disks: list) -> None:
 
 
 # the options of the verbs this path answers: flags, and options taking a value
-FLAGS = {"ls": {"--json"}, "create": {"--json"}, "info": {"--json", "--refresh"},
+FLAGS = {"ls": {"--json", "--wide"}, "create": {"--json"}, "info": {"--json", "--refresh"},
          "start": {"--json"}, "stop": {"--json", "-f", "--force"}, "rm": {"--json", "-f", "--force"}}
 VALUES = {"ls": {"--node", "--state"}, "create": {"--node", "--name", "-t", "--template", "-n", "--count"},
           "info": {"--node", "--id", "--name", "--uuid"}, "start": {"--node", "--id", "--name", "--uuid"},
@@ -148,6 +148,10 @@ class _Decline(Exception):
 def _answer(group: str, verb: str, settings: _Settings, values: dict, flags: set,
             node: str | None) -> int:
     as_json = "--json" in flags
+    if "--wide" in flags:
+        from . import render
+
+        render.WIDE = True
     if group == "node":
         if settings.verbosity >= 2:
             raise _Decline  # -vv adds the nodes' sizes: the full command asks their info

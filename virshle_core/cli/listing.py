@@ -52,7 +52,9 @@ def list_vms(settings, node_name: str | None, state_filter: str | None, as_json:
             if v >= 3:
                 row += [vm.uuid]
             rows.append(row)
-        echo(table(headers, rows))
+        # on a narrow terminal these go first, in this order (--wide keeps them)
+        echo(table(headers, rows, optional=["uuid", "updated_at", "created_at", "provision",
+                                            "disks", "node"]))
     for name, error in failures:
         echo(f"Error: node {name}: {error.message}", err=True)
     show_node_warnings(settings, [client for client, _, _ in results])

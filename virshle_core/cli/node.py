@@ -140,8 +140,9 @@ def node_ls(settings: Settings, all_: bool, as_json: bool, node_name: str | None
     if v >= 2 and not all_:
         headers += ["vms", "cpu", "ram", "disk"]
     if all_:
-        headers += ["vms", "cpu reserved", "ram reserved", "ram used", "disk reserved",
-                    "disk used", "saturation"]
+        # reserved (by VMs, against [host.limits]) and used (by the host), per resource
+        headers += ["vms", "cpu used", "cpu reserved", "ram used", "ram reserved", "disk used",
+                    "disk reserved", "saturation"]
     rows = []
     for doc in documents:
         row = [doc["name"], state(doc["status"])]
@@ -156,18 +157,22 @@ def node_ls(settings: Settings, all_: bool, as_json: bool, node_name: str | None
                 cpu, ram, disk = doc["cpu"], doc["ram"], doc["disk"]
                 row += [
                     doc["vms"].total,
+                    f"{cpu.used:g}/{cpu.total:g} " + bar(cpu.usage_pct),
                     f"{cpu.reserved:g}/{cpu.total:g} " + bar(cpu.reserved_pct, scale=cpu.limit_pct,
                                                             good=200, warn=250),
-                    _size_pair(ram.reserved, ram.total) + " " + bar(ram.reserved_pct, scale=ram.limit_pct),
                     bar(ram.used_pct),
-                    _size_pair(disk.reserved, disk.total) + " " + bar(disk.reserved_pct, scale=disk.limit_pct),
+                    _size_pair(ram.reserved, ram.total) + " " + bar(ram.reserved_pct, scale=ram.limit_pct),
                     bar(disk.used_pct),
+                    _size_pair(disk.reserved, disk.total) + " " + bar(disk.reserved_pct, scale=disk.limit_pct),
                     f"{doc['saturation']:.2f}" + (" (full)" if doc["saturated"] else ""),
                 ]
             else:
-                row += ["-"] * 7
+                row += ["-"] * 8
         rows.append(row)
-    click.echo(table(headers, rows))
+    # on a narrow terminal: the url, then what is used, go first (--wide keeps them)
+    click.echo(table(headers, rows, optional=["url", "weight", "disk used", "ram used", "cpu used"],
+                     short={"cpu reserved": "cpu rsv", "ram reserved": "ram rsv",
+                            "disk reserved": "disk rsv", "saturation": "sat"}))
     for doc in documents:
         if doc["status"] != "online" and v >= 1:
             click.echo(f"{doc['name']}: {doc['reason']}", err=True)
@@ -175,10 +180,20 @@ def node_ls(settings: Settings, all_: bool, as_json: bool, node_name: str | None
         click.echo("Some nodes are not online; -v says why.", err=True)
 
 
-def _size_pair(used: int, total: int) -> str:
+def _size_pair(used: float, total: float) -> str:
+    """``4G/24G``: sizes in a table, short (whole units from 10 up)."""
+    return f"{_short_size(used)}/{_short_size(total)}"
+
+
+def _short_size(size: float) -> str:
     from ..units import human_size
 
-    return f"{human_size(used)}/{human_size(total)}"
+    text = human_size(size).removesuffix("iB")
+    number, unit = text.rstrip("KMGTPB"), text[len(text.rstrip("KMGTPB")):]
+    try:
+        return f"{round(float(number))}{unit}" if float(number) >= 10 else text
+    except ValueError:
+        return text
 
 
 @node.command("ping")

@@ -65,10 +65,33 @@ def state(value: str) -> str:
     return style(f"{dot} {value}", fg=colour) if colour else value
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> str:
-    """A table with rounded corners, as the original Virshle draws them."""
+def columns() -> int | None:
+    """How wide the output may be: ``$COLUMNS``, else the terminal's width; None when
+    stdout is not a terminal (a pipe gets whole tables; scripts want ``--json``)."""
+    text = os.environ.get("COLUMNS", "")
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    try:
+        return os.get_terminal_size(sys.stdout.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+WIDE = False
+"""``--wide``: every column, whatever the terminal's width."""
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None,
+          optional: Sequence[str] = (), short: dict[str, str] | None = None) -> str:
+    """A table with rounded corners, as the original Virshle draws them, that fits the
+    terminal: the ``optional`` columns are dropped first, in that order, then headers take
+    their ``short`` names, then the widest cells are cut (with ``…``). ``--wide``
+    (``WIDE``) keeps everything."""
     cells = [[str(h) for h in headers]] + [["-" if c is None else str(c) for c in r] for r in rows]
-    widths = [max(width(row[i]) for row in cells) for i in range(len(headers))]
+    limit = None if WIDE else columns()
+    if limit is not None:
+        cells = _fit(cells, list(optional), short or {}, limit)
+    widths = [max(width(row[i]) for row in cells) for i in range(len(cells[0]))]
 
     def line(left: str, mid: str, right: str) -> str:
         return left + mid.join("─" * (w + 2) for w in widths) + right
@@ -91,16 +114,55 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str | No
     return "\n".join(out)
 
 
+def _fit(cells: list[list[str]], optional: list[str], short: dict[str, str], limit: int
+         ) -> list[list[str]]:
+    def total(table: list[list[str]]) -> int:
+        count = len(table[0])
+        return sum(max(width(row[i]) for row in table) for i in range(count)) + 3 * count + 1
+
+    while total(cells) > limit and optional:
+        name = optional.pop(0)
+        if name in cells[0]:
+            index = cells[0].index(name)
+            cells = [row[:index] + row[index + 1:] for row in cells]
+    if total(cells) > limit:
+        cells[0] = [short.get(header, header) for header in cells[0]]
+    while total(cells) > limit:
+        sizes = [max(width(row[i]) for row in cells) for i in range(len(cells[0]))]
+        widest = max(range(len(sizes)), key=sizes.__getitem__)
+        if sizes[widest] <= 8:
+            break  # no narrower: the terminal is too narrow for this table
+        cut = max(8, sizes[widest] - (total(cells) - limit))
+        cells = [row[:widest] + [_cut(row[widest], cut)] + row[widest + 1:] for row in cells]
+    return cells
+
+
+def _cut(cell: str, size: int) -> str:
+    if width(cell) <= size:
+        return cell
+    if "\x1b[" in cell:  # coloured (a state): its plain text, cut
+        plain, inside = "", False
+        for char in cell:
+            if char == "\x1b":
+                inside = True
+            elif inside:
+                inside = char != "m"
+            else:
+                plain += char
+        cell = plain
+    return cell[:size - 1] + "…"
+
+
 def bar(percent: float | None, scale: float = 100.0, good: float = 80, warn: float = 95) -> str:
-    """``[####      ] 24.0%`` on a wide terminal, ``24.0%`` on a narrow one."""
+    """``[####      ] 24.0%`` with ``--wide``, ``24.0%`` on a terminal of 160 columns or
+    more (or a pipe), ``24%`` on a narrower one."""
     if percent is None:
         return "-"
-    import shutil
-
     colour = "green" if percent < good else "yellow" if percent < warn else "red"
+    if not WIDE and (columns() or 160) < 160:
+        return style(f"{percent:.0f}%", fg=colour)  # narrow: whole percents
     text = style(f"{percent:.1f}%", fg=colour)
-    columns = shutil.get_terminal_size((80, 24)).columns
-    if columns < 100:
+    if not WIDE:
         return text
     size = 10
     filled = min(size, int(round(size * percent / scale))) if scale else 0
