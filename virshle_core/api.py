@@ -252,6 +252,15 @@ class NodeInitResult(Record):
     done: dict[str, list[str]] = {}
 
 
+class ReloadResult(Record):
+    """What ``POST /node/reload`` put in force: the file read, its templates, and what it
+    warns of (template disks the daemon cannot find)."""
+
+    path: str | None
+    templates: list[str] = []
+    warnings: list[str] = []
+
+
 class Error(Record):
     """Every failure: ``error`` for scripts, ``message`` for people (which VM or key),
     ``hint`` for what to do."""

@@ -42,7 +42,8 @@ def _check_request(node: NodeContext, request: CreateRequest
         known = ", ".join(t.name for t in node.config.templates) or "none"
         raise NotFound(
             f"no template {request.template!r} on node {node.name!r} (templates: {known})",
-            "Add it as [[template.vm]] in config.toml, or list them with `virshle template ls`.",
+            "Add it as [[template.vm]] in the node's config.toml, then run `virshle node reload` "
+            "(a running daemon reads its file again); `virshle template ls` lists them.",
             code="template_not_found",
         )
     most = node.config.host.max_count

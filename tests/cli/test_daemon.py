@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.support import raw
+from tests.support import raw, wait_for
 from virshle_core.client import http
 
 
@@ -128,6 +128,7 @@ def test_openapi_describes_exactly_the_routes_served(shared_daemon):
             assert code not in (404, 405), (method, path, code)
     expected = {
         ("GET", "/api/v1/node/ping"), ("GET", "/api/v1/node/info"), ("POST", "/api/v1/node/init"),
+        ("POST", "/api/v1/node/reload"),
         ("GET", "/api/v1/templates"),
         ("GET", "/api/v1/vms"), ("POST", "/api/v1/vms"), ("GET", "/api/v1/vms/{ref}"),
         ("DELETE", "/api/v1/vms/{ref}"), ("GET", "/api/v1/events"), ("GET", "/api/v1/openapi.json"),
@@ -424,3 +425,37 @@ def test_node_init_runs_in_the_daemon_and_its_event_reaches_the_stream(daemon):
     assert lines[1]["parts"] == ["db", "dir"] and lines[1]["node"] == "default"
     refused = daemon.cli("node", "init", "--db", "--force-new")
     assert refused.returncode == 1 and "cannot be set aside now" in refused.stderr
+
+
+def test_node_reload_and_sighup_put_a_changed_config_in_force(daemon, tmp_path):
+    """A template added to the node's file is there after `node reload` (or SIGHUP), without
+    a restart; a file that does not validate is refused whole, with its line, and the
+    configuration in force stays."""
+    from virshle_core.testing import run_cli
+
+    cli_config = tmp_path / "cli.toml"  # the CLI's own file: it only names the node
+    cli_config.write_text(f'[[node]]\nname = "here"\nurl = "unix://{daemon.socket}"\n')
+
+    def cli(*args):
+        return run_cli(*args, config=cli_config)
+
+    text = daemon.config.read_text()
+    created = cli("vm", "create", "-t", "big", "--name", "early")
+    assert created.returncode == 1 and "node reload" in created.stderr  # the hint says how
+    daemon.config.write_text(text + '\n[[template.vm]]\nname = "big"\nvcpu = 2\nvram = 4\n')
+    reloaded = cli("node", "reload")
+    assert reloaded.returncode == 0, reloaded.stderr
+    assert "templates: xs, big" in reloaded.stdout
+    assert cli("vm", "create", "-t", "big", "--name", "later").returncode == 0
+
+    daemon.config.write_text(text + '\n[[template.vm]]\nname = "bad"\nvcpu = 0\n')
+    refused = cli("node", "reload")
+    assert refused.returncode == 2, refused.stderr
+    assert "vcpu: must be >= 1" in refused.stderr and f"{daemon.config}:" in refused.stderr
+    assert cli("vm", "create", "-t", "big", "--name", "still").returncode == 0  # still in force
+
+    daemon.config.write_text(text + '\n[[template.vm]]\nname = "huge"\nvcpu = 4\nvram = 8\n')
+    os.kill(daemon.pid, signal.SIGHUP)
+    wait_for(lambda: "huge" in cli("template", "ls").stdout, timeout=10)
+    assert "configuration reloaded" in daemon.log_path.read_text()
+    assert [vm["name"] for vm in cli("vm", "ls", "--json").json()] == ["later", "still"]

@@ -136,6 +136,7 @@ def test_every_reply_matches_the_openapi_document(node):
     done = wire.send("POST", "/api/v1/node/init", {"parts": ["dir", "db"]})
     assert set(done["done"]) == {"dir", "db"}
     wire.send("POST", "/api/v1/node/init", {"parts": ["disk"]}, expect=400)
+    assert template in wire.send("POST", "/api/v1/node/reload")["templates"]
     wire.send("POST", "/api/v1/node/init", {"parts": ["db"], "force_new": True}, expect=409)
 
     # create, in one piece and streamed; a streamed failure is a line too

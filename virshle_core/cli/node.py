@@ -196,6 +196,46 @@ def _short_size(size: float) -> str:
         return text
 
 
+@node.command("reload")
+@click.option("--node", "node_name", metavar="NAME", help="Only this node.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@verbosity_options
+@click.pass_obj
+def node_reload(settings: Settings, node_name: str | None, as_json: bool) -> None:
+    """Make the node daemons read their configuration file again (as SIGHUP does).
+
+    \b
+    Templates, [host.limits] and plugin tables take effect for new
+    operations; running VMs are not touched. A file that does not
+    validate is refused whole, with each problem's line, and the
+    configuration in force stays. Exit 2 when a file was refused.
+    """
+    from ..client import fan_out
+    from ..errors import UsageError
+
+    results = fan_out(settings.clients(node_name), lambda client: client.reload())
+    documents = []
+    for client, answer, error in results:
+        if error is None:
+            documents.append({"name": client.name, "reloaded": True, **answer.to_json()})
+        else:
+            documents.append({"name": client.name, "reloaded": False, "error": error.message})
+    if as_json:
+        emit_json(documents)
+    else:
+        for (client, answer, error), doc in zip(results, documents):
+            if error is None:
+                settings.say(f"{client.name}: reloaded {answer.path or 'the defaults'} "
+                             f"(templates: {', '.join(answer.templates) or 'none'})")
+                for message in answer.warnings:
+                    click.echo(f"{client.name}: Warning: {message}", err=True)
+            else:
+                click.echo(f"Error: node {client.name}: {error.message}", err=True)
+    errors = [error for _, _, error in results if error is not None]
+    if errors:
+        raise click.exceptions.Exit(2 if all(isinstance(e, UsageError) for e in errors) else 1)
+
+
 @node.command("ping")
 @click.option("--node", "node_name", metavar="NAME", help="Only this node.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")

@@ -226,6 +226,10 @@ class NodeClient:
         return self.read(api.NodeInitResult, self.post(
             "/node/init", request.to_json(), timeout=max(self.timeout, 120.0)))
 
+    def reload(self) -> api.ReloadResult:
+        """The daemon reads its configuration file again (``node reload``)."""
+        return self.read(api.ReloadResult, self.post("/node/reload"))
+
     def templates(self) -> list[api.Template]:
         return self.read(api.Template, self.get("/templates"))
 

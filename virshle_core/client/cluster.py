@@ -97,8 +97,9 @@ def place(everyone: list, template_name: str, count: int, node_name: str | None 
         where = ", ".join(repr(c.name) for c, _ in online)
         raise NotFound(f"no template {template_name!r} on node{'s' if len(online) > 1 else ''} "
                        f"{where} (templates: {', '.join(offered) or 'none'})",
-                       "Add it as [[template.vm]] in the node's config.toml; "
-                       "`virshle template ls` lists them.", code="template_not_found")
+                       "Add it as [[template.vm]] in the node's config.toml, then run "
+                       "`virshle node reload`; `virshle template ls` lists them.",
+                       code="template_not_found")
     by_name = {client.name: client for client, _, _ in results}
     candidates = []
     for client, info, error in results:

@@ -44,6 +44,24 @@ class Node:
     def store(self, store: "Store | None") -> None:
         self.context.store = store
 
+    def reload(self) -> "Config":
+        """Read the configuration file again and put it in force for new operations (running
+        VMs are not touched). A file that does not validate is refused whole: ConfigError,
+        with each problem's file:line, and the configuration in force stays."""
+        from ..config import load_config
+        from ..errors import ConfigError
+        from ..plugins import config_sections, hypervisor_names
+
+        new = load_config(self.config.path, config_sections(), hypervisor_names())
+        for what, old_value, new_value in (
+                ("[host] root", self.config.host.root_path, new.host.root_path),
+                ("[host] name", self.config.host.name, new.host.name)):
+            if old_value != new_value:
+                raise ConfigError(f"{what} changed from {old_value} to {new_value}: a running "
+                                  "daemon keeps its own", "Restart `virshle node serve` for it.")
+        self.config = self.context.config = new
+        return new
+
     # --- resolve, lock -----------------------------------------------------------------
 
     async def find(self, ref: str) -> "Vm":

@@ -37,6 +37,10 @@ class Api:
             Route("POST", "/node/init", self.init, "Prepare the node again (node init): its "
                   "directories, database and host network; announces node-initialized.",
                   body=api.NodeInitRequest, response=api.NodeInitResult),
+            Route("POST", "/node/reload", self.reload, "Read the configuration file again: "
+                  "templates, limits and plugin tables take effect for new operations; a file "
+                  "that does not validate is refused whole (400 bad_config) and the old one "
+                  "stays.", response=api.ReloadResult),
             Route("GET", "/templates", self.templates, "The templates this node offers.",
                   response="list[Template]"),
             Route("GET", "/vms", self.list_vms, "The node's VMs, with live state and IPs.",
@@ -151,6 +155,15 @@ class Api:
                                           self.node.name, False, self.node.store)
         root = str(self.node.config.host.root_path)
         return json_response(api.NodeInitResult(root=root, done=done).to_json())
+
+    async def reload(self, request: Request) -> Response:
+        config = await self.node.run(self.node.reload)
+        logger.info("configuration reloaded from {}", config.path or "the defaults")
+        for message in config.warnings:
+            logger.warning("{}", message)
+        return json_response(api.ReloadResult(
+            path=config.path, templates=[t.name for t in config.templates],
+            warnings=list(config.warnings)).to_json())
 
     async def templates(self, request: Request) -> Response:
         return json_response([t.to_json() for t in self.node.config.templates])

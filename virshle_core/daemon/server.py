@@ -86,6 +86,7 @@ class NodeDaemon:
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self._reload_on_signal)
         try:
             await stop.wait()
         finally:
@@ -93,7 +94,7 @@ class NodeDaemon:
             logger.info("shutting down: undoing creates in flight, finishing other requests")
             self.node.shut_down()
             supervisor.cancel()
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             await self.streams.end()
             await server.close(timeout=SHUTDOWN_TIMEOUT * 2 / 3)
@@ -112,6 +113,23 @@ class NodeDaemon:
             self.node.store.close()
             os.close(lock)
             logger.info("node {!r} stopped", self.node.name)
+
+    def _reload_on_signal(self) -> None:
+        """SIGHUP: ``node reload``; a file that does not validate is logged, with its lines,
+        and the configuration in force stays."""
+        async def reload() -> None:
+            try:
+                config = await self.node.run(self.node.reload)
+            except VirshleError as exc:
+                logger.error("SIGHUP: the configuration was not reloaded: {}", exc.message)
+                return
+            logger.info("SIGHUP: configuration reloaded from {}", config.path or "the defaults")
+            for message in config.warnings:
+                logger.warning("{}", message)
+
+        task = asyncio.ensure_future(reload())
+        self.node.work.add(task)
+        task.add_done_callback(self.node.work.discard)
 
     async def _start_up(self, root: Path, socket_path: Path) -> None:
         from .init import secure
