@@ -50,20 +50,25 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(code)
     import click
 
+    import os
+
     from ..errors import ConfigError, VirshleError
     from .app import core_command, make_cli
+
+    # `v` is `virshle` by another name; its shell completion asks through _V_COMPLETE
+    prog = "v" if os.path.basename(sys.argv[0]) == "v" else "virshle"
 
     try:
         # a core command needs no plugin loaded, unless a plugin added a subcommand to its
         # group: click's "No such command" then retries with them
         lean = core_command(args)
         try:
-            code = make_cli(with_plugins=not lean).main(args=args, prog_name="virshle",
+            code = make_cli(with_plugins=not lean).main(args=args, prog_name=prog,
                                                        standalone_mode=False)
         except click.UsageError as exc:
             if not lean or "No such command" not in exc.message:
                 raise
-            code = make_cli().main(args=args, prog_name="virshle", standalone_mode=False)
+            code = make_cli().main(args=args, prog_name=prog, standalone_mode=False)
         if isinstance(code, int):  # click hands back ctx.exit(N) / Exit(N) as a value here
             sys.exit(code)
     except click.exceptions.Exit as exc:

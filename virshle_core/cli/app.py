@@ -20,6 +20,7 @@ CORE_COMMANDS = (
     ("vm", "vm", "vm"),
     ("plugins", "plugins_cmd", "plugins"),
     ("events", "events_cmd", "events"),
+    ("completion", "completion", "completion"),
 )
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 

@@ -103,7 +103,8 @@ def _parse(argv: list[str]) -> dict | None:
 
 def run(argv: list[str]) -> int | None:
     """Answer ``argv`` here and return the exit status, or None to take the full path."""
-    if os.environ.get("VIRSHLE_NO_FAST"):
+    if os.environ.get("VIRSHLE_NO_FAST") or "_VIRSHLE_COMPLETE" in os.environ \
+            or "_V_COMPLETE" in os.environ:  # a shell asks for completions: click answers
         return None
     options = _parse(argv)
     if options is None:

@@ -7,6 +7,7 @@ import time
 import click
 
 from .app import Settings, VirshleGroup, verbosity_options
+from .completion import node_names
 from .render import bar, emit_json, state, table
 
 
@@ -97,7 +98,8 @@ def node_serve(settings: Settings) -> None:
 @click.option("-a", "--all", "all_", is_flag=True,
               help="Add cpu, ram and disk: total, used and reserved (also `-all`).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-@click.option("--node", "node_name", metavar="NAME", help="Only this node.")
+@click.option("--node", "node_name", metavar="NAME", shell_complete=node_names,
+              help="Only this node.")
 @verbosity_options
 @click.pass_obj
 def node_ls(settings: Settings, all_: bool, as_json: bool, node_name: str | None) -> None:
@@ -197,7 +199,8 @@ def _short_size(size: float) -> str:
 
 
 @node.command("reload")
-@click.option("--node", "node_name", metavar="NAME", help="Only this node.")
+@click.option("--node", "node_name", metavar="NAME", shell_complete=node_names,
+              help="Only this node.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @verbosity_options
 @click.pass_obj
@@ -237,7 +240,8 @@ def node_reload(settings: Settings, node_name: str | None, as_json: bool) -> Non
 
 
 @node.command("ping")
-@click.option("--node", "node_name", metavar="NAME", help="Only this node.")
+@click.option("--node", "node_name", metavar="NAME", shell_complete=node_names,
+              help="Only this node.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @verbosity_options
 @click.pass_obj

@@ -9,6 +9,7 @@ import click
 from ..api import STATES
 from ..errors import UsageError
 from . import actions
+from .completion import node_names, template_names, vm_names
 from .app import Settings, VirshleGroup, verbosity_options
 
 
@@ -36,10 +37,11 @@ class VmIdType(click.ParamType):
 
 def vm_ref_options(func: Callable) -> Callable:
     """``--id | --name | --uuid`` and ``--node``: which VM, where."""
-    func = click.option("--node", "node_name", metavar="NAME",
+    func = click.option("--node", "node_name", metavar="NAME", shell_complete=node_names,
                         help="The node that has the VM (default: search every node).")(func)
     func = click.option("--uuid", "vm_uuid", metavar="UUID", help="The VM's uuid.")(func)
-    func = click.option("--name", "vm_name", metavar="NAME", help="The VM's name.")(func)
+    func = click.option("--name", "vm_name", metavar="NAME", shell_complete=vm_names,
+                        help="The VM's name.")(func)
     func = click.option("--id", "vm_id", metavar="ID", type=VmIdType(), help="The VM's id.")(func)
     return func
 
@@ -57,8 +59,10 @@ def _ref(vm_id: str | None, vm_name: str | None, vm_uuid: str | None):
 
 @vm.command("create")
 @click.option("-t", "--template", "template_name", required=True, metavar="TEMPLATE",
+              shell_complete=template_names,
               help="The template to create from ([[template.vm]] name).")
-@click.option("--node", "node_name", metavar="NAME", help="Create on this node.")
+@click.option("--node", "node_name", metavar="NAME", shell_complete=node_names,
+              help="Create on this node.")
 @click.option("-n", "--count", type=int, default=1, show_default=True, help="How many VMs.")
 @click.option("--name", "vm_name", metavar="NAME", help="The VM's name (default: a random one).")
 @click.option("-u", "--user-data", type=click.Path(dir_okay=False, allow_dash=True), metavar="FILE",
@@ -92,7 +96,8 @@ def vm_create(settings: Settings, template_name: str, node_name: str | None, cou
 
 
 @vm.command("ls")
-@click.option("--node", "node_name", metavar="NAME", help="Only this node's VMs.")
+@click.option("--node", "node_name", metavar="NAME", shell_complete=node_names,
+              help="Only this node's VMs.")
 @click.option("--state", "state_filter",
               type=click.Choice(STATES),
               help="Only VMs in this state.")
