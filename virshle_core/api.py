@@ -107,6 +107,7 @@ class Vm(Record):
     provision: dict[str, Any] = {}
     created_at: str = ""
     updated_at: str = ""
+    autostart: bool = False
 
 
 class CreateRequest(Record):
@@ -117,6 +118,13 @@ class CreateRequest(Record):
     name: str | None = None
     count: int = 1
     user_data: str | None = None
+    autostart: bool = False
+
+
+class VmChange(Record):
+    """The body of ``PATCH /vms/{ref}``: the settings to change (those given)."""
+
+    autostart: bool | None = None
 
 
 class StopRequest(Record):

@@ -97,6 +97,7 @@ def create(node: NodeContext, request: CreateRequest) -> list[Vm]:
         images[disk.name] = (fmt, virtual_size(source, fmt), source)
     vms = [_new_vm(node, template, name, user_data, images) for name in names]
     for vm in vms:
+        vm.autostart = request.autostart
         try:
             hooks().pre_create(vm=vm, template=template, node=node)
         except Exception as exc:
@@ -209,6 +210,13 @@ def undo_creates(store: Store, vms: list[Vm]) -> None:
 
 def _expand(path: str | None) -> str | None:
     return str(Path(path).expanduser()) if path else None
+
+
+def change(node: NodeContext, vm: Vm, autostart: bool | None = None) -> Vm:
+    """Change a VM's settings (those given); what ``vm set`` does."""
+    if autostart is not None:
+        node.store.update(vm, autostart=autostart)
+    return vm
 
 
 def delete(node: NodeContext, vm: Vm, force: bool = False) -> Vm:

@@ -83,5 +83,10 @@ def _v4(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE vms ADD COLUMN provision TEXT")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
+def _v5(db: sqlite_utils.Database) -> None:
+    # ``autostart``: the daemon starts the VM when it starts and finds it stopped.
+    db.execute("ALTER TABLE vms ADD COLUMN autostart INTEGER NOT NULL DEFAULT 0")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5]
 """Migration ``i`` takes the schema from version ``i`` to ``i + 1``. Only append."""

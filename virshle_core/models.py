@@ -81,6 +81,8 @@ class Vm:
     dir: str = ""
     pending: str | None = None
     provision: dict[str, Any] = attrs.Factory(dict)
+    autostart: bool = False
+    """Started by the daemon when it starts and finds the VM stopped (libvirt's autostart)."""
 
     @property
     def path(self) -> Path:

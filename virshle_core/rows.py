@@ -30,6 +30,7 @@ def vm_of(row: dict[str, Any], node: str, vm_root: str) -> Vm:
         hypervisor=row.get("hypervisor"), user_data=row.get("user_data"),
         created_at=row.get("created_at") or "", updated_at=row.get("updated_at") or "",
         pending=row.get("pending"), provision=_loads(row.get("provision"), {}),
+        autostart=bool(row.get("autostart")),
     )
     vm.dir = f"{vm_root}/{vm.uuid}"  # a string join: pathlib cost a third of a listing
     return vm
@@ -46,6 +47,7 @@ def row_of(vm: Vm, stamp: str) -> dict[str, Any]:
         "cmdline": vm.cmdline, "firmware": vm.firmware, "hypervisor": vm.hypervisor,
         "user_data": vm.user_data, "created_at": stamp, "updated_at": stamp,
         "pending": vm.pending, "provision": json.dumps(vm.provision),
+        "autostart": int(vm.autostart),
     }
 
 

@@ -210,6 +210,7 @@ class Store:
             "nets": json.dumps([net_json(n) for n in vm.nets]),
             "hypervisor": vm.hypervisor,
             "pending": vm.pending,
+            "autostart": int(vm.autostart),
             "updated_at": now(),
         }
         with self._lock:

@@ -292,3 +292,22 @@ def test_global_options_go_before_or_after_the_subcommand(shared_daemon, args, t
         json.loads(result.stdout)
     if args[0] == "node":
         assert "there" in result.stdout
+
+
+def test_autostart_is_a_setting_of_each_vm(daemon, cli):
+    """`vm create --autostart` and `vm set NAME autostart=...` (libvirt's autostart)."""
+    config = daemon.config
+    assert cli("vm", "create", "-t", "xs", "--name", "auto", "--autostart", config=config).returncode == 0
+    assert cli("vm", "create", "-t", "xs", "--name", "manual", config=config).returncode == 0
+    info = {vm["name"]: vm for vm in cli("vm", "ls", "--json", config=config).json()}
+    assert info["auto"]["autostart"] is True and info["manual"]["autostart"] is False
+    changed = cli("vm", "set", "manual", "autostart=true", config=config)
+    assert changed.returncode == 0 and "autostart is on" in changed.stdout
+    assert cli("vm", "set", "--name", "auto", "autostart=off", "--json", config=config).json()["autostart"] is False
+    shown = cli("vm", "info", "--name", "manual", config=config).stdout
+    assert "autostart" in shown and "on" in shown
+    for words, message in ((["manual", "autostart=maybe"], "autostart must be true or false"),
+                           (["manual", "colour=red"], "settings are autostart="),
+                           (["manual"], "say what to change")):
+        refused = cli("vm", "set", *words, config=config)
+        assert refused.returncode == 2 and message in refused.stderr, refused.stderr

@@ -121,7 +121,7 @@ def test_openapi_describes_exactly_the_routes_served(shared_daemon):
         if path.endswith("/events"):
             continue  # a stream; checked in test_events_stream
         body = b'{"parts": ["dir"]}' if path.endswith("/node/init") else b"{}"  # not the host's net
-        code, reply = raw(shared_daemon, method, probe, body if method == "POST" else None)
+        code, reply = raw(shared_daemon, method, probe, body if method in ("POST", "PATCH") else None)
         if "{ref}" in path:
             assert (code, reply["error"]) == (404, "vm_not_found"), (method, path, code)
         else:
@@ -131,7 +131,8 @@ def test_openapi_describes_exactly_the_routes_served(shared_daemon):
         ("POST", "/api/v1/node/reload"),
         ("GET", "/api/v1/templates"),
         ("GET", "/api/v1/vms"), ("POST", "/api/v1/vms"), ("GET", "/api/v1/vms/{ref}"),
-        ("DELETE", "/api/v1/vms/{ref}"), ("GET", "/api/v1/events"), ("GET", "/api/v1/openapi.json"),
+        ("DELETE", "/api/v1/vms/{ref}"), ("PATCH", "/api/v1/vms/{ref}"),
+        ("GET", "/api/v1/events"), ("GET", "/api/v1/openapi.json"),
         ("POST", "/api/v1/vms/{ref}/start"), ("POST", "/api/v1/vms/{ref}/stop"),
         ("GET", "/api/v1/vms/{ref}/console"), ("GET", "/api/v1/vms/{ref}/logs"),
     }

@@ -153,6 +153,8 @@ def test_every_reply_matches_the_openapi_document(node):
     wire.send("GET", "/api/v1/vms?state=created")
     wire.send("GET", f"/api/v1/vms/{ref}")
     wire.send("GET", f"/api/v1/vms/{ref}?leases=0")
+    assert wire.send("PATCH", f"/api/v1/vms/{ref}", {"autostart": True})["autostart"] is True
+    wire.send("PATCH", f"/api/v1/vms/{ref}", {"autostart": "yes"}, expect=400)
     wire.send("POST", f"/api/v1/vms/{ref}/start")
     wire.send("GET", f"/api/v1/vms/{ref}?refresh=1")
     wait_for(lambda: b"login" in exchange(node, "GET", f"/api/v1/vms/{ref}/logs")[2]

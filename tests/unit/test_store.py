@@ -58,14 +58,14 @@ def test_forward_migration_keeps_rows(tmp_path, monkeypatch):
     store.close()
 
     def v2(db):
-        db["vms"].add_column("autostart", int, not_null_default=0)
+        db["vms"].add_column("future_setting", int, not_null_default=0)
 
     before = len(store_module.MIGRATIONS)
     monkeypatch.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS + [v2])
     store = Store(path)
     assert store.version == before + 1
     assert store.get("keep-me").name == "keep-me"
-    assert "autostart" in store.db["vms"].columns_dict
+    assert "future_setting" in store.db["vms"].columns_dict
     store.close()
     Store(path).close()  # a second open applies nothing again
 

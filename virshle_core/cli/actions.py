@@ -95,14 +95,14 @@ def read_user_data(path: str) -> str:
 
 
 def create(settings, template_name: str, count: int, vm_name: str | None, node_name: str | None,
-           user_data: str | None, as_json: bool) -> None:
+           user_data: str | None, as_json: bool, autostart: bool = False) -> None:
     """``vm create``: all of them or none; ``user_data`` is the file's text."""
     if vm_name is not None:  # checked here too, before any node is asked
         from ..refs import validate_name
 
         validate_name(vm_name if count == 1 else f"{vm_name}-{count}")
     settings.warn_config()
-    body = api.CreateRequest(template=template_name, user_data=user_data)
+    body = api.CreateRequest(template=template_name, user_data=user_data, autostart=autostart)
     from ..client.cluster import create_placed, place
 
     if node_name is not None:
@@ -145,6 +145,7 @@ def info(settings, ref, node_name: str | None, refresh: bool, as_json: bool) -> 
         ("nets", ", ".join(f"{n.name} ({n.type}) {n.mac or ''}" for n in vm.nets) or "-"),
         ("ips", ", ".join(vm.ips) or "-"),
         ("provision", provision_detail(vm.provision)),
+        ("autostart", "on" if vm.autostart else "off"),
         ("created", vm.created_at), ("updated", vm.updated_at),
     ]
     echo(table(["field", "value"], rows))

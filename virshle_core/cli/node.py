@@ -26,11 +26,13 @@ def node() -> None:
 @click.option("--force-new", is_flag=True,
               help="With --db: set a broken database and its VM directories aside "
                    "(nothing is deleted) and start an empty one.")
+@click.option("--systemd", is_flag=True,
+              help="Also install the daemon as a systemd service (virshle.service) and enable it.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
 @verbosity_options
 @click.pass_obj
 def node_init(settings: Settings, all_: bool, dir_: bool, db: bool, net: bool, force_new: bool,
-              as_json: bool) -> None:
+              systemd: bool, as_json: bool) -> None:
     """Create what this host needs to be a node; safe to run again.
 
     \b
@@ -51,17 +53,21 @@ def node_init(settings: Settings, all_: bool, dir_: bool, db: bool, net: bool, f
     else:
         done = init_node(settings.config, parts, node_name=settings.config.host.name,
                          force_new=force_new)
+    if systemd:
+        from ..daemon.service import install
+
+        done["systemd"] = install(settings.config.path)
     if as_json:
         emit_json({"root": str(settings.config.host.root_path), "done": done})
         return
     if settings.verbosity < 0:
         return
-    for part in ("dir", "db", "net"):
+    for part in ("dir", "db", "net", "systemd"):
         if part in done:
             items = done[part] or ["already in place"]
-            click.echo(f"{part:<4} " + "\n     ".join(items))
-    click.echo(f"Node ready at {settings.config.host.root_path}. "
-               "Start it with `virshle node serve`.")
+            click.echo(f"{part:<7} " + "\n        ".join(items))
+    how = "`systemctl start virshle`" if systemd else "`virshle node serve`"
+    click.echo(f"Node ready at {settings.config.host.root_path}. Start it with {how}.")
 
 
 def _serving(settings: Settings):

@@ -68,11 +68,13 @@ def _ref(vm_id: str | None, vm_name: str | None, vm_uuid: str | None):
 @click.option("-u", "--user-data", type=click.Path(dir_okay=False, allow_dash=True), metavar="FILE",
               help="User-data for the guest's first boot (#cloud-config, a #! script or MIME); "
                    "replaces the template's user_data.")
+@click.option("--autostart", is_flag=True,
+              help="Start it whenever its node daemon starts and finds it stopped.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @verbosity_options
 @click.pass_obj
 def vm_create(settings: Settings, template_name: str, node_name: str | None, count: int,
-              vm_name: str | None, user_data: Any, as_json: bool) -> None:
+              vm_name: str | None, user_data: Any, autostart: bool, as_json: bool) -> None:
     """Create VMs from a template; all of them or none.
 
     Without --node, the load balancer picks a node that is online, has room
@@ -83,6 +85,7 @@ def vm_create(settings: Settings, template_name: str, node_name: str | None, cou
       virshle vm create -t xs
       virshle vm create -t xs -n 3 --name web     # web-1, web-2, web-3
       virshle vm create -t xs --node remote_1 --json
+      virshle vm create -t xs --name db --autostart
     """
     if count < 1:
         raise click.BadParameter("must be at least 1", param_hint="-n/--count")
@@ -92,7 +95,8 @@ def vm_create(settings: Settings, template_name: str, node_name: str | None, cou
             text = actions.read_user_data(user_data)
         except UsageError as exc:
             raise click.BadParameter(exc.message, param_hint="--user-data") from None
-    actions.create(settings, template_name, count, vm_name, node_name, text, as_json)
+    actions.create(settings, template_name, count, vm_name, node_name, text, as_json,
+                   autostart=autostart)
 
 
 @vm.command("ls")
@@ -157,6 +161,59 @@ def vm_start(settings: Settings, vm_id, vm_name, vm_uuid, node_name, attach: boo
 def vm_stop(settings: Settings, vm_id, vm_name, vm_uuid, node_name, force: bool, as_json: bool) -> None:
     """Stop a VM: the ACPI power button, then a kill after [host] stop_timeout."""
     actions.stop(settings, _ref(vm_id, vm_name, vm_uuid), node_name, force, as_json)
+
+
+SETTINGS = {"autostart": "true or false: start it whenever its node daemon starts"}
+
+
+@vm.command("set")
+@click.argument("words", nargs=-1, metavar="[NAME] KEY=VALUE...")
+@vm_ref_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@verbosity_options
+@click.pass_obj
+def vm_set(settings: Settings, words: tuple[str, ...], vm_id, vm_name, vm_uuid, node_name,
+           as_json: bool) -> None:
+    """Change a VM's settings.
+
+    \b
+    Settings:
+      autostart=true|false   start it whenever its node daemon starts
+
+    \b
+    Examples:
+      virshle vm set web-1 autostart=true
+      virshle vm set --id 7 autostart=false
+    """
+    from .. import api
+
+    words = list(words)
+    if words and "=" not in words[0] and not (vm_id or vm_name or vm_uuid):
+        vm_name = words.pop(0)  # `vm set NAME key=value`, as libvirt's and Incus's verbs read
+    if not words:
+        raise click.UsageError("say what to change: KEY=VALUE (settings: "
+                               + ", ".join(SETTINGS) + ")")
+    change = api.VmChange()
+    for word in words:
+        key, equals, value = word.partition("=")
+        if not equals or key not in SETTINGS:
+            raise click.BadParameter(f"{word!r}: settings are " + "; ".join(
+                f"{k}={v}" for k, v in SETTINGS.items()), param_hint="KEY=VALUE")
+        truth = {"true": True, "yes": True, "on": True, "1": True,
+                 "false": False, "no": False, "off": False, "0": False}.get(value.lower())
+        if truth is None:
+            raise click.BadParameter(f"{key} must be true or false, not {value!r}",
+                                     param_hint="KEY=VALUE")
+        change.autostart = truth
+    client, vm = actions.find_vm(settings, _ref(vm_id, vm_name, vm_uuid), node_name)
+    changed = client.change_vm(actions.uuid_ref(vm), change)
+    changed.node = client.name
+    if as_json:
+        from .render import emit_json
+
+        emit_json(changed)
+    else:
+        settings.say(f"VM {changed.name}: autostart is {'on' if changed.autostart else 'off'}.")
 
 
 @vm.command("attach")

@@ -274,6 +274,10 @@ class NodeClient:
         return self.read(api.Vm, self.delete(f"/vms/{quote(str(ref))}{suffix}",
                                              timeout=max(self.timeout, 120.0)))
 
+    def change_vm(self, ref: str, change: api.VmChange) -> api.Vm:
+        """Change a VM's settings (``vm set``)."""
+        return self.read(api.Vm, self.call("PATCH", f"/vms/{quote(str(ref))}", change.to_json()))
+
     def start_vm(self, ref: str) -> api.Vm:
         return self.read(api.Vm, self.post(f"/vms/{quote(str(ref))}/start",
                                            timeout=max(self.timeout, 120.0)))

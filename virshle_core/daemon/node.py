@@ -146,6 +146,9 @@ class Node:
         """Record what a stop leaves (NICs detached, the state) once its VMM has exited."""
         return await self.run_to_end(lifecycle.finish_stop, self.context, vm, state, force)
 
+    async def change(self, vm: "Vm", autostart: bool | None = None) -> "Vm":
+        return await self.run_to_end(lifecycle.change, self.context, vm, autostart)
+
     async def delete(self, vm: "Vm", force: bool) -> "Vm":
         vm = await self.run_to_end(lifecycle.delete, self.context, vm, force)
         self.forget(vm.uuid)

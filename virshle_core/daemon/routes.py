@@ -55,6 +55,8 @@ class Api:
                                                   "(the default; 0/false leaves ips empty)."}),
             Route("DELETE", "/vms/{ref}", self.delete_vm, "Remove a VM and everything it holds.",
                   response=api.Vm, query={"force": "Stop a running VM first (1/true)."}),
+            Route("PATCH", "/vms/{ref}", self.change_vm, "Change a VM's settings (autostart).",
+                  body=api.VmChange, response=api.Vm),
             Route("POST", "/vms/{ref}/start", self.start_vm, "Boot a VM.", response=api.Vm),
             Route("POST", "/vms/{ref}/stop", self.stop_vm,
                   "Stop a VM: ACPI power button, then a kill after [host] stop_timeout.",
@@ -249,6 +251,12 @@ class Api:
             if force and state in ("running", "paused") and self.tracker.following(vm.uuid):
                 vm = await self._stop_followed(vm, True, 0, "deleting")
             await self.node.delete(vm, force)
+        return json_response(api.dump(api.Vm, vm))
+
+    async def change_vm(self, request: Request) -> Response:
+        change = await self.body(request, api.VmChange)
+        async with self.node.locked(request.match_info["ref"]) as vm:
+            vm = await self.node.change(vm, autostart=change.autostart)
         return json_response(api.dump(api.Vm, vm))
 
     async def start_vm(self, request: Request) -> Response:

@@ -80,6 +80,7 @@ class NodeDaemon:
             os.close(lock)
             raise
         supervisor = asyncio.create_task(self.supervisor.run())
+        autostart = asyncio.create_task(self._autostart())
         logger.info("node {!r} serving on {} ({} VMs)", self.node.name, socket_path,
                     self.node.store.count())
 
@@ -94,6 +95,7 @@ class NodeDaemon:
             logger.info("shutting down: undoing creates in flight, finishing other requests")
             self.node.shut_down()
             supervisor.cancel()
+            autostart.cancel()
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             await self.streams.end()
@@ -113,6 +115,22 @@ class NodeDaemon:
             self.node.store.close()
             os.close(lock)
             logger.info("node {!r} stopped", self.node.name)
+
+    async def _autostart(self) -> None:
+        """Start the VMs marked ``autostart`` that are stopped (the host rebooted, say), one
+        after the other, once the daemon serves; a VM that fails is logged, the rest go on."""
+        for vm in await self.node.run(self.node.store.all):
+            if not vm.autostart or vm.state in ("running", "paused") or vm.pending:
+                continue
+            try:
+                async with self.node.locked(f"uuid:{vm.uuid}") as current:
+                    if current.state in ("running", "paused"):
+                        continue
+                    current = await self.node.start(current)
+                    await self.tracker.follow(current)
+                logger.info("autostart: started VM {!r}", vm.name)
+            except VirshleError as exc:
+                logger.error("autostart: VM {!r} did not start: {}", vm.name, exc.message)
 
     def _reload_on_signal(self) -> None:
         """SIGHUP: ``node reload``; a file that does not validate is logged, with its lines,

@@ -106,6 +106,7 @@ class Daemon:
     netns: str | None = None
     init_parts: tuple[str, ...] = ("--dir", "--db")
     reaped: bool = False  # under tests/reaper.py, for tests that kill -9 the daemon
+    command: list[str] | None = None  # `node serve`'s command line, if not VIRSHLE's own
     pid: int | None = None  # the daemon's own pid
     reapers: list = attrs.Factory(list)
 
@@ -138,7 +139,7 @@ class Daemon:
         self.log_path = self.directory / "daemon.log"
         log = open(self.log_path, "ab")
         prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
-        argv = [VIRSHLE, "node", "serve", "-vvvv", *serve_args]
+        argv = [*(self.command or [VIRSHLE, "node", "serve", "-vvvv"]), *serve_args]
         pidfile = self.directory / "daemon.pid"
         if self.reaped:
             pidfile.unlink(missing_ok=True)
