@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
 
-.PHONY: setup demo demo-debian test test-fast bench docs clean
+.PHONY: setup demo demo-debian test test-fast bench docs dist clean
 
 setup: $(VENV)/.installed
 
@@ -24,6 +24,11 @@ test: setup
 test-fast: setup
 	$(VENV)/bin/pytest -m "not e2e"
 
+# Wheels and sdists of every distribution (the core and each plugin), into dist/.
+dist: setup
+	rm -rf dist
+	$(VENV)/bin/python scripts/dist.py dist
+
 # The parts of docs/ written from the code (hook reference, error codes, the VM document).
 docs: setup
 	$(VENV)/bin/cog -I docs -r docs/plugins.md docs/api.md
@@ -38,4 +43,4 @@ bench: setup
 	$(VENV)/bin/python bench/scale.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info plugins/*/*.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build dist *.egg-info plugins/*/*.egg-info .pytest_cache .hypothesis

@@ -21,9 +21,10 @@ def install(into: Path | None = None) -> Path:
     base = Path(into or tempfile.mkdtemp(prefix="virshle-installed-", dir="/tmp"))
     wheels = base / "wheels"
     venv = base / "venv"
-    sources = [REPO] + sorted(p.parent for p in (REPO / "plugins").glob("*/pyproject.toml"))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
-                    "-w", str(wheels), *map(str, sources)], check=True)
+    sys.path.insert(0, str(REPO / "scripts"))
+    import dist  # what `make dist` runs
+
+    dist.build(wheels)
     subprocess.run([SYSTEM_PYTHON, "-m", "venv", str(venv)], check=True)
     subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check",
                     *map(str, sorted(wheels.glob("*.whl")))], check=True)

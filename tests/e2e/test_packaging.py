@@ -1,0 +1,99 @@
+"""Virshle as an operator installs it: the wheels built from this checkout, installed with
+the system's Python into a fresh venv under /opt, used from outside the checkout, and the
+node reached by a user who is not root but is in group `virshle`."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.support import Daemon
+
+REPO = Path(__file__).resolve().parents[2]
+SYSTEM_PYTHON = "/usr/bin/python3"
+BUILT_IN = {"ch", "cloudinit", "kea", "lb", "macvtap", "ovs", "qemu"}
+
+pytestmark = [pytest.mark.e2e,
+              pytest.mark.skipif(os.geteuid() != 0, reason="installs under /opt, adds a user"),
+              pytest.mark.skipif(not shutil.which("useradd"), reason="no useradd")]
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """`virshle[all]` from freshly built wheels, in /opt/virshle-test-<pid>/venv."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import dist
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    wheels = tmp_path_factory.mktemp("dist")
+    made = dist.build(wheels)
+    names = {path.name.split("-")[0] for path in made}
+    assert names == {"virshle"} | {f"virshle_{name}" for name in BUILT_IN}
+    assert len([p for p in made if p.suffix == ".whl"]) == len(names)  # and an sdist each
+    base = Path(f"/opt/virshle-test-{os.getpid()}")
+    try:
+        base.mkdir(mode=0o755)
+        venv = base / "venv"
+        subprocess.run([SYSTEM_PYTHON, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check",
+                        "--find-links", str(wheels), "virshle[all]"], check=True, cwd="/")
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def run(argv: list[str], user: str | None = None) -> subprocess.CompletedProcess:
+    """A command from outside the checkout, with none of its environment."""
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/nonexistent"}
+    prefix = ["runuser", "-u", user, "--"] if user else []
+    return subprocess.run([*prefix, *argv], capture_output=True, text=True, cwd="/", env=env,
+                          timeout=60)
+
+
+def test_the_installed_command_line_knows_its_version_and_plugins(installed):
+    virshle = str(installed / "venv" / "bin" / "virshle")
+    version = run([virshle, "--version"])
+    assert version.returncode == 0, version.stderr
+    assert version.stdout.split()[-1] == (REPO / "VERSION").read_text().strip()
+    listed = run([virshle, "plugins", "ls", "--json"])
+    assert listed.returncode == 0, listed.stderr
+    assert BUILT_IN <= {plugin["name"] for plugin in __import__("json").loads(listed.stdout)}
+    where = run([str(installed / "venv" / "bin" / "python"), "-c",
+                 "import virshle_core; print(virshle_core.__file__)"])
+    assert where.stdout.startswith(str(installed))  # not this checkout
+
+
+def test_a_member_of_group_virshle_reaches_the_node(installed):
+    virshle = str(installed / "venv" / "bin" / "virshle")
+    root = installed / "node"
+    config = installed / "config.toml"
+    config.write_text(textwrap.dedent(f"""\
+        [host]
+        root = "{root}"
+        """))
+    os.chmod(config, 0o644)
+    user = f"vshtest{os.getpid() % 100000}"
+    node = Daemon(installed, config, command=[virshle, "node", "serve"], init_parts=())
+    try:
+        initialised = run([virshle, "--config", str(config), "node", "init", "--dir", "--db"])
+        assert initialised.returncode == 0, initialised.stderr
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                        "--groups", "virshle", user], check=True)
+        assert pwd.getpwnam(user).pw_uid != 0
+        node.start()
+        pinged = run([virshle, "--config", str(config), "node", "ping"], user=user)
+        assert pinged.returncode == 0, pinged.stderr
+        assert "pong" in pinged.stdout
+        outsider = run([virshle, "--config", str(config), "node", "ping"], user="nobody")
+        assert outsider.returncode == 1 and "permission denied" in outsider.stderr
+    finally:
+        node.stop()
+        subprocess.run(["userdel", user], capture_output=True)
