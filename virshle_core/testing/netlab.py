@@ -292,6 +292,45 @@ class Kea:
         self.socket.unlink(missing_ok=True)
 
 
+class KeaAgent:
+    """kea-ctrl-agent in ``ns``, on ``127.0.0.1:port`` there, forwarding to ``kea``'s control
+    socket: what ``[dhcp.kea] url = "tcp://..."`` talks to."""
+
+    def __init__(self, kea: Kea, port: int = 8000):
+        self.ns = kea.ns
+        self.dir = kea.dir
+        self.port = port
+        self.config = self.dir / "kea-ctrl-agent.conf"
+        self.config.write_text(json.dumps({"Control-agent": {
+            "http-host": "127.0.0.1", "http-port": port,
+            "control-sockets": {f"dhcp{kea.version}": {"socket-type": "unix",
+                                                       "socket-name": str(kea.socket)}},
+            "loggers": [{"name": "kea-ctrl-agent",
+                         "output_options": [{"output": str(self.dir / "agent.log")}],
+                         "severity": "INFO"}],
+        }}, indent=2))
+        self.process = self.ns.popen(["kea-ctrl-agent", "-c", self.config],
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=open(self.dir / "agent.stderr", "ab"),
+                                     env={**os.environ, "KEA_PIDFILE_DIR": str(self.dir),
+                                          "KEA_LOCKFILE_DIR": str(self.dir)})
+        deadline = time.monotonic() + 20
+        while self.ns.exec(["bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{port}"],
+                           check=False).returncode != 0:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("kea-ctrl-agent did not start: "
+                                   + (self.dir / "agent.stderr").read_text()[-2000:])
+            time.sleep(0.05)
+
+    @property
+    def url(self) -> str:
+        return f"tcp://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        end(self.process)
+        self.process = None
+
+
 def bridge_with_dhcp(ns: Netns, base: Path, gateway: str, pool: str, parts: list) -> tuple[Ovs, Kea]:
     """OVS in ``ns`` with br0 at ``gateway`` (``10.99.0.1/24``) and Kea serving ``pool`` on it.
 
