@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -277,3 +278,27 @@ def test_a_current_store_opens_without_sqlite_utils(tmp_path):
     first = subprocess.run(argv, capture_output=True, text=True, check=True)
     again = subprocess.run(argv, capture_output=True, text=True, check=True)
     assert (first.stdout.strip(), again.stdout.strip()) == ("True", "False")
+
+
+def test_a_round_one_database_opens_with_this_code(tmp_path):
+    """tests/data/round-one.sqlite was written by round one's Virshle (6bc1402, schema
+    version 2) with two VMs: this code migrates it forward and loses nothing."""
+    import shutil
+
+    from virshle_core.migrations import MIGRATIONS
+
+    path = tmp_path / "virshle.sqlite"
+    shutil.copyfile(Path(__file__).parent.parent / "data" / "round-one.sqlite", path)
+    store = Store(path)
+    try:
+        assert store.version == len(MIGRATIONS)
+        web, db = store.get("web-1"), store.get("db-1")
+        assert (web.id, web.state, db.id, db.state) == (1, "shutdown", 2, "created")
+        assert web.uuid == "0d6f0c1e-0000-4000-8000-000000000001"
+        assert [(n.mac, n.ifname) for n in web.nets] == [("02:76:73:68:df:d9", "vm1n0")]
+        assert [(d.name, d.size) for d in web.disks] == [("os", 1048576)]
+        assert (web.pending, web.autostart, web.provision) == (None, False, {})
+        new = store.insert(make_vm("after-upgrade"))
+        assert new.id == 3  # ids go on from where round one left them
+    finally:
+        store.close()
