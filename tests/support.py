@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -23,6 +25,8 @@ from virshle_core.testing import (  # noqa: F401
 from virshle_core.testing.sshlab import SshNodes, ssh_nodes  # noqa: F401
 
 REPO = Path(__file__).parent.parent
+SYSTEM_PYTHON = "/usr/bin/python3"
+BUILT_IN_PLUGINS = {"ch", "cloudinit", "kea", "lb", "macvtap", "ovs", "qemu"}
 GUEST_DIR = REPO / ".cache" / "guest"
 
 
@@ -81,6 +85,31 @@ class Console:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def installed_wheels(tmp_path_factory):
+    """`virshle[all]` from freshly built wheels, in /opt/virshle-test-<pid>/venv."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import dist
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    wheels = tmp_path_factory.mktemp("dist")
+    made = dist.build(wheels)
+    names = {path.name.split("-")[0] for path in made}
+    assert names == {"virshle"} | {f"virshle_{name}" for name in BUILT_IN_PLUGINS}
+    assert len([p for p in made if p.suffix == ".whl"]) == len(names)  # and an sdist each
+    base = Path(f"/opt/virshle-test-{os.getpid()}")
+    try:
+        base.mkdir(mode=0o755)
+        venv = base / "venv"
+        subprocess.run([SYSTEM_PYTHON, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check",
+                        "--find-links", str(wheels), "virshle[all]"], check=True, cwd="/")
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 # --- helpers several test modules share ---------------------------------------------

@@ -8,17 +8,15 @@ import os
 import pwd
 import shutil
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
+from tests.support import BUILT_IN_PLUGINS as BUILT_IN
 from tests.support import Daemon
 
 REPO = Path(__file__).resolve().parents[2]
-SYSTEM_PYTHON = "/usr/bin/python3"
-BUILT_IN = {"ch", "cloudinit", "kea", "lb", "macvtap", "ovs", "qemu"}
 
 pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(os.geteuid() != 0, reason="installs under /opt, adds a user"),
@@ -26,33 +24,15 @@ pytestmark = [pytest.mark.e2e,
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory):
-    """`virshle[all]` from freshly built wheels, in /opt/virshle-test-<pid>/venv."""
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        import dist
-    finally:
-        sys.path.remove(str(REPO / "scripts"))
-    wheels = tmp_path_factory.mktemp("dist")
-    made = dist.build(wheels)
-    names = {path.name.split("-")[0] for path in made}
-    assert names == {"virshle"} | {f"virshle_{name}" for name in BUILT_IN}
-    assert len([p for p in made if p.suffix == ".whl"]) == len(names)  # and an sdist each
-    base = Path(f"/opt/virshle-test-{os.getpid()}")
-    try:
-        base.mkdir(mode=0o755)
-        venv = base / "venv"
-        subprocess.run([SYSTEM_PYTHON, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check",
-                        "--find-links", str(wheels), "virshle[all]"], check=True, cwd="/")
-        yield base
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+def installed(installed_wheels):
+    return installed_wheels
 
 
 def run(argv: list[str], user: str | None = None) -> subprocess.CompletedProcess:
-    """A command from outside the checkout, with none of its environment."""
-    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/nonexistent"}
+    """A command from outside the checkout, with none of its environment (and no cache of
+    validated configurations: HOME is nowhere)."""
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/nonexistent",
+           "VIRSHLE_NO_CACHE": "1"}
     prefix = ["runuser", "-u", user, "--"] if user else []
     return subprocess.run([*prefix, *argv], capture_output=True, text=True, cwd="/", env=env,
                           timeout=60)

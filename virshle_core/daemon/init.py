@@ -140,7 +140,7 @@ def node_id(root: Path) -> str:
     identity = str(uuid.uuid4())
     partial = path.with_name(f".{NODE_ID}.partial")
     partial.write_text(identity + "\n")
-    os.chmod(partial, 0o644)
+    os.chmod(partial, 0o640)  # nothing under the root is for other users (secure())
     os.replace(partial, path)
     return identity
 
