@@ -28,6 +28,20 @@ def installed(installed_wheels):
     return installed_wheels
 
 
+@pytest.fixture(scope="module")
+def member():
+    """A user who is not root, in group `virshle` (as `usermod -aG virshle` makes one)."""
+    user = f"vshtest{os.getpid() % 100000}"
+    subprocess.run(["groupadd", "-f", "virshle"], check=True)
+    subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                    "--groups", "virshle", user], check=True)
+    try:
+        assert pwd.getpwnam(user).pw_uid != 0
+        yield user
+    finally:
+        subprocess.run(["userdel", user], capture_output=True)
+
+
 def run(argv: list[str], user: str | None = None) -> subprocess.CompletedProcess:
     """A command from outside the checkout, with none of its environment (and no cache of
     validated configurations: HOME is nowhere)."""
@@ -38,12 +52,12 @@ def run(argv: list[str], user: str | None = None) -> subprocess.CompletedProcess
                           timeout=60)
 
 
-def test_the_installed_command_line_knows_its_version_and_plugins(installed):
+def test_the_installed_command_line_knows_its_version_and_plugins(installed, member):
     virshle = str(installed / "venv" / "bin" / "virshle")
-    version = run([virshle, "--version"])
+    version = run([virshle, "--version"], user=member)
     assert version.returncode == 0, version.stderr
     assert version.stdout.split()[-1] == (REPO / "VERSION").read_text().strip()
-    listed = run([virshle, "plugins", "ls", "--json"])
+    listed = run([virshle, "plugins", "ls", "--json"], user=member)
     assert listed.returncode == 0, listed.stderr
     assert BUILT_IN <= {plugin["name"] for plugin in __import__("json").loads(listed.stdout)}
     where = run([str(installed / "venv" / "bin" / "python"), "-c",
@@ -51,7 +65,7 @@ def test_the_installed_command_line_knows_its_version_and_plugins(installed):
     assert where.stdout.startswith(str(installed))  # not this checkout
 
 
-def test_a_member_of_group_virshle_reaches_the_node(installed):
+def test_a_member_of_group_virshle_reaches_the_node(installed, member):
     virshle = str(installed / "venv" / "bin" / "virshle")
     root = installed / "node"
     config = installed / "config.toml"
@@ -60,20 +74,15 @@ def test_a_member_of_group_virshle_reaches_the_node(installed):
         root = "{root}"
         """))
     os.chmod(config, 0o644)
-    user = f"vshtest{os.getpid() % 100000}"
     node = Daemon(installed, config, command=[virshle, "node", "serve"], init_parts=())
     try:
         initialised = run([virshle, "--config", str(config), "node", "init", "--dir", "--db"])
         assert initialised.returncode == 0, initialised.stderr
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                        "--groups", "virshle", user], check=True)
-        assert pwd.getpwnam(user).pw_uid != 0
         node.start()
-        pinged = run([virshle, "--config", str(config), "node", "ping"], user=user)
+        pinged = run([virshle, "--config", str(config), "node", "ping"], user=member)
         assert pinged.returncode == 0, pinged.stderr
         assert "pong" in pinged.stdout
         outsider = run([virshle, "--config", str(config), "node", "ping"], user="nobody")
         assert outsider.returncode == 1 and "permission denied" in outsider.stderr
     finally:
         node.stop()
-        subprocess.run(["userdel", user], capture_output=True)
