@@ -20,6 +20,7 @@ from pathlib import Path
 
 from . import events
 from .api import CreateRequest
+from .intake import check_request
 from .config import VmTemplate
 from .errors import Cancelled, Conflict, NotFound, UsageError, VirshleError
 from .log import logger
@@ -27,55 +28,11 @@ from .models import ClonedDisk, Disk, Net, NodeContext, Vm
 from .names import random_name
 from .plugins import hooks
 from .progress import check_cancelled
-from .refs import validate_name
 from .store import Store
 from .undo import Undo
-from .userdata import USER_DATA_MODE, template_user_data, user_data_problem
+from .userdata import USER_DATA_MODE
 
 VM_DIR_MODE = 0o750
-
-
-def _check_request(node: NodeContext, request: CreateRequest
-                   ) -> tuple[VmTemplate, list[str | None], str | None]:
-    template = node.config.template(request.template)
-    if template is None:
-        known = ", ".join(t.name for t in node.config.templates) or "none"
-        raise NotFound(
-            f"no template {request.template!r} on node {node.name!r} (templates: {known})",
-            "Add it as [[template.vm]] in the node's config.toml, then run `virshle node reload` "
-            "(a running daemon reads its file again); `virshle template ls` lists them.",
-            code="template_not_found",
-        )
-    most = node.config.host.max_count
-    if not 1 <= request.count <= most:
-        raise UsageError(f"count must be between 1 and {most}, not {request.count}",
-                         "Create fewer VMs per request; [host] max_count sets the maximum.",
-                         code="bad_count")
-    if request.name is not None and request.count > 1:
-        names: list[str | None] = [f"{request.name}-{index + 1}" for index in range(request.count)]
-    else:
-        names = [request.name] * request.count
-    for name in dict.fromkeys(names):
-        if name is not None:
-            validate_name(name)
-    user_data = request.user_data
-    if user_data is None and template.user_data:
-        user_data = template_user_data(template)
-    if user_data is not None:
-        problem = user_data_problem(user_data)
-        if problem:
-            raise UsageError(f"user-data {problem}", code="bad_user_data")
-    for disk in template.disk:
-        if disk.is_url:
-            continue  # downloaded into the cache (checked against its sha256) when needed
-        path = disk.expanded_path
-        if not path.is_file():
-            raise UsageError(
-                f"template {template.name!r}: disk {disk.name!r} is missing: {path} is not a file",
-                "Fix the path in config.toml ([[template.vm.disk]]).",
-                code="template_disk_missing",
-            )
-    return template, names, user_data
 
 
 def create(node: NodeContext, request: CreateRequest) -> list[Vm]:
@@ -88,7 +45,7 @@ def create(node: NodeContext, request: CreateRequest) -> list[Vm]:
     from . import admission
     from .images import fetch, image_format, virtual_size
 
-    template, names, user_data = _check_request(node, request)
+    template, names, user_data = check_request(node, request)
     images: dict[str, tuple[str, int, Path]] = {}
     for disk in template.disk:
         source = (fetch(disk.path, disk.sha256 or "", node.root / "cache") if disk.is_url
