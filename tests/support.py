@@ -115,13 +115,17 @@ def installed_wheels(tmp_path_factory):
 # --- helpers several test modules share ---------------------------------------------
 
 
-def raw(daemon, method: str, path: str, body: bytes | None = None,
-        content_type: str = "application/json") -> tuple[int, object]:
-    """One raw HTTP request on the daemon's socket (no client library between)."""
+def exchange(daemon, method: str, target: str, body: bytes | None = None,
+             headers: dict[str, str] | None = None, content_type: str = "application/json",
+             timeout: float = 10) -> tuple[int, str, bytes]:
+    """One raw HTTP request on the daemon's socket (no client library between): the status,
+    the reply's content type and its payload (unchunked)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(10)
+    sock.settimeout(timeout)
     sock.connect(str(daemon.socket))
-    head = f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+    head = f"{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+    for name, value in (headers or {}).items():
+        head += f"{name}: {value}\r\n"
     if body is not None:
         head += f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
     sock.sendall(head.encode() + b"\r\n" + (body or b""))
@@ -129,9 +133,10 @@ def raw(daemon, method: str, path: str, body: bytes | None = None,
     while chunk := sock.recv(65536):
         data += chunk
     sock.close()
-    head, _, payload = data.partition(b"\r\n\r\n")
-    status = int(head.split()[1])
-    if b"chunked" in head.lower():
+    head_bytes, _, payload = data.partition(b"\r\n\r\n")
+    lines = head_bytes.decode("latin-1").split("\r\n")
+    fields = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    if fields.get("transfer-encoding") == "chunked":
         decoded, rest = b"", payload
         while rest:
             size_line, _, rest = rest.partition(b"\r\n")
@@ -140,7 +145,39 @@ def raw(daemon, method: str, path: str, body: bytes | None = None,
                 break
             decoded, rest = decoded + rest[:size], rest[size + 2:]
         payload = decoded
+    return int(lines[0].split()[1]), fields.get("content-type", ""), payload
+
+
+def raw(daemon, method: str, path: str, body: bytes | None = None,
+        content_type: str = "application/json") -> tuple[int, object]:
+    """One raw HTTP request on the daemon's socket: the status and the decoded JSON reply."""
+    status, _, payload = exchange(daemon, method, path, body, content_type=content_type)
     return status, json.loads(payload) if payload else None
+
+
+def follow_events(daemon, count: int | None = None) -> tuple[list[dict], threading.Thread]:
+    """Follow ``GET /events`` in a thread: the list its lines go into (the first, hello,
+    is there on return), and the thread, which ends after ``count`` lines (or never)."""
+    from virshle_core.client import http
+
+    lines: list[dict] = []
+    ready = threading.Event()
+
+    def follow() -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(str(daemon.socket))
+        response = http.request(sock, "GET", "/api/v1/events")
+        for line in response.iter_lines():
+            lines.append(json.loads(line))
+            ready.set()
+            if count is not None and len(lines) >= count:
+                break
+        response.close()
+
+    thread = threading.Thread(target=follow, daemon=True)
+    thread.start()
+    assert ready.wait(10), "the event stream did not open"
+    return lines, thread
 
 
 def rows(daemon) -> list[tuple]:

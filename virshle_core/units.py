@@ -43,14 +43,16 @@ def parse_size(value: object, *, bare_unit: int = GiB) -> int:
     raise ValueError('must be a size such as 2 (GiB) or "512MiB"')
 
 
-def human_size(size: int | float | None) -> str:
-    """``2147483648`` → ``"2GiB"``; ``1536 MiB`` → ``"1.5GiB"``."""
+def human_size(size: int | float | None, short: bool = False) -> str:
+    """``2147483648`` → ``"2GiB"``; ``1536 MiB`` → ``"1.5GiB"``; ``short``, for narrow
+    tables: ``"1.5G"``, and whole units from 10 up (``"24G"``)."""
     if size is None:
         return "-"
     value = float(size)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(value) < 1024 or unit == "TiB":
-            text = f"{value:.1f}".rstrip("0").rstrip(".")
-            return f"{text}{unit}"
+            digits = 0 if short and abs(value) >= 10 else 1
+            text = f"{value:.{digits}f}".rstrip("0").rstrip(".") if digits else f"{value:.0f}"
+            return f"{text}{unit[0] if short else unit}"
         value /= 1024
     return f"{value}TiB"  # pragma: no cover

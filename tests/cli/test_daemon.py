@@ -7,12 +7,11 @@ import os
 import signal
 import socket
 import stat
-import threading
 import time
 
 import pytest
 
-from tests.support import raw, wait_for
+from tests.support import follow_events, raw, wait_for
 from virshle_core.client import http
 
 
@@ -154,23 +153,7 @@ def test_openapi_matches_the_server_router():
 
 
 def test_events_stream_and_vm_create_delete(daemon):
-    lines = []
-    ready = threading.Event()
-
-    def follow():
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.connect(str(daemon.socket))
-        response = http.request(sock, "GET", "/api/v1/events")
-        for line in response.iter_lines():
-            lines.append(json.loads(line))
-            ready.set()
-            if len(lines) >= 3:
-                break
-        response.close()
-
-    thread = threading.Thread(target=follow, daemon=True)
-    thread.start()
-    assert ready.wait(10)
+    lines, thread = follow_events(daemon, count=3)
     assert lines[0] == {"event": "hello", "node": "default"}
     created = daemon.cli("vm", "create", "-t", "xs", "--name", "evt", "--json")
     assert created.returncode == 0, created.stderr
@@ -401,23 +384,7 @@ print("click" in sys.modules)
 def test_node_init_runs_in_the_daemon_and_its_event_reaches_the_stream(daemon):
     """With a daemon serving, `node init` is the daemon's work: `node-initialized` reaches
     `GET /events` (run in the command line's process, no subscriber could hear it)."""
-    lines = []
-    ready = threading.Event()
-
-    def follow():
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.connect(str(daemon.socket))
-        response = http.request(sock, "GET", "/api/v1/events")
-        for line in response.iter_lines():
-            lines.append(json.loads(line))
-            ready.set()
-            if len(lines) >= 2:
-                break
-        response.close()
-
-    thread = threading.Thread(target=follow, daemon=True)
-    thread.start()
-    assert ready.wait(10)
+    lines, thread = follow_events(daemon, count=2)
     result = daemon.cli("node", "init", "--dir", "--db", "--json")
     assert result.returncode == 0, result.stderr
     assert set(result.json()["done"]) == {"dir", "db"}

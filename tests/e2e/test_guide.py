@@ -17,14 +17,13 @@ import os
 import re
 import shlex
 import subprocess
-import time
 import tomllib
 from pathlib import Path
 
 import pytest
 
 from tests.support import Daemon, installed_hypervisors, short_dir, wait_for
-from virshle_core.testing.netlab import Netns, Ovs, end, tear_down
+from virshle_core.testing.netlab import Netns, Ovs, end, listening, start_kea, tear_down
 
 REPO = Path(__file__).resolve().parents[2]
 GUIDE = (REPO / "docs" / "operating.md").read_text()
@@ -42,19 +41,10 @@ def block(language: str, containing: str) -> str:
 
 
 class Process:
-    """A Kea program in the namespace, on a configuration file; ended by its pid."""
+    """A Kea program in the namespace, on a configuration file (netlab.start_kea)."""
 
     def __init__(self, ns: Netns, argv: list, directory: Path, ready):
-        self.process = ns.popen(argv, stdout=subprocess.DEVNULL,
-                                stderr=open(directory / f"{Path(argv[0]).name}.log", "ab"),
-                                env={**os.environ, "KEA_PIDFILE_DIR": str(directory),
-                                     "KEA_LOCKFILE_DIR": str(directory)})
-        deadline = time.monotonic() + 20
-        while not ready():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                log = (directory / f"{Path(argv[0]).name}.log").read_text()[-2000:]
-                raise RuntimeError(f"{argv[0]} did not start: {log}")
-            time.sleep(0.05)
+        self.process = start_kea(ns, argv, directory, ready)
 
     def stop(self) -> None:
         end(self.process)
@@ -119,8 +109,7 @@ def test_the_operators_guide_works_as_written(guest, installed_wheels):
         port = agent["Control-agent"]["http-port"]
         parts.append(Process(
             ns, ["kea-ctrl-agent", "-c", str(kea_dir / "kea-ctrl-agent.conf")], kea_dir,
-            lambda: ns.exec(["bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{port}"],
-                            check=False).returncode == 0))
+            lambda: listening(ns, port)))
 
         # 4. the service: the unit node init --systemd writes, its ExecStart run as is
         units = base / "units"

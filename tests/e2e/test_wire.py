@@ -9,47 +9,15 @@ openapi-core. A reply whose shape drifts from the declared one fails here.
 from __future__ import annotations
 
 import json
-import socket
-import threading
 
 import pytest
 
-from tests.support import Daemon, installed_hypervisors, wait_for, write_guest_config
+from tests.support import (Daemon, exchange, follow_events, installed_hypervisors, wait_for,
+                           write_guest_config)
 from virshle_core import api
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not installed_hypervisors(),
                                                   reason="no hypervisor installed")]
-
-
-def exchange(daemon, method: str, target: str, body: bytes | None = None,
-             headers: dict[str, str] | None = None) -> tuple[int, str, bytes]:
-    """One request on the daemon's socket: (status, content type, payload, unchunked)."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(120)
-    sock.connect(str(daemon.socket))
-    head = f"{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-    for name, value in (headers or {}).items():
-        head += f"{name}: {value}\r\n"
-    if body is not None:
-        head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-    sock.sendall(head.encode() + b"\r\n" + (body or b""))
-    data = b""
-    while chunk := sock.recv(65536):
-        data += chunk
-    sock.close()
-    head_bytes, _, payload = data.partition(b"\r\n\r\n")
-    lines = head_bytes.decode().split("\r\n")
-    fields = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
-    if fields.get("transfer-encoding") == "chunked":
-        decoded, rest = b"", payload
-        while rest:
-            size_line, _, rest = rest.partition(b"\r\n")
-            size = int(size_line, 16)
-            if not size:
-                break
-            decoded, rest = decoded + rest[:size], rest[size + 2:]
-        payload = decoded
-    return int(lines[0].split()[1]), fields.get("content-type", ""), payload
 
 
 class Conformance:
@@ -77,7 +45,8 @@ class Conformance:
         from openapi_core.testing import MockRequest, MockResponse
 
         raw = json.dumps(body).encode() if body is not None and not isinstance(body, bytes) else body
-        status, content_type, payload = exchange(self.daemon, method, target, raw, headers)
+        status, content_type, payload = exchange(self.daemon, method, target, raw, headers,
+                                                 timeout=120)
         assert status == expect, (method, target, status, payload[:500])
         path, _, query = target.partition("?")
         args = dict(part.partition("=")[::2] for part in query.split("&") if part)
@@ -108,24 +77,9 @@ def node(tmp_path_factory, guest):
         daemon.kill_vmms()
 
 
-def follow_events(daemon, lines: list, ready: threading.Event) -> None:
-    from virshle_core.client import http
-
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.connect(str(daemon.socket))
-    response = http.request(sock, "GET", "/api/v1/events")
-    for line in response.iter_lines():
-        lines.append(json.loads(line))
-        ready.set()
-    response.close()
-
-
 def test_every_reply_matches_the_openapi_document(node):
     wire = Conformance(node)
-    events: list = []
-    ready = threading.Event()
-    threading.Thread(target=follow_events, args=(node, events, ready), daemon=True).start()
-    assert ready.wait(10)
+    events, _ = follow_events(node)
 
     wire.send("GET", "/api/v1/node/ping")
     info = wire.send("GET", "/api/v1/node/info")

@@ -189,19 +189,10 @@ def node_ls(settings: Settings, all_: bool, as_json: bool, node_name: str | None
 
 
 def _size_pair(used: float, total: float) -> str:
-    """``4G/24G``: sizes in a table, short (whole units from 10 up)."""
-    return f"{_short_size(used)}/{_short_size(total)}"
-
-
-def _short_size(size: float) -> str:
+    """``4G/24G``: sizes in a table, short."""
     from ..units import human_size
 
-    text = human_size(size).removesuffix("iB")
-    number, unit = text.rstrip("KMGTPB"), text[len(text.rstrip("KMGTPB")):]
-    try:
-        return f"{round(float(number))}{unit}" if float(number) >= 10 else text
-    except ValueError:
-        return text
+    return f"{human_size(used, short=True)}/{human_size(total, short=True)}"
 
 
 @node.command("reload")

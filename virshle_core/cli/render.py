@@ -44,19 +44,24 @@ def style(text: str, fg: str | None = None, bold: bool = False, stream=None) -> 
     return f"\x1b[{';'.join(codes)}m{text}\x1b[0m"
 
 
-def width(text: str) -> int:
-    """The printed width of ``text``: without its colour codes."""
+def plain(text: str) -> str:
+    """``text`` without its colour codes."""
     if "\x1b[" not in text:
-        return len(text)
-    count, inside = 0, False
+        return text
+    kept, inside = [], False
     for char in text:
         if char == "\x1b":
             inside = True
         elif inside:
             inside = char != "m"
         else:
-            count += 1
-    return count
+            kept.append(char)
+    return "".join(kept)
+
+
+def width(text: str) -> int:
+    """The printed width of ``text``: without its colour codes."""
+    return len(plain(text))
 
 
 def state(value: str) -> str:
@@ -140,17 +145,7 @@ def _fit(cells: list[list[str]], optional: list[str], short: dict[str, str], lim
 def _cut(cell: str, size: int) -> str:
     if width(cell) <= size:
         return cell
-    if "\x1b[" in cell:  # coloured (a state): its plain text, cut
-        plain, inside = "", False
-        for char in cell:
-            if char == "\x1b":
-                inside = True
-            elif inside:
-                inside = char != "m"
-            else:
-                plain += char
-        cell = plain
-    return cell[:size - 1] + "…"
+    return plain(cell)[:size - 1] + "…"  # a coloured cell (a state) loses its colour
 
 
 def bar(percent: float | None, scale: float = 100.0, good: float = 80, warn: float = 95) -> str:

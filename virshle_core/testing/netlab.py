@@ -202,6 +202,29 @@ class Ovs:
         kill_pidfile(self.dir / "ovsdb-server.pid")
 
 
+def listening(ns: Netns, port: int, address: str = "127.0.0.1") -> bool:
+    """Whether something accepts TCP connections on ``address:port`` in ``ns``."""
+    return ns.exec(["bash", "-c", f"exec 3<>/dev/tcp/{address}/{port}"], check=False).returncode == 0
+
+
+def start_kea(ns: Netns, argv: list, directory: Path, ready) -> subprocess.Popen:
+    """A Kea program (``kea-dhcp4 -c FILE``, ``kea-ctrl-agent -c FILE``...) in ``ns``, its
+    pid and lock files and its stderr in ``directory``; returns once ``ready()``."""
+    name = Path(str(argv[0])).name
+    process = ns.popen(argv, stdout=subprocess.DEVNULL,
+                       stderr=open(directory / f"{name}.stderr", "ab"),
+                       env={**os.environ, "KEA_PIDFILE_DIR": str(directory),
+                            "KEA_LOCKFILE_DIR": str(directory)})
+    deadline = time.monotonic() + 20
+    while not ready():
+        if process.poll() is not None or time.monotonic() > deadline:
+            end(process)
+            raise RuntimeError(f"{name} did not start: "
+                               + (directory / f"{name}.stderr").read_text()[-2000:])
+        time.sleep(0.05)
+    return process
+
+
 class Kea:
     """kea-dhcp4 (or, with ``version=6``, kea-dhcp6) on ``interface`` of ``ns``: one subnet,
     lease_cmds, a unix control socket."""
@@ -250,17 +273,8 @@ class Kea:
         self.start()
 
     def start(self) -> None:
-        self.process = self.ns.popen([f"kea-dhcp{self.version}", "-c", self.config],
-                                     stdout=subprocess.DEVNULL,
-                                     stderr=open(self.dir / "kea.stderr", "ab"),
-                                     env={**os.environ, "KEA_PIDFILE_DIR": str(self.dir),
-                                          "KEA_LOCKFILE_DIR": str(self.dir)})
-        deadline = time.monotonic() + 20
-        while not self.socket.exists():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"kea-dhcp{self.version} did not start: "
-                                   + (self.dir / "kea.stderr").read_text()[-2000:])
-            time.sleep(0.05)
+        self.process = start_kea(self.ns, [f"kea-dhcp{self.version}", "-c", self.config],
+                                 self.dir, self.socket.exists)
 
     @property
     def url(self) -> str:
@@ -309,18 +323,8 @@ class KeaAgent:
                          "output_options": [{"output": str(self.dir / "agent.log")}],
                          "severity": "INFO"}],
         }}, indent=2))
-        self.process = self.ns.popen(["kea-ctrl-agent", "-c", self.config],
-                                     stdout=subprocess.DEVNULL,
-                                     stderr=open(self.dir / "agent.stderr", "ab"),
-                                     env={**os.environ, "KEA_PIDFILE_DIR": str(self.dir),
-                                          "KEA_LOCKFILE_DIR": str(self.dir)})
-        deadline = time.monotonic() + 20
-        while self.ns.exec(["bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{port}"],
-                           check=False).returncode != 0:
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("kea-ctrl-agent did not start: "
-                                   + (self.dir / "agent.stderr").read_text()[-2000:])
-            time.sleep(0.05)
+        self.process = start_kea(self.ns, ["kea-ctrl-agent", "-c", self.config], self.dir,
+                                 lambda: listening(self.ns, port))
 
     @property
     def url(self) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-from .netlab import Netns, end, run, veth
+from .netlab import Netns, end, listening, run, veth
 
 
 class Sshd:
@@ -39,8 +39,7 @@ class Sshd:
                                 stdout=subprocess.DEVNULL, stderr=open(self.dir / "sshd.log", "ab"))
         deadline = time.monotonic() + 10
         while True:
-            probe = ns.exec(["bash", "-c", f"exec 3<>/dev/tcp/{address}/{port}"], check=False)
-            if probe.returncode == 0:
+            if listening(ns, port, address):
                 break
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("sshd did not start: " + (self.dir / "sshd.log").read_text()[-2000:])
