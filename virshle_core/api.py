@@ -122,9 +122,66 @@ class CreateRequest(Record):
 
 
 class VmChange(Record):
-    """The body of ``PATCH /vms/{ref}``: the settings to change (those given)."""
+    """The body of ``PATCH /vms/{ref}``: the settings to change (those given). ``vcpu``
+    and ``vram`` (bytes) change a stopped VM's size for its next start, within the
+    node's ``[host.limits]``."""
 
     autostart: bool | None = None
+    vcpu: int | None = None
+    vram: int | None = None
+
+
+class RebootRequest(Record):
+    """The body of ``POST /vms/{ref}/reboot``: ``force`` resets at once, as the reset
+    button does; without it the guest is asked (the ACPI power button, then a reset)."""
+
+    force: bool = False
+
+
+class DiskResize(Record):
+    """The body of ``POST /vms/{ref}/disks/{disk}/resize``: the disk's new size in bytes
+    (``size``), or how much to add (``grow``); one of the two. Disks only grow."""
+
+    size: int | None = None
+    grow: int | None = None
+
+
+class Snapshot(Record):
+    """A snapshot of a VM: its disks (qcow2 internal snapshots, one per writable disk)
+    and, when ``memory`` is true, the running guest's memory and devices. ``size`` is
+    what it reserves against ``[host.limits] disk``: its disks' sizes, and its memory."""
+
+    name: str
+    vm: str
+    memory: bool = False
+    state: VmState = "shutdown"
+    size: int = 0
+    created_at: str = ""
+
+
+class SnapshotRequest(Record):
+    """The body of ``POST /vms/{ref}/snapshots``: its name; ``memory`` keeps a running
+    guest's memory too (restoring it then resumes the guest where it was)."""
+
+    name: str
+    memory: bool = False
+
+
+class CloneRequest(Record):
+    """The body of ``POST /vms/{ref}/clone``: the new VM's name (a random one if none)."""
+
+    name: str | None = None
+    autostart: bool = False
+
+
+class CloneLine(Record):
+    """One line of ``POST /vms/{ref}/clone`` streamed as NDJSON: progress lines (the
+    disks copied), then the new VM (``result``) or the ``error``."""
+
+    progress: Progress | None = None
+    result: Vm | None = None
+    error: Error | None = None
+    status: int | None = None
 
 
 class StopRequest(Record):
@@ -331,6 +388,38 @@ class LeaseAcquired(VmEvent):
     mac: str
 
 
+class VmPaused(VmEvent):
+    pass
+
+
+class VmResumed(VmEvent):
+    pass
+
+
+class VmRebooted(VmEvent):
+    force: bool
+
+
+class SnapshotEvent(VmEvent):
+    snapshot: Snapshot
+
+
+class SnapshotCreated(SnapshotEvent):
+    pass
+
+
+class SnapshotRestored(SnapshotEvent):
+    pass
+
+
+class SnapshotDeleted(SnapshotEvent):
+    pass
+
+
+class VmResized(VmEvent):
+    what: str
+
+
 class NodeInitialized(Event):
     parts: list[str]
     root: str
@@ -343,6 +432,13 @@ EVENTS: dict[str, type[Event]] = {
     "vm-stopped": VmStopped,
     "vm-deleted": VmDeleted,
     "vm-state-changed": VmStateChanged,
+    "vm-paused": VmPaused,
+    "vm-resumed": VmResumed,
+    "vm-rebooted": VmRebooted,
+    "vm-resized": VmResized,
+    "snapshot-created": SnapshotCreated,
+    "snapshot-restored": SnapshotRestored,
+    "snapshot-deleted": SnapshotDeleted,
     "net-attached": NetAttached,
     "net-detached": NetDetached,
     "lease-acquired": LeaseAcquired,

@@ -21,10 +21,10 @@ from pathlib import Path
 
 from . import hookimpl
 from .errors import VirshleError
-from .images import image_format, virtual_size
+from .images import check_snapshot_disks, image_format, qemu_img, virtual_size
 from .log import log_command, logger
 from .models import ClonedDisk, NodeContext
-from .progress import report
+from .progress import check_cancelled, report
 
 CHUNK = 4 * 1024 * 1024
 FICLONE = 0x40049409
@@ -152,3 +152,84 @@ def virshle_disk_clone(source: str, dest: str, node: NodeContext) -> ClonedDisk:
         return ClonedDisk(format="qcow2", size=size)
     _copy_disk(cached, dst)
     return ClonedDisk(format=fmt, size=size)
+
+
+# --- a VM's disks once it exists: snapshots, growing, copying -----------------------------
+
+
+@hookimpl(trylast=True)
+def virshle_snapshot(vm, action: str, snapshot, node: NodeContext) -> bool | None:
+    """A VM that is not running: a qcow2 internal snapshot in each writable disk."""
+    if vm.state in ("running", "paused"):
+        return None  # its hypervisor's (the files are in use)
+    disks = check_snapshot_disks(vm)
+    flag = {"create": "-c", "restore": "-a", "delete": "-d"}[action]
+    done = []
+    try:
+        for disk in disks:
+            try:
+                qemu_img("snapshot", flag, snapshot.name, disk.path,
+                         what=f"VM {vm.name!r}: snapshot {action} of {snapshot.name!r} on disk "
+                              f"{disk.name!r}")
+            except VirshleError as exc:
+                if action == "delete" and "not found" in exc.message:
+                    continue  # a create cut short never made it on this disk
+                raise
+            done.append(disk)
+    except BaseException:
+        if action == "create":  # all the disks, or none
+            for disk in done:
+                subprocess.run(["qemu-img", "snapshot", "-d", snapshot.name, disk.path],
+                               capture_output=True)
+        raise
+    return True
+
+
+@hookimpl(trylast=True)
+def virshle_disk_resize(vm, disk, size: int, node: NodeContext) -> int:
+    qemu_img("resize", "-q", "-f", disk.format, disk.path, str(size),
+             what=f"VM {vm.name!r}: growing disk {disk.name!r}")
+    return size
+
+
+@hookimpl(trylast=True)
+def virshle_disk_copy(vm, disk, dest: str, node: NodeContext) -> ClonedDisk:
+    """A qcow2 overlay is copied as it is (a new overlay on the same cached image, holding
+    what the VM wrote), then loses the snapshots it holds; anything else is copied whole,
+    sparse where the source is."""
+    source, target = Path(disk.path), Path(dest)
+    try:
+        _copy_sparse(source, target, f"copying disk {disk.name}")
+        os.chmod(target, DISK_MODE)
+        if disk.format == "qcow2":
+            import json
+
+            info = json.loads(qemu_img("info", "--output=json", "-U", str(target),
+                                       what=f"reading the copy of disk {disk.name!r}"))
+            for held in info.get("snapshots") or []:
+                qemu_img("snapshot", "-d", held["name"], str(target),
+                         what=f"dropping snapshot {held['name']!r} from the copy of disk {disk.name!r}")
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    return ClonedDisk(format=disk.format, size=disk.size)
+
+
+def _copy_sparse(source: Path, target: Path, what: str) -> None:
+    """Copy ``source`` to a new file ``target`` by chunks, leaving holes where it reads
+    zeros, with progress."""
+    size = source.stat().st_size
+    done = 0
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, DISK_MODE)
+    with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
+        while chunk := src.read(CHUNK):
+            if chunk.count(0) == len(chunk):
+                dst.seek(len(chunk), os.SEEK_CUR)
+            else:
+                dst.write(chunk)
+            done += len(chunk)
+            report(what, done, size)
+            check_cancelled()
+        dst.truncate(size)
+        dst.flush()
+        os.fsync(dst.fileno())

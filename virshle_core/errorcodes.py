@@ -59,6 +59,15 @@ class ErrorCode(StrEnum):
     # a VM's state
     VM_RUNNING = "vm_running"
     VM_NOT_RUNNING = "vm_not_running"
+    VM_NOT_PAUSED = "vm_not_paused"
+    NOT_SUPPORTED = "not_supported"
+    NO_ADDRESS = "no_address"
+    # snapshots and disks
+    SNAPSHOT_NOT_FOUND = "snapshot_not_found"
+    SNAPSHOT_EXISTS = "snapshot_exists"
+    DISK_NOT_FOUND = "disk_not_found"
+    BAD_SIZE = "bad_size"
+    QEMU_IMG_FAILED = "qemu_img_failed"
     NO_CONSOLE = "no_console"
     CONSOLE_UNREACHABLE = "console_unreachable"
     # hypervisors

@@ -24,6 +24,13 @@ VM_STARTED = "vm-started"
 VM_STOPPED = "vm-stopped"
 VM_DELETED = "vm-deleted"
 VM_STATE_CHANGED = "vm-state-changed"
+VM_PAUSED = "vm-paused"
+VM_RESUMED = "vm-resumed"
+VM_REBOOTED = "vm-rebooted"
+VM_RESIZED = "vm-resized"
+SNAPSHOT_CREATED = "snapshot-created"
+SNAPSHOT_RESTORED = "snapshot-restored"
+SNAPSHOT_DELETED = "snapshot-deleted"
 NET_ATTACHED = "net-attached"
 NET_DETACHED = "net-detached"
 LEASE_ACQUIRED = "lease-acquired"
@@ -35,6 +42,13 @@ NAMES = (
     VM_STOPPED,
     VM_DELETED,
     VM_STATE_CHANGED,
+    VM_PAUSED,
+    VM_RESUMED,
+    VM_REBOOTED,
+    VM_RESIZED,
+    SNAPSHOT_CREATED,
+    SNAPSHOT_RESTORED,
+    SNAPSHOT_DELETED,
     NET_ATTACHED,
     NET_DETACHED,
     LEASE_ACQUIRED,

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import click
     import pluggy
 
+    from .api import Snapshot
     from .config import TemplateDisk, VmTemplate
     from .models import (ClonedDisk, ConsoleEndpoint, Disk, Lease, Net, NetAttachment, NodeCandidate,
                          NodeContext, Vm, VmmHandle, VmWatch)
@@ -103,3 +104,19 @@ class Hooks:
 
     def console(self, vm: "Vm", node: "NodeContext") -> "ConsoleEndpoint | None":
         return self._hook.virshle_console(vm=vm, node=node)
+
+    def vm_control(self, vm: "Vm", action: str, force: bool, node: "NodeContext") -> bool | None:
+        return self._hook.virshle_vm_control(vm=vm, action=action, force=force, node=node)
+
+    # --- disks and snapshots -----------------------------------------------------------------
+
+    def snapshot(self, vm: "Vm", action: str, snapshot: "Snapshot", node: "NodeContext"
+                 ) -> bool | None:
+        return self._hook.virshle_snapshot(vm=vm, action=action, snapshot=snapshot, node=node)
+
+    def disk_resize(self, vm: "Vm", disk: "Disk", size: int, node: "NodeContext") -> int | None:
+        return self._hook.virshle_disk_resize(vm=vm, disk=disk, size=size, node=node)
+
+    def disk_copy(self, vm: "Vm", disk: "Disk", dest: str, node: "NodeContext"
+                  ) -> "ClonedDisk | None":
+        return self._hook.virshle_disk_copy(vm=vm, disk=disk, dest=dest, node=node)

@@ -154,3 +154,45 @@ def _download(url: str, sha256: str, partial: Path, name: str, timeout: float) -
         raise UsageError(f"{url} has sha256 {digest.hexdigest()}, not the {sha256} the template "
                          "gives", "Fix sha256 in [[template.vm.disk]], or the URL; nothing was kept.",
                          code="digest_mismatch")
+
+
+def qemu_img(*args: str, what: str) -> str:
+    """Run ``qemu-img``; its output, or a VirshleError saying ``what`` failed and why."""
+    import shutil
+    import subprocess
+
+    from .errors import VirshleError
+    from .log import log_command
+
+    binary = shutil.which("qemu-img")
+    if binary is None:
+        raise VirshleError(f"{what}: qemu-img is not installed",
+                           "Install the Debian package qemu-utils.", code="qemu_img_failed")
+    argv = [binary, *args]
+    log_command(argv)
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    if proc.returncode != 0:
+        detail = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+        raise VirshleError(f"{what}: {detail.removeprefix('qemu-img: ')}", code="qemu_img_failed")
+    return proc.stdout
+
+
+def snapshot_disks(vm) -> list:
+    """The disks a snapshot holds: the writable ones (a seed is read-only, and made again)."""
+    return [disk for disk in vm.disks if not disk.readonly]
+
+
+def check_snapshot_disks(vm) -> list:
+    """The writable disks, each qcow2 (raw files hold no snapshots), or a UsageError."""
+    from .errors import UsageError
+
+    disks = snapshot_disks(vm)
+    for disk in disks:
+        if disk.format != "qcow2":
+            raise UsageError(
+                f"VM {vm.name!r}: disk {disk.name!r} is a {disk.format} file, which holds no "
+                "snapshots (they are qcow2 internal snapshots)",
+                "Snapshots need qcow2 disks: a VM made from a template on a filesystem without "
+                "reflinks has them; convert this one with `qemu-img convert -O qcow2`.",
+                code="not_supported")
+    return disks

@@ -169,13 +169,6 @@ def _expand(path: str | None) -> str | None:
     return str(Path(path).expanduser()) if path else None
 
 
-def change(node: NodeContext, vm: Vm, autostart: bool | None = None) -> Vm:
-    """Change a VM's settings (those given); what ``vm set`` does."""
-    if autostart is not None:
-        node.store.update(vm, autostart=autostart)
-    return vm
-
-
 def delete(node: NodeContext, vm: Vm, force: bool = False) -> Vm:
     """Remove a VM: stop it (with ``force``), release its resources, drop its row."""
     state = live_state(node, vm)

@@ -88,5 +88,14 @@ def _v5(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE vms ADD COLUMN autostart INTEGER NOT NULL DEFAULT 0")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5]
+def _v6(db: sqlite_utils.Database) -> None:
+    # Snapshots: a row each, with what it reserves against [host.limits] disk.
+    db.execute("""CREATE TABLE snapshots (
+        vm_id INTEGER NOT NULL REFERENCES vms(id) ON DELETE CASCADE,
+        name TEXT NOT NULL, memory INTEGER NOT NULL DEFAULT 0, state TEXT NOT NULL,
+        size INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL,
+        PRIMARY KEY (vm_id, name))""")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
 """Migration ``i`` takes the schema from version ``i`` to ``i + 1``. Only append."""

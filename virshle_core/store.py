@@ -24,6 +24,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import sqlite_utils
 
+    from .api import Snapshot
+
 from .errors import Conflict, NotFound, UsageError
 from .models import Vm
 from .marks import interface_name, random_mac
@@ -211,6 +213,8 @@ class Store:
             "hypervisor": vm.hypervisor,
             "pending": vm.pending,
             "autostart": int(vm.autostart),
+            "vcpu": vm.vcpu,
+            "vram": vm.vram,
             "updated_at": now(),
         }
         with self._lock:
@@ -257,6 +261,7 @@ class Store:
                     if vm.id is None:
                         continue
                     self.conn.execute("DELETE FROM nics WHERE vm_id = ?", [vm.id])
+                    self.conn.execute("DELETE FROM snapshots WHERE vm_id = ?", [vm.id])
                     self.conn.execute("DELETE FROM vms WHERE id = ?", [vm.id])
                 self.conn.execute("COMMIT")
             except BaseException:
@@ -339,7 +344,7 @@ class Store:
                 "SELECT count(*), coalesce(sum(vcpu), 0), coalesce(sum(vram), 0) FROM vms"
             ).fetchone()
             listed = self.conn.execute("SELECT disks, state, pending FROM vms").fetchall()
-        disk = 0
+            disk = self.conn.execute("SELECT coalesce(sum(size), 0) FROM snapshots").fetchone()[0]
         by_state: dict[str, int] = {}
         creating = 0
         for disks_json, state, pending in listed:
@@ -354,6 +359,71 @@ class Store:
         if creating:
             totals["creating"] = creating
         return totals
+
+    def update_admitted(self, vm: Vm, admit: Callable[[dict[str, int]], None], **fields: Any) -> Vm:
+        """``update`` inside one write transaction with ``admit(totals)`` run first: a resize
+        checked against the limits cannot race another resize or a create."""
+        with self._lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                admit(self.totals())
+                self.update(vm, **fields)
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+        return vm
+
+    # --- snapshots ---------------------------------------------------------------------
+
+    def snapshots(self, vm: Vm) -> list["Snapshot"]:
+        """The VM's snapshots, oldest first."""
+        from .api import Snapshot
+
+        with self._lock:
+            rows = self.conn.execute(
+                "SELECT name, memory, state, size, created_at FROM snapshots WHERE vm_id = ? "
+                "ORDER BY created_at, rowid", [vm.id]).fetchall()
+        return [Snapshot(name=name, vm=vm.name, memory=bool(memory), state=state, size=size,
+                         created_at=created_at) for name, memory, state, size, created_at in rows]
+
+    def snapshot(self, vm: Vm, name: str) -> "Snapshot":
+        """One snapshot of ``vm``; NotFound naming the ones it has."""
+        for snapshot in self.snapshots(vm):
+            if snapshot.name == name:
+                return snapshot
+        names = [s.name for s in self.snapshots(vm)]
+        raise NotFound(f"VM {vm.name!r} has no snapshot {name!r}",
+                       f"Its snapshots: {', '.join(names)}." if names
+                       else f"It has none; take one with `virshle vm snapshot create {vm.name} NAME`.",
+                       code="snapshot_not_found")
+
+    def add_snapshot(self, vm: Vm, snapshot: "Snapshot",
+                     admit: Callable[[dict[str, int]], None] | None = None) -> "Snapshot":
+        """Record ``snapshot`` (its name free on this VM), admitted against the limits first."""
+        snapshot.created_at = snapshot.created_at or now()
+        with self._lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                if admit is not None:
+                    admit(self.totals())
+                self.conn.execute("INSERT INTO snapshots VALUES (?, ?, ?, ?, ?, ?)", [
+                    vm.id, snapshot.name, int(snapshot.memory), snapshot.state, snapshot.size,
+                    snapshot.created_at])
+                self.conn.execute("COMMIT")
+            except sqlite3.IntegrityError:
+                self.conn.execute("ROLLBACK")
+                raise Conflict(f"VM {vm.name!r} already has a snapshot {snapshot.name!r}",
+                               "Choose another name, or remove it with `virshle vm snapshot rm`.",
+                               code="snapshot_exists") from None
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+        return snapshot
+
+    def remove_snapshot(self, vm: Vm, name: str) -> None:
+        with self._lock:
+            self.conn.execute("DELETE FROM snapshots WHERE vm_id = ? AND name = ?", [vm.id, name])
 
     def close(self) -> None:
         self.conn.close()

@@ -116,10 +116,12 @@ def test_openapi_describes_exactly_the_routes_served(shared_daemon):
     documented = {(method.upper(), path) for path, ops in document["paths"].items() for method in ops}
     # Ask the daemon for every documented route, and for routes it must not have.
     for method, path in sorted(documented):
-        probe = path.replace("{ref}", "no-such-vm")
+        probe = path.replace("{ref}", "no-such-vm").replace("{disk}", "os").replace(
+            "{snapshot}", "first")
         if path.endswith("/events"):
             continue  # a stream; checked in test_events_stream
-        body = b'{"parts": ["dir"]}' if path.endswith("/node/init") else b"{}"  # not the host's net
+        body = {"/node/init": b'{"parts": ["dir"]}',  # not the host's net
+                "/snapshots": b'{"name": "first"}'}.get(path[path.rfind("/"):], b"{}")
         code, reply = raw(shared_daemon, method, probe, body if method in ("POST", "PATCH") else None)
         if "{ref}" in path:
             assert (code, reply["error"]) == (404, "vm_not_found"), (method, path, code)
@@ -134,6 +136,12 @@ def test_openapi_describes_exactly_the_routes_served(shared_daemon):
         ("GET", "/api/v1/events"), ("GET", "/api/v1/openapi.json"),
         ("POST", "/api/v1/vms/{ref}/start"), ("POST", "/api/v1/vms/{ref}/stop"),
         ("GET", "/api/v1/vms/{ref}/console"), ("GET", "/api/v1/vms/{ref}/logs"),
+        ("POST", "/api/v1/vms/{ref}/pause"), ("POST", "/api/v1/vms/{ref}/resume"),
+        ("POST", "/api/v1/vms/{ref}/reboot"), ("POST", "/api/v1/vms/{ref}/clone"),
+        ("POST", "/api/v1/vms/{ref}/disks/{disk}/resize"),
+        ("GET", "/api/v1/vms/{ref}/snapshots"), ("POST", "/api/v1/vms/{ref}/snapshots"),
+        ("POST", "/api/v1/vms/{ref}/snapshots/{snapshot}/restore"),
+        ("DELETE", "/api/v1/vms/{ref}/snapshots/{snapshot}"),
     }
     assert documented == expected
 

@@ -41,7 +41,7 @@ class Conformance:
         OAS30Validator(root).validate(value)
 
     def send(self, method: str, target: str, body: object = None, expect: int = 200,
-             headers: dict[str, str] | None = None) -> object:
+             headers: dict[str, str] | None = None, line: str = "CreateLine") -> object:
         from openapi_core.testing import MockRequest, MockResponse
 
         raw = json.dumps(body).encode() if body is not None and not isinstance(body, bytes) else body
@@ -52,9 +52,10 @@ class Conformance:
         args = dict(part.partition("=")[::2] for part in query.split("&") if part)
         media = content_type.split(";")[0]
         if media == "application/x-ndjson":
-            lines = [json.loads(line) for line in payload.splitlines() if line.strip()]
-            for line in lines:
-                self.line_schema("CreateLine", line)
+            line_class = line
+            lines = [json.loads(text) for text in payload.splitlines() if text.strip()]
+            for one in lines:
+                self.line_schema(line_class, one)
             self.checked.append((method, path, status))
             return lines
         request = MockRequest("http://localhost", method.lower(), path, args=args, data=raw,
@@ -114,9 +115,32 @@ def test_every_reply_matches_the_openapi_document(node):
     wait_for(lambda: b"login" in exchange(node, "GET", f"/api/v1/vms/{ref}/logs")[2]
              or b"#" in exchange(node, "GET", f"/api/v1/vms/{ref}/logs")[2], timeout=120)
     wire.send("GET", f"/api/v1/vms/{ref}/logs")
+    assert wire.send("POST", f"/api/v1/vms/{ref}/pause")["state"] == "paused"
+    assert wire.send("POST", f"/api/v1/vms/{ref}/resume")["state"] == "running"
+    wire.send("POST", f"/api/v1/vms/{ref}/reboot", {"force": True})
+    wire.send("POST", f"/api/v1/vms/{ref}/reboot", {"hard": True}, expect=400)
+    wire.send("POST", f"/api/v1/vms/{ref}/snapshots", {"name": "w1"}, expect=201)
+    assert [s["name"] for s in wire.send("GET", f"/api/v1/vms/{ref}/snapshots")] == ["w1"]
+    wire.send("POST", f"/api/v1/vms/{ref}/snapshots/w1/restore", expect=409)  # running
+    wire.send("POST", f"/api/v1/vms/{ref}/clone", {}, expect=409)  # running
     stopped = wire.send("POST", f"/api/v1/vms/{ref}/stop", {"force": True})
     assert stopped["was_running"] is True
     wire.send("POST", f"/api/v1/vms/{ref}/stop", {"force": True})  # already stopped: a no-op
+    wire.send("POST", f"/api/v1/vms/{ref}/pause", expect=409)
+    wire.send("POST", f"/api/v1/vms/{ref}/snapshots/w1/restore")
+    wire.send("POST", f"/api/v1/vms/{ref}/snapshots/nope/restore", expect=404)
+    wire.send("DELETE", f"/api/v1/vms/{ref}/snapshots/w1")
+    wire.send("POST", f"/api/v1/vms/{ref}/disks/os/resize", {"grow": 1024**2})
+    wire.send("POST", f"/api/v1/vms/{ref}/disks/os/resize", {"size": 1024}, expect=400)
+    wire.send("POST", f"/api/v1/vms/{ref}/disks/nope/resize", {"grow": 1}, expect=404)
+    clone = wire.send("POST", f"/api/v1/vms/{ref}/clone", {"name": "wire-3"}, expect=201)
+    assert clone["name"] == "wire-3"
+    cloned = wire.send("POST", f"/api/v1/vms/{ref}/clone", {"name": "wire-4"}, expect=201,
+                       headers={"Accept": "application/x-ndjson"}, line="CloneLine")
+    assert cloned[-1]["result"]["name"] == "wire-4"
+    wire.send("POST", f"/api/v1/vms/{ref}/clone", {"name": "wire-4"}, expect=409)
+    for name in ("wire-3", "wire-4"):
+        wire.send("DELETE", f"/api/v1/vms/name:{name}")
     wire.send("DELETE", f"/api/v1/vms/{ref}")
     wire.send("DELETE", "/api/v1/vms/name:wire-2?force=1")
 
@@ -137,13 +161,14 @@ def test_every_reply_matches_the_openapi_document(node):
         wire.line_schema("Error", json.loads(payload))
 
     # the event stream: every line one of the declared events
-    wait_for(lambda: sum(e["event"] == "vm-deleted" for e in events) >= 3, timeout=10)
+    wait_for(lambda: sum(e["event"] == "vm-deleted" for e in events) >= 5, timeout=10)
     for event in events:
         wire.line_schema("Event", event)
     wire.checked.append(("GET", "/api/v1/events", 200))
     kinds = {event["event"] for event in events}
     assert {"hello", "node-initialized", "vm-created", "vm-started", "vm-stopped",
-            "vm-deleted"} <= kinds
+            "vm-deleted", "vm-paused", "vm-resumed", "vm-rebooted", "vm-resized",
+            "snapshot-created", "snapshot-restored", "snapshot-deleted"} <= kinds
 
     # every route of the document was exercised (the console's only by its refusal)
     routes = {(m.upper(), p) for p, operations in wire.document["paths"].items() for m in operations}
@@ -155,6 +180,8 @@ def _pattern(path: str) -> str:
     parts = path.split("/")
     if len(parts) > 4 and parts[3] == "vms":
         parts[4] = "{ref}"
+    if len(parts) > 6 and parts[5] in ("disks", "snapshots"):
+        parts[6] = "{disk}" if parts[5] == "disks" else "{snapshot}"
     return "/".join(parts)
 
 

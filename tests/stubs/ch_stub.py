@@ -169,10 +169,26 @@ class Stub:
                 self.event("vm", "deleted")
                 return 204, None
             if endpoint == "vm.pause":
+                if self.state != "Running":
+                    return 405, ["VM is not running"]
                 self.state = "Paused"
+                self.event("vm", "pausing")
+                self.event("vm", "paused")
                 return 204, None
             if endpoint == "vm.resume":
+                if self.state != "Paused":
+                    return 405, ["VM is not paused"]
                 self.state = "Running"
+                self.event("vm", "resuming")
+                self.event("vm", "resumed")
+                return 204, None
+            if endpoint == "vm.reboot":
+                if self.state not in ("Running", "Paused"):
+                    return 405, ["VM is not booted"]
+                self.event("vm", "rebooting")
+                if self.serial:  # the guest starts again on the same serial port
+                    self.serial.write(f"stub guest: rebooting\r\n{MARKER}\r\n")
+                self.event("vm", "rebooted")
                 return 204, None
         return 404, [f"the stub does not implement {endpoint}"]
 

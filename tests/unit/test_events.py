@@ -25,7 +25,9 @@ def test_signals_live_in_blinkers_default_namespace():
 def test_every_design_event_exists():
     assert set(events.NAMES) == {
         "vm-created", "vm-started", "vm-stopped", "vm-deleted", "vm-state-changed",
-        "net-attached", "net-detached", "lease-acquired", "node-initialized"}
+        "net-attached", "net-detached", "lease-acquired", "node-initialized",
+        "vm-paused", "vm-resumed", "vm-rebooted", "vm-resized", "snapshot-created",
+        "snapshot-restored", "snapshot-deleted"}
 
 
 def test_a_raising_receiver_is_logged_and_the_others_still_run(capfd):

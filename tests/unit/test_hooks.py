@@ -7,7 +7,6 @@ theirs) and always unregistered, even when the test fails.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 
@@ -15,42 +14,14 @@ import attrs
 import click
 import pytest
 
-from tests.support import short_dir
 from virshle_core import VirshleError, hookimpl, lifecycle
 from virshle_core.config import parse_config
 from virshle_core.daemon import nodeinfo
 from virshle_core.daemon.init import init_node
 from virshle_core.lifecycle import CreateRequest
-from virshle_core.models import ConsoleEndpoint, Lease, NetAttachment, NodeCandidate, NodeContext, VmmHandle
+from virshle_core.models import ConsoleEndpoint, Lease, NetAttachment, NodeCandidate, VmmHandle
 from virshle_core.client.cluster import choose_node
 from virshle_core.plugins import config_sections, get_plugin_manager
-from virshle_core.store import Store
-
-
-@pytest.fixture
-def node(tmp_path: Path):
-    disk = tmp_path / "template.img"
-    disk.write_bytes(os.urandom(256 * 1024))
-    text = f"""
-[host]
-root = "{short_dir()}"
-
-[[template.vm]]
-name = "xs"
-vcpu = 2
-vram = "512MiB"
-[[template.vm.disk]]
-name = "os"
-path = "{disk}"
-[[template.vm.net]]
-name = "main"
-[template.vm.net.type.test_net]
-"""
-    config = parse_config(text, path=None, sections=config_sections())
-    init_node(config, {"dir", "db"})
-    ctx = NodeContext(name="default", config=config, store=Store(config.host.db_path))
-    yield ctx
-    ctx.store.close()
 
 
 def leftovers(node) -> list:

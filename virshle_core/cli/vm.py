@@ -1,60 +1,26 @@
-"""``virshle vm``: create, ls, info, rm."""
+"""``virshle vm``: create, ls, info, start, stop, attach, logs, rm; the other verbs are in
+``cli/verbs_cmd.py``."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import click
 
 from ..api import STATES
 from ..errors import UsageError
 from . import actions
-from .completion import node_names, template_names, vm_names
+from .completion import node_names, template_names
+from . import verbs_cmd
 from .app import Settings, VirshleGroup, verbosity_options
+from .selection import act, one_ref, refs_of, vm_ref_options, vm_selection
 
 
 
 @click.group(cls=VirshleGroup)
 @verbosity_options
 def vm() -> None:
-    """Create, start, stop, list and remove virtual machines."""
-
-
-class VmIdType(click.ParamType):
-    """A VM id: ASCII digits only (``int()`` would also take ``٣`` or ``+3``)."""
-
-    name = "ID"
-
-    def convert(self, value: Any, param: Any, ctx: Any) -> str:
-        from ..refs import ID_PATTERN
-
-        text = str(value)
-        if not ID_PATTERN.fullmatch(text):
-            self.fail(f"{text!r} is not a VM id (ids are ASCII digits, as `vm ls` shows them)",
-                      param, ctx)
-        return text
-
-
-def vm_ref_options(func: Callable) -> Callable:
-    """``--id | --name | --uuid`` and ``--node``: which VM, where."""
-    func = click.option("--node", "node_name", metavar="NAME", shell_complete=node_names,
-                        help="The node that has the VM (default: search every node).")(func)
-    func = click.option("--uuid", "vm_uuid", metavar="UUID", help="The VM's uuid.")(func)
-    func = click.option("--name", "vm_name", metavar="NAME", shell_complete=vm_names,
-                        help="The VM's name.")(func)
-    func = click.option("--id", "vm_id", metavar="ID", type=VmIdType(), help="The VM's id.")(func)
-    return func
-
-
-def _ref(vm_id: str | None, vm_name: str | None, vm_uuid: str | None):
-    """The one reference given, in its own namespace (``id:7``, ``name:web``, ``uuid:…``)."""
-    from ..refs import VmRef
-
-    given = [(kind, value) for kind, value in (("id", vm_id), ("name", vm_name), ("uuid", vm_uuid))
-             if value is not None]
-    if len(given) != 1:
-        raise click.UsageError("name the VM with exactly one of --id, --name or --uuid")
-    return VmRef.of(*given[0])
+    """Create, start, stop, pause, snapshot, clone, list and remove virtual machines."""
 
 
 @vm.command("create")
@@ -132,88 +98,57 @@ def vm_ls(settings: Settings, node_name: str | None, state_filter: str | None, a
 def vm_info(settings: Settings, vm_id, vm_name, vm_uuid, node_name, refresh: bool,
             as_json: bool) -> None:
     """Show one VM."""
-    actions.info(settings, _ref(vm_id, vm_name, vm_uuid), node_name, refresh, as_json)
+    actions.info(settings, one_ref(vm_id, vm_name, vm_uuid), node_name, refresh, as_json)
 
 
 @vm.command("start")
-@vm_ref_options
+@vm_selection
 @click.option("--attach", is_flag=True, help="Then join this terminal to its serial console.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @verbosity_options
 @click.pass_obj
-def vm_start(settings: Settings, vm_id, vm_name, vm_uuid, node_name, attach: bool, as_json: bool) -> None:
-    """Boot a VM (and with --attach, show its console; Ctrl-] detaches).
+def vm_start(settings: Settings, names, vm_id, vm_name, vm_uuid, node_name, state, every,
+             attach: bool, as_json: bool) -> None:
+    """Boot VMs (and with --attach, one VM's console; Ctrl-] detaches).
 
     \b
     Examples:
       virshle vm start --id 1
       virshle vm start --name web-1 --attach
+      virshle vm start web-1 web-2            # several at once
+      virshle vm start --all --node remote_1  # every stopped VM there
     """
-    actions.start(settings, _ref(vm_id, vm_name, vm_uuid), node_name, as_json, attach)
+    if attach and (len(refs_of(names, vm_id, vm_name, vm_uuid)) != 1 or state or every):
+        raise click.UsageError("--attach joins one VM's console: name one VM")
+    act(settings, "start", "starting", names, vm_id, vm_name, vm_uuid, node_name, state, every,
+        as_json, lambda ref: actions.start(settings, ref, node_name, as_json, attach),
+        lambda client, vm: client.start_vm(actions.uuid_ref(vm)),
+        lambda client, vm, result: f"Started VM {vm.name} (id {vm.id}) on node {client.name}.")
 
 
 @vm.command("stop")
-@vm_ref_options
+@vm_selection
 @click.option("-f", "--force", is_flag=True, help="Kill the VM at once instead of asking the guest.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @verbosity_options
 @click.pass_obj
-def vm_stop(settings: Settings, vm_id, vm_name, vm_uuid, node_name, force: bool, as_json: bool) -> None:
-    """Stop a VM: the ACPI power button, then a kill after [host] stop_timeout."""
-    actions.stop(settings, _ref(vm_id, vm_name, vm_uuid), node_name, force, as_json)
-
-
-SETTINGS = {"autostart": "true or false: start it whenever its node daemon starts"}
-
-
-@vm.command("set")
-@click.argument("words", nargs=-1, metavar="[NAME] KEY=VALUE...")
-@vm_ref_options
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-@verbosity_options
-@click.pass_obj
-def vm_set(settings: Settings, words: tuple[str, ...], vm_id, vm_name, vm_uuid, node_name,
-           as_json: bool) -> None:
-    """Change a VM's settings.
-
-    \b
-    Settings:
-      autostart=true|false   start it whenever its node daemon starts
+def vm_stop(settings: Settings, names, vm_id, vm_name, vm_uuid, node_name, state, every,
+            force: bool, as_json: bool) -> None:
+    """Stop VMs: the ACPI power button, then a kill after [host] stop_timeout.
 
     \b
     Examples:
-      virshle vm set web-1 autostart=true
-      virshle vm set --id 7 autostart=false
+      virshle vm stop --name web-1
+      virshle vm stop --all                    # every running or paused VM, at once
+      virshle vm stop --state paused --force
     """
-    from .. import api
-
-    words = list(words)
-    if words and "=" not in words[0] and not (vm_id or vm_name or vm_uuid):
-        vm_name = words.pop(0)  # `vm set NAME key=value`, as libvirt's and Incus's verbs read
-    if not words:
-        raise click.UsageError("say what to change: KEY=VALUE (settings: "
-                               + ", ".join(SETTINGS) + ")")
-    change = api.VmChange()
-    for word in words:
-        key, equals, value = word.partition("=")
-        if not equals or key not in SETTINGS:
-            raise click.BadParameter(f"{word!r}: settings are " + "; ".join(
-                f"{k}={v}" for k, v in SETTINGS.items()), param_hint="KEY=VALUE")
-        truth = {"true": True, "yes": True, "on": True, "1": True,
-                 "false": False, "no": False, "off": False, "0": False}.get(value.lower())
-        if truth is None:
-            raise click.BadParameter(f"{key} must be true or false, not {value!r}",
-                                     param_hint="KEY=VALUE")
-        change.autostart = truth
-    client, vm = actions.find_vm(settings, _ref(vm_id, vm_name, vm_uuid), node_name)
-    changed = client.change_vm(actions.uuid_ref(vm), change)
-    changed.node = client.name
-    if as_json:
-        from .render import emit_json
-
-        emit_json(changed)
-    else:
-        settings.say(f"VM {changed.name}: autostart is {'on' if changed.autostart else 'off'}.")
+    act(settings, "stop", "stopping", names, vm_id, vm_name, vm_uuid, node_name, state, every,
+        as_json, lambda ref: actions.stop(settings, ref, node_name, force, as_json),
+        lambda client, vm: client.stop_vm(actions.uuid_ref(vm), force=force),
+        lambda client, vm, result: (f"Stopped VM {vm.name} on node {client.name}."
+                                    if result.was_running else
+                                    f"VM {vm.name} is not running (it is {result.vm.state}); "
+                                    "nothing to do."))
 
 
 @vm.command("attach")
@@ -224,7 +159,7 @@ def vm_attach(settings: Settings, vm_id, vm_name, vm_uuid, node_name) -> None:
     """Join this terminal to a running VM's serial console; Ctrl-] detaches."""
     from .console import attach as attach_console
 
-    client, vm = actions.find_vm(settings, _ref(vm_id, vm_name, vm_uuid), node_name)
+    client, vm = actions.find_vm(settings, one_ref(vm_id, vm_name, vm_uuid), node_name)
     attach_console(client, actions.uuid_ref(vm), vm.name)
 
 
@@ -237,7 +172,7 @@ def vm_logs(settings: Settings, vm_id, vm_name, vm_uuid, node_name, follow: bool
     """Print what the VM's serial console printed (kept even while nobody is attached)."""
     import sys
 
-    client, document = actions.find_vm(settings, _ref(vm_id, vm_name, vm_uuid), node_name)
+    client, document = actions.find_vm(settings, one_ref(vm_id, vm_name, vm_uuid), node_name)
     response = client.logs(actions.uuid_ref(document), follow=follow)
     out = sys.stdout.buffer
     try:
@@ -251,11 +186,30 @@ def vm_logs(settings: Settings, vm_id, vm_name, vm_uuid, node_name, follow: bool
 
 
 @vm.command("rm")
-@vm_ref_options
+@vm_selection
 @click.option("-f", "--force", is_flag=True, help="Stop a running VM first.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask before removing --all or --state VMs.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @verbosity_options
 @click.pass_obj
-def vm_rm(settings: Settings, vm_id, vm_name, vm_uuid, node_name, force: bool, as_json: bool) -> None:
-    """Remove a VM: its process, disks, directory and row."""
-    actions.remove(settings, _ref(vm_id, vm_name, vm_uuid), node_name, force, as_json)
+def vm_rm(settings: Settings, names, vm_id, vm_name, vm_uuid, node_name, state, every,
+          force: bool, yes: bool, as_json: bool) -> None:
+    """Remove VMs: their process, disks, snapshots, directory and row.
+
+    --all and --state ask first, unless --yes.
+
+    \b
+    Examples:
+      virshle vm rm --name web-1
+      virshle vm rm web-1 web-2 --force
+      virshle vm rm --state shutdown --yes
+    """
+    act(settings, "rm", "removing", names, vm_id, vm_name, vm_uuid, node_name, state, every,
+        as_json, lambda ref: actions.remove(settings, ref, node_name, force, as_json),
+        lambda client, vm: client.delete_vm(actions.uuid_ref(vm), force=force),
+        lambda client, vm, result: f"Removed VM {vm.name} (id {vm.id}) from node {client.name}.",
+        yes=yes)
+
+
+for _command in verbs_cmd.COMMANDS:  # pause, resume, reboot, set, disk, snapshot, clone, ssh
+    vm.add_command(_command)

@@ -246,17 +246,27 @@ class NodeClient:
     def create_vms(self, request: api.CreateRequest | dict, on_progress=None) -> list[api.Vm]:
         """Create VMs; ``on_progress(what, done, total)`` hears about long copies."""
         body = request.to_json() if isinstance(request, api.Record) else request
+        return self._with_progress("/vms", body, api.CreateLine, api.Vm, on_progress)
+
+    def clone_vm(self, ref: str, request: api.CloneRequest, on_progress=None) -> api.Vm:
+        """A clone of a stopped VM; ``on_progress(what, done, total)`` hears about the copies."""
+        return self._with_progress(f"/vms/{quote(str(ref))}/clone", request.to_json(),
+                                   api.CloneLine, api.Vm, on_progress)
+
+    def _with_progress(self, path: str, body: dict, line_class: type, result_class: type,
+                       on_progress) -> Any:
+        """POST ``body`` to a route that can stream progress (NDJSON ``line_class`` lines)."""
         if on_progress is None:
-            return self.read(api.Vm, self.post("/vms", body, timeout=max(self.timeout, 600.0)))
+            return self.read(result_class, self.post(path, body, timeout=max(self.timeout, 600.0)))
         from .jsonlite import loads
 
-        response = self.stream("POST", "/vms", body, read_timeout=max(self.timeout, 3600.0),
+        response = self.stream("POST", path, body, read_timeout=max(self.timeout, 3600.0),
                                headers={"Accept": "application/x-ndjson"})
         if not response.headers.get("content-type", "").startswith("application/x-ndjson"):
-            return self.read(api.Vm, response.json())  # a daemon that does not stream progress
+            return self.read(result_class, response.json())  # a daemon that does not stream
         try:
             for text in response.iter_lines():
-                line = self.read(api.CreateLine, loads(text))
+                line = self.read(line_class, loads(text))
                 if line.progress is not None:
                     on_progress(line.progress.what, line.progress.done, line.progress.total)
                 elif line.error is not None:
@@ -264,10 +274,10 @@ class NodeClient:
                 elif line.result is not None:
                     return line.result
         except (OSError, http.HttpError, ValueError) as exc:
-            raise self._lost("POST", "/vms", exc) from None
+            raise self._lost("POST", path, exc) from None
         finally:
             response.close()
-        raise self._lost("POST", "/vms", "it ended the reply without a result")
+        raise self._lost("POST", path, "it ended the reply without a result")
 
     def delete_vm(self, ref: str, force: bool = False) -> api.Vm:
         suffix = "?force=1" if force else ""
@@ -286,6 +296,33 @@ class NodeClient:
         return self.read(api.StopResult, self.post(
             f"/vms/{quote(str(ref))}/stop", api.StopRequest(force=force).to_json(),
             timeout=max(self.timeout, 600.0)))
+
+    def control_vm(self, ref: str, action: str, force: bool = False) -> api.Vm:
+        """``pause``, ``resume`` or ``reboot`` (``force``: a reset at once)."""
+        body = api.RebootRequest(force=force).to_json() if action == "reboot" else None
+        return self.read(api.Vm, self.post(f"/vms/{quote(str(ref))}/{action}", body,
+                                           timeout=max(self.timeout, 600.0)))
+
+    def resize_disk(self, ref: str, disk: str, size: int | None = None,
+                    grow: int | None = None) -> api.Vm:
+        body = api.DiskResize(size=size, grow=grow).to_json()
+        return self.read(api.Vm, self.post(f"/vms/{quote(str(ref))}/disks/{quote(disk)}/resize",
+                                           body, timeout=max(self.timeout, 120.0)))
+
+    def snapshots(self, ref: str) -> list[api.Snapshot]:
+        return self.read(api.Snapshot, self.get(f"/vms/{quote(str(ref))}/snapshots"))
+
+    def snapshot(self, ref: str, action: str, name: str, memory: bool = False
+                 ) -> "api.Snapshot | api.Vm":
+        """Take (``create``), ``restore`` or ``delete`` snapshot ``name``."""
+        base = f"/vms/{quote(str(ref))}/snapshots"
+        timeout = max(self.timeout, 600.0)
+        if action == "create":
+            body = api.SnapshotRequest(name=name, memory=memory).to_json()
+            return self.read(api.Snapshot, self.post(base, body, timeout=timeout))
+        if action == "restore":
+            return self.read(api.Vm, self.post(f"{base}/{quote(name)}/restore", timeout=timeout))
+        return self.read(api.Snapshot, self.delete(f"{base}/{quote(name)}", timeout=timeout))
 
     def logs(self, ref: str, follow: bool = False) -> http.Response:
         path = f"/vms/{quote(str(ref))}/logs" + ("?follow=1" if follow else "")

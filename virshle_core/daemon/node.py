@@ -13,12 +13,12 @@ from collections import defaultdict
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
-from .. import lifecycle, progress
+from .. import lifecycle, progress, verbs
 from ..models import NodeContext
 from ..refs import VmRef
 
 if TYPE_CHECKING:
-    from ..api import CreateRequest
+    from ..api import CloneRequest, CreateRequest, Snapshot, VmChange
     from ..config import Config
     from ..models import Vm
     from ..store import Store
@@ -146,8 +146,28 @@ class Node:
         """Record what a stop leaves (NICs detached, the state) once its VMM has exited."""
         return await self.run_to_end(lifecycle.finish_stop, self.context, vm, state, force)
 
-    async def change(self, vm: "Vm", autostart: bool | None = None) -> "Vm":
-        return await self.run_to_end(lifecycle.change, self.context, vm, autostart)
+    async def change(self, vm: "Vm", change: "VmChange") -> "Vm":
+        return await self.run_to_end(verbs.change, self.context, vm, change)
+
+    async def control(self, vm: "Vm", action: str, force: bool = False) -> "Vm":
+        """Pause, resume or reboot."""
+        return await self.run_to_end(verbs.control, self.context, vm, action, force)
+
+    async def disk_resize(self, vm: "Vm", disk: str, size: int | None, grow: int | None) -> "Vm":
+        return await self.run_to_end(verbs.disk_resize, self.context, vm, disk, size, grow)
+
+    async def snapshot(self, vm: "Vm", action: str, name: str, memory: bool = False
+                       ) -> "Snapshot | Vm":
+        """Take (``create``), ``restore`` or ``delete`` a snapshot."""
+        if action == "create":
+            return await self.run_to_end(verbs.snapshot_create, self.context, vm, name, memory)
+        work = verbs.snapshot_restore if action == "restore" else verbs.snapshot_delete
+        return await self.run_to_end(work, self.context, vm, name)
+
+    async def clone(self, vm: "Vm", request: "CloneRequest", flag: progress.CancelFlag | None = None,
+                    reporter: progress.Reporter | None = None) -> "Vm":
+        return await self.run_to_end(verbs.clone, self.context, vm, request, flag=flag,
+                                     reporter=reporter)
 
     async def delete(self, vm: "Vm", force: bool) -> "Vm":
         vm = await self.run_to_end(lifecycle.delete, self.context, vm, force)

@@ -20,6 +20,7 @@ from .node import Node
 from .openapi import Route, openapi_document
 from .streams import Streams
 from .tracker import Tracker
+from .verb_routes import VerbRoutes
 
 API = "/api/v1"
 
@@ -55,12 +56,14 @@ class Api:
                                                   "(the default; 0/false leaves ips empty)."}),
             Route("DELETE", "/vms/{ref}", self.delete_vm, "Remove a VM and everything it holds.",
                   response=api.Vm, query={"force": "Stop a running VM first (1/true)."}),
-            Route("PATCH", "/vms/{ref}", self.change_vm, "Change a VM's settings (autostart).",
+            Route("PATCH", "/vms/{ref}", self.change_vm, "Change a VM's settings: autostart, "
+                  "and the vcpu and vram (bytes) of a stopped VM, within [host.limits].",
                   body=api.VmChange, response=api.Vm),
             Route("POST", "/vms/{ref}/start", self.start_vm, "Boot a VM.", response=api.Vm),
             Route("POST", "/vms/{ref}/stop", self.stop_vm,
                   "Stop a VM: ACPI power button, then a kill after [host] stop_timeout.",
                   body=api.StopRequest, response=api.StopResult),
+            *VerbRoutes(self).routes(),
             Route("GET", "/vms/{ref}/console", streams.console, "The serial console: a WebSocket "
                   "carrying raw bytes both ways (binary messages).", response="ConsoleStream",
                   stream=True, status=101, content_type="application/octet-stream"),
@@ -195,22 +198,29 @@ class Api:
 
     async def create_vms(self, request: Request) -> Response:
         create = await self.body(request, api.CreateRequest)
+        return await self.reply_with_progress(
+            request, lambda flag, reporter: self.node.create(create, flag=flag, reporter=reporter),
+            api.CreateLine, lambda vms: api.dump_list(api.Vm, vms))
+
+    async def reply_with_progress(self, request: Request, work: Callable, line: type,
+                                  dump: Callable) -> Response:
+        """Run ``work(flag, reporter)`` (a create, a clone) and reply 201 with what it made;
+        a client that accepts NDJSON gets progress lines while it waits, then a ``line``
+        with the ``result`` or the ``error``. A client that goes away cancels the work,
+        which undoes itself before this returns."""
         flag = progress.CancelFlag()
         if "application/x-ndjson" not in request.headers.get("Accept", ""):
-            vms = await self.node.create(create, flag=flag)
-            return json_response(api.dump_list(api.Vm, vms), status=201)
-        # A client that accepts NDJSON gets progress lines while it waits, then the result.
+            return json_response(dump(await work(flag, None)), status=201)
         response = StreamResponse(status=201, headers={"Content-Type": "application/x-ndjson"})
         await response.prepare(request)
         loop = asyncio.get_running_loop()
         lines: asyncio.Queue = asyncio.Queue()
 
         def reporter(what: str, done: int, total: int) -> None:
-            line = api.CreateLine(progress=api.Progress(what=what, done=done, total=total))
-            loop.call_soon_threadsafe(lines.put_nowait, line)
+            progress_line = line(progress=api.Progress(what=what, done=done, total=total))
+            loop.call_soon_threadsafe(lines.put_nowait, progress_line)
 
-        task = asyncio.ensure_future(self.node.create(create, flag=flag,
-                                                      reporter=progress.Throttled(reporter)))
+        task = asyncio.ensure_future(work(flag, progress.Throttled(reporter)))
         try:
             while not task.done() or not lines.empty():
                 getter = asyncio.ensure_future(lines.get())
@@ -220,18 +230,18 @@ class Api:
                 else:
                     getter.cancel()
         except (asyncio.CancelledError, ConnectionError):
-            # the client went away: the create stops and undoes itself before we return
+            # the client went away: the work stops and undoes itself before we return
             flag.cancel(self.node.why_cancelled())
             await asyncio.wait({task})
             raise
         try:
-            final = api.CreateLine(result=task.result())  # the node's VMs, written as api.Vm
+            final = line(result=task.result())  # the node's VMs, written as api.Vm
         except VirshleError as exc:
-            final = api.CreateLine(error=api.Error.from_json(exc.to_json()), status=exc.http_status)
+            final = line(error=api.Error.from_json(exc.to_json()), status=exc.http_status)
         except Exception as exc:
-            logger.opt(exception=True).error("POST /vms failed")
-            final = api.CreateLine(error=api.Error(error="internal", message=f"{type(exc).__name__}: {exc}",
-                                                   hint=""), status=500)
+            logger.opt(exception=True).error("{} {} failed", request.method, request.path)
+            final = line(error=api.Error(error="internal", message=f"{type(exc).__name__}: {exc}",
+                                         hint=""), status=500)
         await response.write(json.dumps(_compact(final.to_json())).encode() + b"\n")
         await response.write_eof()
         return response
@@ -256,7 +266,7 @@ class Api:
     async def change_vm(self, request: Request) -> Response:
         change = await self.body(request, api.VmChange)
         async with self.node.locked(request.match_info["ref"]) as vm:
-            vm = await self.node.change(vm, autostart=change.autostart)
+            vm = await self.node.change(vm, change)
         return json_response(api.dump(api.Vm, vm))
 
     async def start_vm(self, request: Request) -> Response:

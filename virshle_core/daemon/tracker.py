@@ -35,6 +35,9 @@ class Tracker:
         self.node = node
         self.watches: dict[str, object] = {}
         self.tasks: dict[str, asyncio.Task] = {}
+        # one VM's reports are recorded in the order they came: "paused" then "running" heard
+        # together must not race each other to the store
+        self.recording: dict[str, asyncio.Lock] = {}
 
     def following(self, uuid: str) -> bool:
         return uuid in self.watches
@@ -74,6 +77,13 @@ class Tracker:
             await self._record(uuid, final, ended=True)
 
     async def _record(self, uuid: str, state: str, ended: bool = False) -> None:
+        lock = self.recording.setdefault(uuid, asyncio.Lock())
+        async with lock:
+            await self._record_one(uuid, state, ended)
+        if not lock.locked() and uuid not in self.tasks:
+            self.recording.pop(uuid, None)
+
+    async def _record_one(self, uuid: str, state: str, ended: bool) -> None:
         if self.node.busy(uuid):
             return  # an operation is under way: it records the state it leaves
         try:

@@ -13,12 +13,13 @@ Write an implementation with ``from virshle_core import hookimpl``, and
 declare only the arguments you use: pluggy passes arguments by name.
 """
 
-from . import cleanup, creation, hypervisor, network, node, startup
+from . import cleanup, creation, disks, hypervisor, network, node, startup
 from .startup import virshle_config_sections, virshle_register_commands
 from .node import virshle_node_init, virshle_node_info, virshle_choose_node
 from .creation import virshle_pre_create, virshle_disk_clone, virshle_provision
 from .network import virshle_net_attach, virshle_net_detach
-from .hypervisor import virshle_hypervisor, virshle_start, virshle_stop, virshle_vm_state, virshle_vm_watch, virshle_console
+from .hypervisor import virshle_hypervisor, virshle_start, virshle_stop, virshle_vm_state, virshle_vm_watch, virshle_console, virshle_vm_control
+from .disks import virshle_snapshot, virshle_disk_resize, virshle_disk_copy
 from .cleanup import virshle_lease_query, virshle_post_delete
 
 SECTIONS = (
@@ -27,6 +28,7 @@ SECTIONS = (
     ("VM creation", creation),
     ("Network", network),
     ("Hypervisor", hypervisor),
+    ("Disks and snapshots", disks),
     ("DHCP and clean-up", cleanup),
 )
 """The hooks by kind, in the order the reference (docs/plugins.md) shows them."""
@@ -48,6 +50,10 @@ __all__ = [
     "virshle_vm_state",
     "virshle_vm_watch",
     "virshle_console",
+    "virshle_vm_control",
+    "virshle_snapshot",
+    "virshle_disk_resize",
+    "virshle_disk_copy",
     "virshle_lease_query",
     "virshle_post_delete",
 ]

@@ -183,3 +183,36 @@ def virshle_console(vm: Vm, node: NodeContext) -> ConsoleEndpoint | None:
             return ConsoleEndpoint(socket=str(vm.path / "console.sock"),
                                    log=str(vm.path / "console.log"))
     """
+
+
+@hookspec(firstresult=True)
+def virshle_vm_control(vm: Vm, action: str, force: bool, node: NodeContext) -> bool | None:
+    """Pause, resume or reboot a running VM through its VMM.
+
+    ``pause`` stops the guest's vcpus (its memory stays), ``resume`` lets them
+    run again. ``reboot`` asks the guest to restart (QEMU: the ACPI power
+    button, and a reset instead of an exit once it has powered off, as libvirt
+    does), or with ``force`` resets it at once, as the reset button does. The
+    core checks the VM's state first: ``pause`` and ``reboot`` reach only a
+    running VM, ``resume`` only a paused one; it records the state and
+    announces ``vm-paused``, ``vm-resumed`` or ``vm-rebooted`` afterwards.
+
+    Stops at first non-None result.
+
+    :param vm: the VM (``vm.hypervisor`` names its plugin).
+    :param action: ``pause``, ``resume`` or ``reboot``.
+    :param force: for ``reboot``: a hard reset, without asking the guest.
+    :param node: the local node.
+    :returns: True once done; None when the VM is not yours. Raise
+        ``VirshleError`` (code ``not_supported``) for an action your VMM lacks.
+
+    Example::
+
+        @hookimpl
+        def virshle_vm_control(vm, action, force):
+            if vm.hypervisor != "myvmm":
+                return None
+            api(vm).put({"pause": "vm.pause", "resume": "vm.resume",
+                         "reboot": "vm.reboot"}[action])
+            return True
+    """

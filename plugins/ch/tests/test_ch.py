@@ -93,10 +93,11 @@ def test_every_endpoint_the_plugin_calls_is_in_the_spec(monkeypatch):
     monkeypatch.setattr(ChApi, "request", lambda self, method, endpoint, body=None: calls.append(
         (method, endpoint, body)))
     api = ChApi("/nowhere")
-    for method in ("ping", "info", "boot", "power_button", "shutdown", "delete", "shutdown_vmm"):
+    for method in ("ping", "info", "boot", "power_button", "shutdown", "delete", "shutdown_vmm",
+                   "pause", "resume", "reboot"):
         getattr(api, method)()
     api.create({"payload": {"kernel": "/k"}})
-    assert len(calls) == 8
+    assert len(calls) == 11
     for method, endpoint, body in calls:
         assert request_problem(method, endpoint, body) is None, (method, endpoint)
 
@@ -162,6 +163,18 @@ def test_lifecycle_on_the_stub(ch_node):
     node.process = None
     assert Path(f"/proc/{pid}").exists()
     node.start()
+    assert node.cli("vm", "info", "--name", "chvm", "--json").json()["state"] == "running"
+
+    # pause, resume and reboot through vm.pause, vm.resume and vm.reboot; the states follow
+    paused = node.cli("vm", "pause", "chvm", "--json")
+    assert paused.returncode == 0, paused.stderr
+    assert paused.json()["state"] == "paused"
+    assert node.cli("vm", "info", "--name", "chvm", "--json").json()["state"] == "paused"
+    assert node.cli("vm", "resume", "chvm", "--json").json()["state"] == "running"
+    rebooted = node.cli("vm", "reboot", "chvm")
+    assert rebooted.returncode == 0 and rebooted.stdout.startswith("Rebooted VM chvm"), rebooted.stderr
+    wait_for(lambda: node.cli("vm", "logs", "--name", "chvm").stdout.count("VIRSHLE-GUEST-READY") >= 2,
+             timeout=15, what="the guest booting again")
     assert node.cli("vm", "info", "--name", "chvm", "--json").json()["state"] == "running"
 
     # graceful stop: the power button, the guest powers off, the VMM ends

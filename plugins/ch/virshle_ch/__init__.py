@@ -37,3 +37,17 @@ def virshle_node_info(node):
 _vmm = VmmHooks(NAME, __name__, config_of, auto="first")
 virshle_hypervisor, virshle_start = _vmm.start_hooks()
 virshle_stop, virshle_vm_state, virshle_vm_watch, virshle_console = _vmm.hooks()
+
+
+@hookimpl
+def virshle_vm_control(vm, action, force, node):
+    """``vm.pause``, ``vm.resume`` and ``vm.reboot``. cloud-hypervisor has no reboot that asks
+    the guest: a reboot, forced or not, is its ``vm.reboot`` (a reset)."""
+    if vm.hypervisor != NAME:
+        return None
+    from .api import ChApi
+    from .vmm import paths
+
+    api = ChApi(str(paths(vm)["api"]))
+    {"pause": api.pause, "resume": api.resume, "reboot": api.reboot}[action]()
+    return True

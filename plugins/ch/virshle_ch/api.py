@@ -73,6 +73,15 @@ class ChApi:
     def boot(self) -> None:
         self.request("PUT", "vm.boot")
 
+    def pause(self) -> None:
+        self.request("PUT", "vm.pause")
+
+    def resume(self) -> None:
+        self.request("PUT", "vm.resume")
+
+    def reboot(self) -> None:
+        self.request("PUT", "vm.reboot")
+
     def power_button(self) -> None:
         self.request("PUT", "vm.power-button")
 

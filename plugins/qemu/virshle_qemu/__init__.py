@@ -61,3 +61,24 @@ _vmm = VmmHooks(NAME, __name__, config_of, auto="last")
 virshle_hypervisor, virshle_start = _vmm.start_hooks()
 virshle_stop, virshle_vm_state, virshle_vm_watch, virshle_console = _vmm.hooks()
 
+
+
+@hookimpl
+def virshle_vm_control(vm, action, force, node):
+    if vm.hypervisor != NAME:
+        return None
+    from .control import control
+
+    control(vm, action, force, timeout=float(node.config.host.stop_timeout))
+    return True
+
+
+@hookimpl
+def virshle_snapshot(vm, action, snapshot, node):
+    """A running (or paused) VM's snapshots, through QMP; a stopped VM's are the core's."""
+    if vm.hypervisor != NAME or vm.state not in ("running", "paused"):
+        return None
+    from .control import snapshot as take
+
+    take(vm, action, snapshot)
+    return True

@@ -18,6 +18,7 @@ from typing import Callable
 from virshle_core import logger
 from virshle_core.models import VmWatch
 
+from .control import REBOOTING
 from .vmm import _clean, alive, paths, read_pid
 
 STATUS = {"running": "running", "debug": "running", "shutdown": "shutdown",
@@ -72,6 +73,8 @@ class QemuWatch(VmWatch):
         async for event in self.client.events:
             name = event["event"]
             logger.debug("VM {}: QMP event {}", self.vm.name, name)
+            if name == "SHUTDOWN" and self.vm.uuid in REBOOTING:
+                continue  # a graceful reboot: QEMU is reset, not ended (control.py)
             if name == "SHUTDOWN":
                 self.powered_off.set()
                 report("shutdown")

@@ -1,0 +1,94 @@
+"""Pause, resume, reboot and snapshots of a running QEMU, over QMP.
+
+A graceful reboot is libvirt's: the ACPI power button, and when the guest has powered
+off (QEMU runs with ``-no-shutdown``, so it stays) a reset and ``cont`` instead of an
+exit. The VM's watch is told (``REBOOTING``), so that it does not end QEMU on the
+``SHUTDOWN`` it hears meanwhile.
+
+Snapshots of a running VM are qcow2 internal snapshots too, as a stopped VM's are
+(``qemu-img snapshot``), so either kind restores either way: the disks alone in one QMP
+``transaction`` (consistent across disks), or with the memory and devices through
+``savevm``/``loadvm``, which keep the VM state in the first disk.
+"""
+
+from __future__ import annotations
+
+import time
+
+from virshle_core import VirshleError
+
+from .vmm import qmp as _qmp
+
+REBOOTING: set[str] = set()
+"""The uuids of VMs in a graceful reboot: their watch leaves QEMU up when they power off."""
+
+
+def qmp(vm, command: str, arguments: dict | None = None, timeout: float = 5.0):
+    """One QMP command; its failure is the VM's error, naming the command."""
+    try:
+        return _qmp(vm, command, arguments, timeout)
+    except VirshleError:
+        raise
+    except Exception as exc:
+        raise VirshleError(f"VM {vm.name!r}: QEMU refused {command}: {exc}",
+                           code="vmm_failed") from None
+
+
+def control(vm, action: str, force: bool, timeout: float) -> None:
+    if action == "pause":
+        qmp(vm, "stop")
+    elif action == "resume":
+        qmp(vm, "cont")
+    elif force:
+        qmp(vm, "system_reset")
+    else:
+        _acpi_reboot(vm, timeout)
+
+
+def _acpi_reboot(vm, timeout: float) -> None:
+    REBOOTING.add(vm.uuid)
+    try:
+        qmp(vm, "system_powerdown")
+        deadline = time.monotonic() + timeout
+        while qmp(vm, "query-status")["status"] != "shutdown":
+            if time.monotonic() > deadline:
+                raise VirshleError(
+                    f"VM {vm.name!r} did not power off within {timeout:g}s of the ACPI power "
+                    "button, so it was not reset",
+                    f"Its guest may ignore the button: `virshle vm reboot --force {vm.name}` resets "
+                    "it at once.", code="vmm_failed")
+            time.sleep(0.1)
+        qmp(vm, "system_reset")
+        qmp(vm, "cont")
+    finally:
+        REBOOTING.discard(vm.uuid)
+
+
+def snapshot(vm, action: str, snap) -> None:
+    name = snap.name
+    if action == "create" and not snap.memory:
+        devices = _devices(vm)
+        qmp(vm, "transaction", {"actions": [
+            {"type": "blockdev-snapshot-internal-sync", "data": {"device": device, "name": name}}
+            for device in devices]}, timeout=120)
+        return
+    command = {"create": "savevm", "restore": "loadvm", "delete": "delvm"}[action]
+    output = qmp(vm, "human-monitor-command", {"command-line": f"{command} {name}"}, timeout=600)
+    if output and "rror" in output:
+        if action == "delete" and "not found" in output.lower():
+            return
+        raise VirshleError(f"VM {vm.name!r}: {command} {name!r} failed: {output.strip()}",
+                           code="vmm_failed")
+
+
+def _devices(vm) -> list[str]:
+    """The QEMU block devices of the VM's writable disks, matched by file."""
+    writable = {disk.path for disk in vm.disks if not disk.readonly}
+    found = [block["device"] for block in qmp(vm, "query-block")
+             if (block.get("inserted") or {}).get("file") in writable
+             and not block["inserted"].get("ro")]
+    if len(found) != len(writable):
+        raise VirshleError(f"VM {vm.name!r}: QEMU has {len(found)} of its {len(writable)} writable "
+                           "disks", "Restart the VM, then take the snapshot again.",
+                           code="vmm_failed")
+    return found
