@@ -9,6 +9,7 @@ are shared between the tests, which run in order (TCG boots are the cost).
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import attrs
@@ -299,10 +300,21 @@ def test_bulk_verbs(tmp_path, guest):
         states = {vm["name"]: vm["state"] for vm in daemon.cli("vm", "ls", "--json").json()}
         assert states == {"bulk-1": "running", "bulk-2": "running", "bulk-3": "running",
                           "bulk-4": "created"}
+        uuid = daemon.cli("vm", "info", "--name", "bulk-3", "--json").json()["uuid"]
+        console = daemon.root / "vm" / uuid / "console.log"
+        wait_for(lambda: "VIRSHLE-GUEST-READY" in console.read_text(), timeout=60,
+                 what="bulk-3 booting")
+        time.sleep(2)  # the guest listens to its power button a moment after its marker
         paused = daemon.cli("vm", "pause", "--all", "--json")
         assert paused.returncode == 0
         assert sorted((r["vm"], r["ok"], r["result"]["state"]) for r in paused.json()) == [
             (f"bulk-{i}", True, "paused") for i in (1, 2, 3)]
+        # a paused guest hears no power button: a graceful stop resumes it first
+        assert daemon.cli("vm", "stop", "bulk-3").returncode == 0
+        log = console.read_text()
+        assert "power button, powering off" in log, log[-500:]
+        assert daemon.cli("vm", "start", "bulk-3").returncode == 0
+        assert daemon.cli("vm", "pause", "bulk-3").returncode == 0
         resumed = daemon.cli("vm", "resume", "--state", "paused")
         assert resumed.returncode == 0 and len(resumed.stdout.splitlines()) == 3
 

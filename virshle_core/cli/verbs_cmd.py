@@ -392,8 +392,8 @@ def vm_clone(settings: Settings, source, vm_id, vm_uuid, node_name, new_name, au
           f"Cloned VM {found.name} into {made.name} (id {made.id}) on node {client.name}.")
 
 
-@click.command("ssh", context_settings={"ignore_unknown_options": False})
-@click.argument("words", nargs=-1, metavar="[NAME] [-- COMMAND...]")
+@click.command("ssh")
+@click.argument("words", nargs=-1, metavar="[NAME] [-- COMMAND...]", shell_complete=vm_names)
 @vm_ref_options
 @click.option("-u", "--user", metavar="USER",
               help="Log in as USER (default: the user its user-data names, else ssh's own).")

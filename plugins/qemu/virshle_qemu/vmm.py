@@ -266,6 +266,8 @@ def stop(vm, force: bool, timeout: float) -> None:
         _clean(vm)
         return
     try:
+        if qmp(vm, "query-status")["status"] == "paused":
+            qmp(vm, "cont")  # a paused guest hears no power button
         qmp(vm, "system_powerdown")
     except Exception:
         pass

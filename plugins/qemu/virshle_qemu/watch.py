@@ -91,6 +91,8 @@ class QemuWatch(VmWatch):
         self.stopping = True
         if not force and self.client is not None:
             with contextlib.suppress(Exception):
+                if (await self.client.execute("query-status"))["status"] == "paused":
+                    await self.client.execute("cont")  # a paused guest hears no power button
                 await self.client.execute("system_powerdown")
             ended = asyncio.ensure_future(self.exited.wait())
             off = asyncio.ensure_future(self.powered_off.wait())
