@@ -288,10 +288,21 @@ def test_vm_ssh_to_a_vm_without_a_lease(tmp_path, guest):
         daemon.close()
 
 
-def test_bulk_verbs(tmp_path, guest):
-    daemon = Daemon(tmp_path, write_guest_config(tmp_path, guest, "qemu"))
+@pytest.mark.parametrize("path", ["fast", "click"])
+def test_bulk_verbs(tmp_path, guest, path):
+    """The same on both command lines: the fast path (cli/fast.py) and click's."""
+    node = Daemon(tmp_path, write_guest_config(tmp_path, guest, "qemu"))
+    env = {"VIRSHLE_NO_FAST": "1"} if path == "click" else {}
+
+    class daemon:  # the node, its commands run on the path under test
+        root = node.root
+
+        @staticmethod
+        def cli(*argv: str):
+            return node.cli(*argv, env=env)
+
     try:
-        daemon.start()
+        node.start()
         assert daemon.cli("vm", "create", "-t", "tiny", "-n", "4", "--name", "bulk").returncode == 0
         started = daemon.cli("vm", "start", "--name", "bulk-1", "--name", "bulk-2", "bulk-3")
         assert started.returncode == 0, started.stderr
@@ -342,4 +353,4 @@ def test_bulk_verbs(tmp_path, guest):
         assert removed.returncode == 0 and len(removed.stdout.splitlines()) == 4
         assert daemon.cli("vm", "ls", "--json").json() == []
     finally:
-        daemon.close()
+        node.close()

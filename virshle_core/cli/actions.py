@@ -158,7 +158,9 @@ def start(settings, ref, node_name: str | None, as_json: bool, attach: bool = Fa
     if as_json and not attach:
         emit_json(started)
         return
-    settings.say(f"Started VM {started.name} (id {started.id}) on node {client.name}.", err=attach)
+    from .bulk import VERBS
+
+    settings.say(VERBS["start"][2](client, started, started), err=attach)
     if attach:
         from .console import attach as attach_console
 
@@ -171,10 +173,10 @@ def stop(settings, ref, node_name: str | None, force: bool, as_json: bool) -> No
     result = client.stop_vm(uuid_ref(vm), force=force)
     if as_json:
         emit_json(result)
-    elif result.was_running:
-        settings.say(f"Stopped VM {vm.name} on node {client.name}.")
     else:
-        settings.say(f"VM {vm.name} is not running (it is {result.vm.state}); nothing to do.")
+        from .bulk import VERBS
+
+        settings.say(VERBS["stop"][2](client, vm, result))
 
 
 def remove(settings, ref, node_name: str | None, force: bool, as_json: bool) -> None:
@@ -184,4 +186,20 @@ def remove(settings, ref, node_name: str | None, force: bool, as_json: bool) -> 
     if as_json:
         emit_json(removed)
     else:
-        settings.say(f"Removed VM {removed.name} (id {removed.id}) from node {client.name}.")
+        from .bulk import VERBS
+
+        settings.say(VERBS["rm"][2](client, removed, removed))
+
+
+def control(settings, ref, node_name: str | None, action: str, force: bool, as_json: bool) -> None:
+    """``vm pause|resume|reboot`` of one VM."""
+    from .bulk import VERBS
+
+    client, vm = find_vm(settings, ref, node_name)
+    result = client.control_vm(uuid_ref(vm), action, force)
+    if as_json:
+        emit_json(result)
+    elif action != "reboot" and vm.state == result.state:
+        settings.say(f"VM {vm.name} is {vm.state} already; nothing to do.")
+    else:
+        settings.say(VERBS[action][2](client, vm, result))

@@ -18,6 +18,32 @@ from .render import echo, emit_json
 
 FAN_OUT = 8
 
+
+def _ref(vm: api.Vm) -> str:
+    return f"uuid:{vm.uuid}"
+
+
+def _stopped(client, vm, result) -> str:
+    if result.was_running:
+        return f"Stopped VM {vm.name} on node {client.name}."
+    return f"VM {vm.name} is not running (it is {result.vm.state}); nothing to do."
+
+
+# each verb: what the counter says, the request for one VM, and the line said of it
+VERBS: dict[str, tuple[str, Callable, Callable]] = {
+    "start": ("starting", lambda client, vm, force: client.start_vm(_ref(vm)),
+              lambda client, vm, result: f"Started VM {vm.name} (id {vm.id}) on node {client.name}."),
+    "stop": ("stopping", lambda client, vm, force: client.stop_vm(_ref(vm), force=force), _stopped),
+    "rm": ("removing", lambda client, vm, force: client.delete_vm(_ref(vm), force=force),
+           lambda client, vm, result: f"Removed VM {vm.name} (id {vm.id}) from node {client.name}."),
+    "pause": ("pausing", lambda client, vm, force: client.control_vm(_ref(vm), "pause"),
+              lambda client, vm, result: f"Paused VM {vm.name} on node {client.name}."),
+    "resume": ("resuming", lambda client, vm, force: client.control_vm(_ref(vm), "resume"),
+               lambda client, vm, result: f"Resumed VM {vm.name} on node {client.name}."),
+    "reboot": ("rebooting", lambda client, vm, force: client.control_vm(_ref(vm), "reboot", force),
+               lambda client, vm, result: f"Rebooted VM {vm.name} on node {client.name}."),
+}
+
 # the states a verb acts on under --all: the others are skipped, not failed
 READY = {
     "start": ("created", "shutdown", "crashed"),
@@ -70,12 +96,15 @@ class Counter:
             sys.stderr.write("\n")
 
 
-def run(settings, targets: list[tuple[Any, api.Vm]], doing: str,
-        work: Callable[[Any, api.Vm], Any], said: Callable[[Any, api.Vm, Any], str],
-        as_json: bool) -> int:
-    """Run ``work(client, vm)`` on every target, ``FAN_OUT`` at a time; print what
-    ``said(client, vm, result)`` says of each, or its error; 1 when any failed."""
+def run(settings, targets: list[tuple[Any, api.Vm]], verb: str, force: bool, as_json: bool) -> int:
+    """Run ``verb`` on every target, ``FAN_OUT`` at a time; print what is said of each, or
+    its error; 1 when any failed."""
     from concurrent.futures import ThreadPoolExecutor
+
+    doing, request, said = VERBS[verb]
+
+    def work(client, vm) -> Any:
+        return request(client, vm, force)
 
     if not targets:
         if as_json:

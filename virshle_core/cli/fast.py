@@ -1,5 +1,6 @@
-"""The fast path of the commands typed most, without click: ``vm ls``, ``node ls``, and
-``vm create|start|stop|info|rm`` in their plain forms.
+"""The fast path of the commands typed most, without click: ``vm ls``, ``node ls``,
+``vm create|start|stop|info|rm`` in their plain forms, and the bulk verbs (``vm
+start|stop|rm|pause|resume|reboot`` of several names, ``--state`` or ``--all``).
 
 A Python command line pays for every module it imports before it does
 anything; click alone costs more than the whole budget of a listing. These
@@ -57,16 +58,20 @@ def _warn_disks(disks: list) -> None:
 
 
 # the options of the verbs this path answers: flags, and options taking a value
+BULK = {"start", "stop", "rm", "pause", "resume", "reboot"}  # several VMs: bulk.py
+FORCE = {"-f", "--force"}
 FLAGS = {"ls": {"--json", "--wide"}, "create": {"--json"}, "info": {"--json", "--refresh"},
-         "start": {"--json"}, "stop": {"--json", "-f", "--force"}, "rm": {"--json", "-f", "--force"}}
+         "start": {"--json", "--all"}, "stop": {"--json", "--all", *FORCE},
+         "rm": {"--json", "--all", "-y", "--yes", *FORCE}, "pause": {"--json", "--all"},
+         "resume": {"--json", "--all"}, "reboot": {"--json", "--all", *FORCE}}
+REFS = {"--id", "--name", "--uuid"}  # each may be given several times, by the bulk verbs
 VALUES = {"ls": {"--node", "--state"}, "create": {"--node", "--name", "-t", "--template", "-n", "--count"},
-          "info": {"--node", "--id", "--name", "--uuid"}, "start": {"--node", "--id", "--name", "--uuid"},
-          "stop": {"--node", "--id", "--name", "--uuid"}, "rm": {"--node", "--id", "--name", "--uuid"}}
+          "info": {"--node", *REFS}, **{verb: {"--node", "--state", *REFS} for verb in BULK}}
 
 
 def _parse(argv: list[str]) -> dict | None:
     """``[-v…|-q] [--config PATH] GROUP VERB [options]``, or None for anything else."""
-    options: dict = {"verbosity": 0, "config": None, "flags": set(), "values": {}}
+    options: dict = {"verbosity": 0, "config": None, "flags": set(), "values": {}, "refs": []}
     words = iter(argv)
     command: list[str] = []
     for word in words:
@@ -82,18 +87,25 @@ def _parse(argv: list[str]) -> dict | None:
                 return None
         elif not word.startswith("-") and len(command) < 2:
             command.append(word)
+        elif not word.startswith("-") and command[0] == "vm" and command[1] in BULK:
+            options["refs"].append(("name", word))  # `vm stop web-1 web-2`
         elif len(command) == 2 and word in FLAGS.get(command[1], ()):
             options["flags"].add(word)
         elif len(command) == 2 and name in VALUES.get(command[1], ()):
             value = inline if equals else next(words, None)
-            if value is None or (value.startswith("-") and not equals) or name in options["values"]:
+            if value is None or (value.startswith("-") and not equals):
                 return None
-            options["values"][name] = value
+            if name in REFS and command[1] in BULK:
+                options["refs"].append((name[2:], value))
+            elif name in options["values"]:
+                return None
+            else:
+                options["values"][name] = value
         else:
             return None
     if len(command) != 2 or (command[0], command[1]) not in {
-            ("vm", "ls"), ("node", "ls"), ("vm", "create"), ("vm", "info"), ("vm", "start"),
-            ("vm", "stop"), ("vm", "rm")}:
+            ("vm", "ls"), ("node", "ls"), ("vm", "create"), ("vm", "info"),
+            *(("vm", verb) for verb in BULK)}:
         return None
     if command[0] == "node" and options["values"].keys() - {"--node"}:
         return None
@@ -126,7 +138,8 @@ def run(argv: list[str]) -> int | None:
     if options["verbosity"] >= 1:
         _warn_disks(view["disks"])
     try:
-        return _answer(options["group"], options["verb"], settings, values, flags, node)
+        return _answer(options["group"], options["verb"], settings, values, flags, node,
+                       options["refs"])
     except _Decline:
         return None
     except Exception as exc:
@@ -147,7 +160,7 @@ class _Decline(Exception):
 
 
 def _answer(group: str, verb: str, settings: _Settings, values: dict, flags: set,
-            node: str | None) -> int:
+            node: str | None, refs: list | None = None) -> int:
     as_json = "--json" in flags
     if "--wide" in flags:
         from . import render
@@ -168,7 +181,9 @@ def _answer(group: str, verb: str, settings: _Settings, values: dict, flags: set
         return listing.list_vms(settings, node, state, as_json)
     from . import actions
 
-    force = "-f" in flags or "--force" in flags
+    force = bool(FORCE & flags)
+    if verb in BULK:
+        return _act(verb, settings, values, flags, node, refs or [], force, as_json)
     if verb == "create":
         template = values.get("-t") or values.get("--template")
         count = values.get("-n") or values.get("--count") or "1"
@@ -180,17 +195,46 @@ def _answer(group: str, verb: str, settings: _Settings, values: dict, flags: set
         actions.create(settings, template, int(count), values.get("--name"), node, None, as_json)
         return 0
     refs = [(kind, values[f"--{kind}"]) for kind in ("id", "name", "uuid") if f"--{kind}" in values]
+    actions.info(settings, _one_ref(refs), node, "--refresh" in flags, as_json)
+    return 0
+
+
+def _one_ref(refs: list):
+    """The VM one reference names; a malformed one is the full command line's to word."""
     if len(refs) != 1 or (refs[0][0] == "id" and not (refs[0][1].isascii() and refs[0][1].isdigit())):
-        raise _Decline  # the full command line words the usage error
+        raise _Decline
     from ..refs import VmRef
 
-    ref = VmRef.of(*refs[0])
-    if verb == "info":
-        actions.info(settings, ref, node, "--refresh" in flags, as_json)
-    elif verb == "start":
-        actions.start(settings, ref, node, as_json)
-    elif verb == "stop":
-        actions.stop(settings, ref, node, force, as_json)
-    else:
-        actions.remove(settings, ref, node, force, as_json)
-    return 0
+    try:
+        return VmRef.of(*refs[0])
+    except Exception:
+        raise _Decline from None
+
+
+def _act(verb: str, settings: _Settings, values: dict, flags: set, node: str | None, refs: list,
+         force: bool, as_json: bool) -> int:
+    """A bulk verb, or one VM named once, as ``cli/selection.act`` does it."""
+    from . import actions
+
+    state, every = values.get("--state"), "--all" in flags
+    if (state is not None and state not in STATES) or not (refs or state or every) \
+            or (refs and (state or every)):
+        raise _Decline  # the full command line words the usage error
+    if len(refs) == 1 and not (state or every):
+        ref = _one_ref(refs)
+        if verb == "start":
+            actions.start(settings, ref, node, as_json)
+        elif verb == "stop":
+            actions.stop(settings, ref, node, force, as_json)
+        elif verb == "rm":
+            actions.remove(settings, ref, node, force, as_json)
+        else:
+            actions.control(settings, ref, node, verb, force, as_json)
+        return 0
+    if verb == "rm" and (state or every) and not flags & {"-y", "--yes"}:
+        raise _Decline  # it asks first: click's prompt
+    from . import bulk
+
+    refs = [_one_ref([ref]) for ref in refs]
+    return bulk.run(settings, bulk.select(settings, refs, node, state, every, verb), verb, force,
+                    as_json)

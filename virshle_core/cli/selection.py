@@ -74,9 +74,8 @@ def one_ref(vm_id=(), vm_name=(), vm_uuid=(), names=()):
     return refs[0]
 
 
-def act(settings: Settings, verb: str, doing: str, names, vm_id, vm_name, vm_uuid, node_name,
-        state, every: bool, as_json: bool, single: Callable, work: Callable, said: Callable,
-        yes: bool = False) -> None:
+def act(settings: Settings, verb: str, names, vm_id, vm_name, vm_uuid, node_name, state,
+        every: bool, as_json: bool, single: Callable, force: bool = False, yes: bool = False) -> None:
     """One VM named once: ``single(ref)``, as ever. Several, ``--state`` or ``--all``: the
     bulk run (``cli/bulk.py``), exit 1 when any failed."""
     from . import bulk
@@ -91,7 +90,7 @@ def act(settings: Settings, verb: str, doing: str, names, vm_id, vm_name, vm_uui
     targets = bulk.select(settings, refs, node_name, state, every, verb)
     if verb == "rm":
         _confirm_removal(targets, state, every, yes)
-    code = bulk.run(settings, targets, doing, work, said, as_json)
+    code = bulk.run(settings, targets, verb, force, as_json)
     if code:
         raise click.exceptions.Exit(code)
 

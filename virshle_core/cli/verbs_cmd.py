@@ -17,20 +17,8 @@ JSON = click.option("--json", "as_json", is_flag=True, help="Print one JSON docu
 
 def _control(settings: Settings, action: str, names, vm_id, vm_name, vm_uuid, node_name, state,
              every, as_json: bool, force: bool = False) -> None:
-    done = {"pause": "Paused", "resume": "Resumed", "reboot": "Rebooted"}[action]
-    doing = {"pause": "pausing", "resume": "resuming", "reboot": "rebooting"}[action]
-
-    def single(ref) -> None:
-        client, found = actions.find_vm(settings, ref, node_name)
-        result = client.control_vm(actions.uuid_ref(found), action, force)
-        reply(settings, as_json, result,
-              f"VM {found.name} is {found.state} already; nothing to do."
-              if action != "reboot" and found.state == result.state
-              else f"{done} VM {found.name} on node {client.name}.")
-
-    act(settings, action, doing, names, vm_id, vm_name, vm_uuid, node_name, state, every, as_json,
-        single, lambda client, found: client.control_vm(actions.uuid_ref(found), action, force),
-        lambda client, found, result: f"{done} VM {found.name} on node {client.name}.")
+    act(settings, action, names, vm_id, vm_name, vm_uuid, node_name, state, every, as_json,
+        lambda ref: actions.control(settings, ref, node_name, action, force, as_json), force=force)
 
 
 @click.command("pause")

@@ -120,10 +120,8 @@ def vm_start(settings: Settings, names, vm_id, vm_name, vm_uuid, node_name, stat
     """
     if attach and (len(refs_of(names, vm_id, vm_name, vm_uuid)) != 1 or state or every):
         raise click.UsageError("--attach joins one VM's console: name one VM")
-    act(settings, "start", "starting", names, vm_id, vm_name, vm_uuid, node_name, state, every,
-        as_json, lambda ref: actions.start(settings, ref, node_name, as_json, attach),
-        lambda client, vm: client.start_vm(actions.uuid_ref(vm)),
-        lambda client, vm, result: f"Started VM {vm.name} (id {vm.id}) on node {client.name}.")
+    act(settings, "start", names, vm_id, vm_name, vm_uuid, node_name, state, every, as_json,
+        lambda ref: actions.start(settings, ref, node_name, as_json, attach))
 
 
 @vm.command("stop")
@@ -142,13 +140,8 @@ def vm_stop(settings: Settings, names, vm_id, vm_name, vm_uuid, node_name, state
       virshle vm stop --all                    # every running or paused VM, at once
       virshle vm stop --state paused --force
     """
-    act(settings, "stop", "stopping", names, vm_id, vm_name, vm_uuid, node_name, state, every,
-        as_json, lambda ref: actions.stop(settings, ref, node_name, force, as_json),
-        lambda client, vm: client.stop_vm(actions.uuid_ref(vm), force=force),
-        lambda client, vm, result: (f"Stopped VM {vm.name} on node {client.name}."
-                                    if result.was_running else
-                                    f"VM {vm.name} is not running (it is {result.vm.state}); "
-                                    "nothing to do."))
+    act(settings, "stop", names, vm_id, vm_name, vm_uuid, node_name, state, every, as_json,
+        lambda ref: actions.stop(settings, ref, node_name, force, as_json), force=force)
 
 
 @vm.command("attach")
@@ -204,11 +197,8 @@ def vm_rm(settings: Settings, names, vm_id, vm_name, vm_uuid, node_name, state, 
       virshle vm rm web-1 web-2 --force
       virshle vm rm --state shutdown --yes
     """
-    act(settings, "rm", "removing", names, vm_id, vm_name, vm_uuid, node_name, state, every,
-        as_json, lambda ref: actions.remove(settings, ref, node_name, force, as_json),
-        lambda client, vm: client.delete_vm(actions.uuid_ref(vm), force=force),
-        lambda client, vm, result: f"Removed VM {vm.name} (id {vm.id}) from node {client.name}.",
-        yes=yes)
+    act(settings, "rm", names, vm_id, vm_name, vm_uuid, node_name, state, every, as_json,
+        lambda ref: actions.remove(settings, ref, node_name, force, as_json), force=force, yes=yes)
 
 
 for _command in verbs_cmd.COMMANDS:  # pause, resume, reboot, set, disk, snapshot, clone, ssh
