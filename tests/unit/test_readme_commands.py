@@ -45,3 +45,19 @@ def test_a_readme_command_parses(line):
         name, command, args = command.resolve_command(ctx, args)
         ctx = command.make_context(name, list(args), parent=ctx)
         args = [*ctx.protected_args, *ctx.args] if isinstance(command, click.Group) else []
+
+
+def _leaves(group: click.Group, prefix: str):
+    for name, command in sorted(group.commands.items()):
+        if isinstance(command, click.Group):
+            yield prefix + name, command
+            yield from _leaves(command, f"{prefix}{name} ")
+        else:
+            yield prefix + name, command
+
+
+def test_every_vm_verb_shows_examples():
+    vm = make_cli().get_command(click.Context(click.Group()), "vm")
+    missing = [name for name, command in _leaves(vm, "vm ")
+               if "Examples:" not in (command.help or "")]
+    assert missing == []

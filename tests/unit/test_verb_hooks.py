@@ -132,6 +132,10 @@ def test_hook_virshle_snapshot(register, node):
     verbs.snapshot_delete(node, vm, "before")
     assert [s.name for s in node.store.snapshots(vm)] == []
     assert node.store.totals()["disk"] == reserved
+    verbs.snapshot_create(node, vm, "kept")
+    lifecycle.delete(node, vm)  # its snapshots go with it, and what they reserved
+    assert node.store.conn.execute("SELECT count(*) FROM snapshots").fetchone()[0] == 0
+    assert node.store.totals()["disk"] == 0
 
 
 def test_a_failed_snapshot_leaves_no_snapshot(register, node):

@@ -167,7 +167,12 @@ def vm_set(settings: Settings, words: tuple[str, ...], vm_id, vm_name, vm_uuid, 
 @click.group("disk", cls=VirshleGroup)
 @verbosity_options
 def vm_disk() -> None:
-    """A VM's disks."""
+    """A VM's disks.
+
+    \b
+    Examples:
+      virshle vm disk resize web-1 os +10G
+    """
 
 
 @vm_disk.command("resize")
@@ -220,6 +225,13 @@ def vm_snapshot() -> None:
     They are qcow2 internal snapshots, kept inside each writable disk: nothing
     else to keep track of, and a VM's snapshots go with it. Each counts against
     [host.limits] disk by its disks' sizes (and the VM's memory with --memory).
+
+    \b
+    Examples:
+      virshle vm snapshot create web-1 before-upgrade
+      virshle vm snapshot ls web-1
+      virshle vm snapshot restore web-1 before-upgrade
+      virshle vm snapshot rm web-1 before-upgrade
     """
 
 

@@ -97,7 +97,13 @@ def vm_ls(settings: Settings, node_name: str | None, state_filter: str | None, a
 @click.pass_obj
 def vm_info(settings: Settings, vm_id, vm_name, vm_uuid, node_name, refresh: bool,
             as_json: bool) -> None:
-    """Show one VM."""
+    """Show one VM.
+
+    \b
+    Examples:
+      virshle vm info --name web-1
+      virshle vm info --id 7 --refresh --json
+    """
     actions.info(settings, one_ref(vm_id, vm_name, vm_uuid), node_name, refresh, as_json)
 
 
@@ -149,7 +155,12 @@ def vm_stop(settings: Settings, names, vm_id, vm_name, vm_uuid, node_name, state
 @verbosity_options
 @click.pass_obj
 def vm_attach(settings: Settings, vm_id, vm_name, vm_uuid, node_name) -> None:
-    """Join this terminal to a running VM's serial console; Ctrl-] detaches."""
+    """Join this terminal to a running VM's serial console; Ctrl-] detaches.
+
+    \b
+    Examples:
+      virshle vm attach --name web-1
+    """
     from .console import attach as attach_console
 
     client, vm = actions.find_vm(settings, one_ref(vm_id, vm_name, vm_uuid), node_name)
@@ -162,7 +173,13 @@ def vm_attach(settings: Settings, vm_id, vm_name, vm_uuid, node_name) -> None:
 @verbosity_options
 @click.pass_obj
 def vm_logs(settings: Settings, vm_id, vm_name, vm_uuid, node_name, follow: bool) -> None:
-    """Print what the VM's serial console printed (kept even while nobody is attached)."""
+    """Print what the VM's serial console printed (kept even while nobody is attached).
+
+    \b
+    Examples:
+      virshle vm logs --name web-1
+      virshle vm logs --name web-1 --follow
+    """
     import sys
 
     client, document = actions.find_vm(settings, one_ref(vm_id, vm_name, vm_uuid), node_name)
