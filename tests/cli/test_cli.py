@@ -311,3 +311,32 @@ def test_autostart_is_a_setting_of_each_vm(daemon, cli):
                            (["manual"], "say what to change")):
         refused = cli("vm", "set", *words, config=config)
         assert refused.returncode == 2 and message in refused.stderr, refused.stderr
+
+
+def test_bulk_verbs_span_the_nodes_or_one(daemon, cli, tmp_path):
+    """`vm rm --all` acts on every node's VMs, `--node` on one node's; several names are
+    found wherever they are. (Created VMs: no guest is needed to remove them.)"""
+    other_dir = tmp_path / "other"
+    other_dir.mkdir()
+    other = Daemon(other_dir, write_config(other_dir))
+    try:
+        other.start()
+        config = tmp_path / "two.toml"
+        config.write_text(f'[[node]]\nname = "a"\nurl = "unix://{daemon.socket}"\n\n'
+                          f'[[node]]\nname = "b"\nurl = "unix://{other.socket}"\n')
+        for node, names in ((daemon, ("a-1", "a-2")), (other, ("b-1", "b-2"))):
+            for name in names:
+                assert node.cli("vm", "create", "-t", "xs", "--name", name).returncode == 0
+        on_b = cli("vm", "rm", "--all", "--node", "b", "--yes", "--json", config=config)
+        assert on_b.returncode == 0, on_b.stderr
+        assert sorted((r["vm"], r["node"], r["ok"]) for r in on_b.json()) == [
+            ("b-1", "b", True), ("b-2", "b", True)]
+        by_name = cli("vm", "rm", "a-1", "--name", "a-2", config=config)
+        assert by_name.returncode == 0, by_name.stderr
+        assert sorted(by_name.stdout.splitlines()) == [
+            "Removed VM a-1 (id 1) from node a.", "Removed VM a-2 (id 2) from node a."]
+        assert cli("vm", "ls", "--json", config=config).json() == []
+        missing = cli("vm", "stop", "a-1", "b-9", config=config)
+        assert missing.returncode == 1 and "no VM 'a-1' on any node" in missing.stderr
+    finally:
+        other.close()
