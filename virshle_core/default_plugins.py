@@ -195,9 +195,11 @@ def virshle_disk_resize(vm, disk, size: int, node: NodeContext) -> int:
 @hookimpl(trylast=True)
 def virshle_disk_copy(vm, disk, dest: str, node: NodeContext) -> ClonedDisk:
     """A qcow2 overlay is copied as it is (a new overlay on the same cached image, holding
-    what the VM wrote), then loses the snapshots it holds; anything else is copied whole,
-    sparse where the source is."""
+    what the VM wrote), then loses the snapshots it holds; a backing file of the VM's own
+    (a raw disk kept under an overlay at its first snapshot) is copied too; anything else
+    is copied whole, sparse where the source is."""
     source, target = Path(disk.path), Path(dest)
+    base = Path(f"{dest}.base")
     try:
         _copy_sparse(source, target, f"copying disk {disk.name}")
         os.chmod(target, DISK_MODE)
@@ -209,8 +211,15 @@ def virshle_disk_copy(vm, disk, dest: str, node: NodeContext) -> ClonedDisk:
             for held in info.get("snapshots") or []:
                 qemu_img("snapshot", "-d", held["name"], str(target),
                          what=f"dropping snapshot {held['name']!r} from the copy of disk {disk.name!r}")
+            backing = info.get("full-backing-filename") or info.get("backing-filename")
+            if backing and Path(backing).parent == source.parent:  # the source VM's own
+                _copy_sparse(Path(backing), base, f"copying disk {disk.name}'s base")
+                qemu_img("rebase", "-u", "-F", info.get("backing-filename-format") or "raw",
+                         "-b", str(base), str(target),
+                         what=f"pointing the copy of disk {disk.name!r} at its own base")
     except BaseException:
         target.unlink(missing_ok=True)
+        base.unlink(missing_ok=True)
         raise
     return ClonedDisk(format=disk.format, size=disk.size)
 

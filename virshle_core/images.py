@@ -192,7 +192,32 @@ def check_snapshot_disks(vm) -> list:
             raise UsageError(
                 f"VM {vm.name!r}: disk {disk.name!r} is a {disk.format} file, which holds no "
                 "snapshots (they are qcow2 internal snapshots)",
-                "Snapshots need qcow2 disks: a VM made from a template on a filesystem without "
-                "reflinks has them; convert this one with `qemu-img convert -O qcow2`.",
+                f"Stop the VM (`virshle vm stop {vm.name}`): at its first snapshot a raw disk is "
+                "kept as it is under a qcow2 overlay, which holds them.",
                 code="not_supported")
     return disks
+
+
+def overlay_on_itself(disk) -> None:
+    """Keep a raw disk's file as it is, as the backing file ``<path>.base``, under a new
+    qcow2 overlay at its path: the disk can hold snapshots from now on, and nothing was
+    copied. The file at ``disk.path`` is whole at every moment (the overlay replaces it
+    in one rename); the caller records ``disk.format = "qcow2"`` at once."""
+    import os
+
+    path = disk.path
+    base, partial = f"{path}.base", f"{path}.overlay.partial"
+    size = virtual_size(path, disk.format)
+    qemu_img("create", "-q", "-f", "qcow2", "-u", "-F", disk.format, "-b", base, partial,
+             str(size), what=f"making an overlay for disk {disk.name!r}")
+    try:
+        if os.path.exists(base):
+            os.unlink(base)  # a link a crash left behind: the file at the path is the one
+        os.link(path, base)
+        os.chmod(partial, 0o600)
+        os.replace(partial, path)
+    except BaseException:
+        if os.path.exists(partial):
+            os.unlink(partial)
+        raise
+    disk.format = "qcow2"

@@ -181,8 +181,13 @@ def snapshot_create(node: NodeContext, vm: Vm, name: str, memory: bool = False) 
         raise UsageError(f"VM {vm.name!r} is {state}: only a running VM has memory to keep",
                          "Leave out --memory: a stopped VM's snapshot is its disks.",
                          code="vm_not_running")
-    from .images import check_snapshot_disks
+    from .images import check_snapshot_disks, overlay_on_itself, snapshot_disks
 
+    if state not in ACTIVE:  # a raw disk is kept as it is, under an overlay that holds them
+        for disk in snapshot_disks(vm):
+            if disk.format == "raw":
+                overlay_on_itself(disk)
+                node.store.update(vm)
     disks = check_snapshot_disks(vm)  # qcow2 each, whoever takes the snapshot
     if not disks:
         raise UsageError(f"VM {vm.name!r} has no writable disk to snapshot", code="not_supported")

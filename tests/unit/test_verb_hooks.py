@@ -87,6 +87,13 @@ def qemu_io(path: str, command: str) -> str:
                           capture_output=True, text=True).stdout
 
 
+def holds(path: str, pattern: int) -> bool:
+    """Whether the disk's first 64 KiB are all ``pattern`` (qemu-io reads them as a guest)."""
+    read = subprocess.run(["qemu-io", "-f", "qcow2", "-c", f"read -P {pattern:#x} 0 64k", path],
+                          capture_output=True, text=True)
+    return read.returncode == 0 and "Pattern verification failed" not in read.stdout
+
+
 def test_hook_virshle_snapshot(register, node):
     (vm,) = lifecycle.create(node, CreateRequest(template="xs", name="snap"))
     disk = vm.disks[0].path
@@ -99,10 +106,11 @@ def test_hook_virshle_snapshot(register, node):
     assert [s["name"] for s in info["snapshots"]] == ["before"]  # a qcow2 internal snapshot
     assert node.store.totals()["disk"] == reserved + 256 * 1024  # and the snapshot's
     qemu_io(disk, "write -P 0x55 0 64k")
+    assert not holds(disk, 0xaa)
     with pytest.raises(NotFound, match="no snapshot 'nope'.*"):
         verbs.snapshot_restore(node, vm, "nope")
     verbs.snapshot_restore(node, vm, "before")
-    assert "pattern verification failed" not in qemu_io(disk, "read -P 0xaa 0 64k")
+    assert holds(disk, 0xaa)
     with pytest.raises(Conflict, match="already has a snapshot 'before'"):
         verbs.snapshot_create(node, vm, "before")
     with pytest.raises(UsageError, match="not a snapshot name"):
@@ -213,7 +221,7 @@ def test_hook_virshle_disk_copy(register, node):
     assert (clone.name, clone.template, clone.vcpu) == ("copy", "xs", 2)
     assert clone.uuid != source.uuid and clone.nets[0].mac != source.nets[0].mac
     copied = clone.disks[0].path
-    assert "pattern verification failed" not in qemu_io(copied, "read -P 0x77 0 64k")
+    assert holds(copied, 0x77)
     info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", copied], check=True,
                                      capture_output=True, text=True).stdout)
     base = json.loads(subprocess.run(["qemu-img", "info", "--output=json", source.disks[0].path],
@@ -254,3 +262,41 @@ def test_a_failed_clone_leaves_nothing(register, node):
         verbs.clone(node, source, CloneRequest(name="half"))
     assert [vm.name for vm in node.store.all()] == ["orig"]
     assert leftovers(node) == [source.uuid]
+
+
+def test_a_raw_disk_gets_an_overlay_at_its_first_snapshot(register, node):
+    """A raw disk (a reflink copy on btrfs or XFS) holds no snapshots: at the first one it
+    is kept as it is, as the backing file of a qcow2 overlay; clones copy that base too."""
+    import shutil
+
+    class RawCopies:
+        @hookimpl
+        def virshle_disk_clone(self, source, dest):
+            shutil.copyfile(source, dest)
+            from virshle_core.models import ClonedDisk
+
+            return ClonedDisk(format="raw", size=Path(source).stat().st_size)
+
+    register(RawCopies())
+    (vm,) = lifecycle.create(node, CreateRequest(template="xs", name="raw"))
+    disk = vm.disks[0].path
+    assert vm.disks[0].format == "raw"
+    subprocess.run(["qemu-io", "-f", "raw", "-c", "write -P 0x11 0 64k", disk], check=True,
+                   capture_output=True)
+    register(ControlledVmm())
+    lifecycle.start(node, vm)
+    with pytest.raises(UsageError, match="is a raw file, which holds no snapshots"):
+        verbs.snapshot_create(node, vm, "live")
+    lifecycle.stop(node, vm, force=True)
+
+    verbs.snapshot_create(node, vm, "first")
+    assert node.store.get("raw").disks[0].format == "qcow2"
+    assert Path(f"{disk}.base").exists()
+    qemu_io(disk, "write -P 0x22 0 64k")
+    assert not holds(disk, 0x11)
+    verbs.snapshot_restore(node, vm, "first")
+    assert holds(disk, 0x11)
+
+    clone = verbs.clone(node, vm, CloneRequest(name="raw-copy"))
+    lifecycle.delete(node, vm)  # the clone has its own base
+    assert holds(clone.disks[0].path, 0x11)

@@ -23,6 +23,9 @@ def virshle_snapshot(vm: Vm, action: str, snapshot: Snapshot, node: NodeContext)
     running VM, and with ``snapshot.memory`` its memory and devices too, in
     the disks themselves (QMP); restoring those brings the guest back where it
     was. Read-only disks (the cloud-init seed) are never part of a snapshot.
+    Every writable disk is qcow2 when this is called: the core puts a raw disk
+    under a qcow2 overlay (its file kept as the backing file) at its first
+    snapshot, taken while the VM is stopped.
 
     Stops at first non-None result.
 
