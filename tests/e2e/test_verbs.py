@@ -209,6 +209,8 @@ def test_snapshots_bring_the_disk_back(lab):
     assert listed[1]["size"] == listed[0]["size"] + 256 * 1024**2  # its memory too
     table = lab.cli("vm", "snapshot", "ls", "verb-a").stdout
     assert "first" in table and "live" in table
+    info = lab.cli("vm", "info", "--name", "verb-a").stdout.splitlines()
+    assert any("snapshots" in line and "first, live" in line for line in info), info
     for name in ("first", "live"):
         assert lab.cli("vm", "snapshot", "rm", "verb-a", name).returncode == 0
     assert lab.cli("vm", "snapshot", "ls", "verb-a", "--json").json() == []

@@ -146,9 +146,19 @@ def info(settings, ref, node_name: str | None, refresh: bool, as_json: bool) -> 
         ("ips", ", ".join(vm.ips) or "-"),
         ("provision", provision_detail(vm.provision)),
         ("autostart", "on" if vm.autostart else "off"),
+        ("snapshots", _snapshot_names(client, vm)),
         ("created", vm.created_at), ("updated", vm.updated_at),
     ]
     echo(table(["field", "value"], rows))
+
+
+def _snapshot_names(client, vm: api.Vm) -> str:
+    from ..errors import VirshleError
+
+    try:
+        return ", ".join(snapshot.name for snapshot in client.snapshots(uuid_ref(vm))) or "-"
+    except VirshleError:  # a daemon older than snapshots
+        return "?"
 
 
 def start(settings, ref, node_name: str | None, as_json: bool, attach: bool = False) -> None:
