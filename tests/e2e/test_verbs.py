@@ -253,8 +253,10 @@ def test_clone_a_stopped_vm(lab):
     assert (clone["name"], clone["vcpu"], clone["vram"]) == ("verb-c", 2, 384 * 1024**2)
     assert clone["uuid"] != source["uuid"]
     assert clone["nets"][0]["mac"] != source["nets"][0]["mac"]
+    before = snapshot(lab.daemon)
     taken = lab.cli("vm", "clone", "verb-b", "--to", "verb-c")
     assert taken.returncode == 1 and "a VM named 'verb-c' already exists" in one_line_error(taken)
+    assert snapshot(lab.daemon) == before  # no row, no file, no id spent
     # its own cloud-init seed: a new instance-id
     seed = (lab.daemon.root / "vm" / clone["uuid"] / "cidata.iso").read_bytes()
     assert clone["uuid"].encode() in seed and source["uuid"].encode() not in seed
