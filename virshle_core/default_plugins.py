@@ -16,13 +16,12 @@ import fcntl
 import hashlib
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 from . import hookimpl
 from .errors import VirshleError
 from .images import check_snapshot_disks, image_format, qemu_img, virtual_size
-from .log import log_command, logger
+from .log import logger
 from .models import ClonedDisk, NodeContext
 from .progress import check_cancelled, report
 
@@ -90,7 +89,7 @@ def _copy_verified(source: Path, partial: Path, size: int) -> None:
         f"{digest.hexdigest()}  {source}\n")
 
 
-def empty_overlay(qemu_img: str, cached: Path, fmt: str) -> Path:
+def empty_overlay(cached: Path, fmt: str) -> Path:
     """A fresh qcow2 overlay on ``cached`` (backing format ``fmt``), made once and kept beside it."""
     blank = cached.with_name(f"{cached.name}.overlay")
     if blank.exists():
@@ -100,13 +99,9 @@ def empty_overlay(qemu_img: str, cached: Path, fmt: str) -> Path:
         if blank.exists():
             return blank
         partial = cached.with_name(f".{cached.name}.overlay.partial")
-        argv = [qemu_img, "create", "-q", "-f", "qcow2", "-F", fmt, "-b", str(cached), str(partial)]
-        log_command(argv)
         try:
-            proc = subprocess.run(argv, capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise VirshleError(f"qemu-img could not make an overlay on {cached}: "
-                                   f"{proc.stderr.strip()}")
+            qemu_img("create", "-q", "-f", "qcow2", "-F", fmt, "-b", str(cached), str(partial),
+                     what=f"qemu-img could not make an overlay on {cached}")
             os.chmod(partial, CACHE_MODE)
             os.replace(partial, blank)
         except BaseException:
@@ -144,11 +139,10 @@ def virshle_disk_clone(source: str, dest: str, node: NodeContext) -> ClonedDisk:
     if reflink(cached, dst):
         os.chmod(dst, DISK_MODE)
         return ClonedDisk(format=fmt, size=size)
-    qemu_img = shutil.which("qemu-img")
-    if qemu_img:
+    if shutil.which("qemu-img"):
         # Every VM's overlay on this image starts as the same small file: qemu-img makes it once,
         # and each VM gets a copy (a process per VM cost ten times what the copy does).
-        _copy_disk(empty_overlay(qemu_img, cached, fmt), dst)
+        _copy_disk(empty_overlay(cached, fmt), dst)
         return ClonedDisk(format="qcow2", size=size)
     _copy_disk(cached, dst)
     return ClonedDisk(format=fmt, size=size)
@@ -179,8 +173,10 @@ def virshle_snapshot(vm, action: str, snapshot, node: NodeContext) -> bool | Non
     except BaseException:
         if action == "create":  # all the disks, or none
             for disk in done:
-                subprocess.run(["qemu-img", "snapshot", "-d", snapshot.name, disk.path],
-                               capture_output=True)
+                try:
+                    qemu_img("snapshot", "-d", snapshot.name, disk.path, what="undoing")
+                except VirshleError as exc:
+                    logger.warning("VM {}: {}", vm.name, exc.message)
         raise
     return True
 

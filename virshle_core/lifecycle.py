@@ -58,7 +58,7 @@ def create(node: NodeContext, request: CreateRequest) -> list[Vm]:
         try:
             hooks().pre_create(vm=vm, template=template, node=node)
         except Exception as exc:
-            raise _failed_at(template, "pre-create checks", exc)
+            raise failed_at(template, "pre-create checks", exc)
 
     count = len(vms)
     need = admission.Need(vcpu=template.vcpu * count, vram=template.vram * count,
@@ -136,10 +136,10 @@ def _make_files(node: NodeContext, template: VmTemplate, vm: Vm) -> None:
     except Cancelled:
         raise
     except Exception as exc:
-        raise _failed_at(template, step, exc)
+        raise failed_at(template, step, exc)
 
 
-def _failed_at(template: VmTemplate, step: str, exc: Exception) -> VirshleError:
+def failed_at(template: VmTemplate, step: str, exc: Exception) -> VirshleError:
     """The error of a create step, saying which step failed (the error's class is kept)."""
     if isinstance(exc, VirshleError):
         if not exc.message.startswith("creating"):

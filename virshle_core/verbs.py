@@ -17,7 +17,7 @@ import uuid as uuid_lib
 from . import admission, events
 from .api import CloneRequest, Snapshot, VmChange
 from .errors import Conflict, NotFound, UsageError, VirshleError
-from .lifecycle import VM_DIR_MODE, _failed_at, live_state, undo_creates
+from .lifecycle import VM_DIR_MODE, failed_at, live_state, undo_creates
 from .models import ClonedDisk, Disk, Net, NodeContext, Vm
 from .names import random_name
 from .plugins import hooks
@@ -32,6 +32,7 @@ CONTROLS = {
     "resume": (("paused",), "running", events.VM_RESUMED),
     "reboot": (("running",), "running", events.VM_REBOOTED),
 }
+CONTROLLED = {"pause": "paused", "resume": "resumed", "reboot": "rebooted"}
 
 
 def control(node: NodeContext, vm: Vm, action: str, force: bool = False) -> Vm:
@@ -42,14 +43,12 @@ def control(node: NodeContext, vm: Vm, action: str, force: bool = False) -> Vm:
     if state == leaves and action != "reboot":
         return vm
     if state not in wanted:
-        verb = {"pause": "paused", "resume": "resumed", "reboot": "rebooted"}[action]
-        hint = (f"Resume it first: `virshle vm resume {vm.name}`." if state == "paused"
-                else f"Start it with `virshle vm start {vm.name}`." if action != "resume"
-                else f"Pause it with `virshle vm pause {vm.name}`." if state == "running"
-                else f"Start it with `virshle vm start {vm.name}`.")
-        raise Conflict(f"VM {vm.name!r} is {state}: only a {' or '.join(wanted)} VM can be {verb}",
-                       hint, code="vm_not_paused" if action == "resume" and state == "running"
-                       else "vm_not_running")
+        # what would bring it to the state the verb wants
+        step = {"paused": "resume", "running": "pause"}.get(state, "start")
+        raise Conflict(f"VM {vm.name!r} is {state}: only a {' or '.join(wanted)} VM can be "
+                       f"{CONTROLLED[action]}",
+                       f"{step.capitalize()} it first: `virshle vm {step} {vm.name}`.",
+                       code="vm_not_paused" if state == "running" else "vm_not_running")
     done = hooks().vm_control(vm=vm, action=action, force=force, node=node)
     if not done:
         raise VirshleError(f"VM {vm.name!r}: no hypervisor plugin can {action} it "
@@ -124,28 +123,22 @@ def disk_resize(node: NodeContext, vm: Vm, disk_name: str, size: int | None = No
                          "Give a bigger size, or +SIZE to add.", code="bad_size")
     _refuse_active(node, vm, "resized", "Its disk can grow while it is stopped.")
     need = admission.Need(vcpu=0, vram=0, disk=new - old)
-    disk.size = new  # reserved first; given back if the resize fails
+    disk.size = new  # reserved first, in the admitting transaction; given back on failure
+    reserved = False
     try:
         node.store.update_admitted(vm, _admit(node, need, f"disk {disk_name!r} of VM {vm.name!r} "
                                               f"at {human_size(new)}"))
-    except BaseException:
-        disk.size = old
-        raise
-    try:
-        done = hooks().disk_resize(vm=vm, disk=disk, size=new, node=node)
-        if done is None:
+        reserved = True
+        if hooks().disk_resize(vm=vm, disk=disk, size=new, node=node) is None:
             raise VirshleError(f"VM {vm.name!r}: no plugin could resize disk {disk_name!r}")
     except BaseException:
-        node.store.update(vm, disks=[d if d is not disk else _sized(d, old) for d in vm.disks])
+        disk.size = old
+        if reserved:
+            node.store.update(vm)
         raise
     events.emit(events.VM_RESIZED, node.name, vm=vm.to_json(),
                 what=f"disk {disk_name} {human_size(old)} -> {human_size(new)}")
     return vm
-
-
-def _sized(disk: Disk, size: int) -> Disk:
-    disk.size = size
-    return disk
 
 
 def _refuse_active(node: NodeContext, vm: Vm, done: str, why: str) -> None:
@@ -277,7 +270,7 @@ def clone(node: NodeContext, source: Vm, request: CloneRequest) -> Vm:
             try:
                 copied = hooks().disk_copy(vm=source, disk=original, dest=disk.path, node=node)
             except Exception as exc:
-                raise _failed_at(template, f"disk {disk.name!r}", exc)
+                raise failed_at(template, f"disk {disk.name!r}", exc)
             if copied is None:
                 raise VirshleError(f"no plugin could copy disk {disk.name!r} of VM {source.name!r}")
             if isinstance(copied, ClonedDisk):

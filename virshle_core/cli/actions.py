@@ -213,3 +213,16 @@ def control(settings, ref, node_name: str | None, action: str, force: bool, as_j
         settings.say(f"VM {vm.name} is {vm.state} already; nothing to do.")
     else:
         settings.say(VERBS[action][2](client, vm, result))
+
+
+def one(settings, verb: str, ref, node_name: str | None, force: bool, as_json: bool) -> None:
+    """``vm start|stop|rm|pause|resume|reboot`` of the one VM ``ref`` names (both command
+    lines; several VMs are ``cli/bulk.py``'s)."""
+    if verb == "start":
+        start(settings, ref, node_name, as_json)
+    elif verb == "stop":
+        stop(settings, ref, node_name, force, as_json)
+    elif verb == "rm":
+        remove(settings, ref, node_name, force, as_json)
+    else:
+        control(settings, ref, node_name, verb, force, as_json)

@@ -221,15 +221,7 @@ def _act(verb: str, settings: _Settings, values: dict, flags: set, node: str | N
             or (refs and (state or every)):
         raise _Decline  # the full command line words the usage error
     if len(refs) == 1 and not (state or every):
-        ref = _one_ref(refs)
-        if verb == "start":
-            actions.start(settings, ref, node, as_json)
-        elif verb == "stop":
-            actions.stop(settings, ref, node, force, as_json)
-        elif verb == "rm":
-            actions.remove(settings, ref, node, force, as_json)
-        else:
-            actions.control(settings, ref, node, verb, force, as_json)
+        actions.one(settings, verb, _one_ref(refs), node, force, as_json)
         return 0
     if verb == "rm" and (state or every) and not flags & {"-y", "--yes"}:
         raise _Decline  # it asks first: click's prompt

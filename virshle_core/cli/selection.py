@@ -75,14 +75,18 @@ def one_ref(vm_id=(), vm_name=(), vm_uuid=(), names=()):
 
 
 def act(settings: Settings, verb: str, names, vm_id, vm_name, vm_uuid, node_name, state,
-        every: bool, as_json: bool, single: Callable, force: bool = False, yes: bool = False) -> None:
-    """One VM named once: ``single(ref)``, as ever. Several, ``--state`` or ``--all``: the
-    bulk run (``cli/bulk.py``), exit 1 when any failed."""
-    from . import bulk
+        every: bool, as_json: bool, force: bool = False, yes: bool = False,
+        single: Callable | None = None) -> None:
+    """One VM named once: ``single(ref)``, or ``actions.one``. Several, ``--state`` or
+    ``--all``: the bulk run (``cli/bulk.py``), exit 1 when any failed."""
+    from . import actions, bulk
 
     refs = refs_of(names, vm_id, vm_name, vm_uuid)
     if len(refs) == 1 and not state and not every:
-        single(refs[0])
+        if single is not None:
+            single(refs[0])
+        else:
+            actions.one(settings, verb, refs[0], node_name, force, as_json)
         return
     if not refs and not state and not every:
         raise click.UsageError(f"say which VMs to {verb}: NAME..., --id, --name or --uuid "

@@ -15,12 +15,6 @@ from .selection import act, one_ref, vm_ref_options, vm_selection
 JSON = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 
 
-def _control(settings: Settings, action: str, names, vm_id, vm_name, vm_uuid, node_name, state,
-             every, as_json: bool, force: bool = False) -> None:
-    act(settings, action, names, vm_id, vm_name, vm_uuid, node_name, state, every, as_json,
-        lambda ref: actions.control(settings, ref, node_name, action, force, as_json), force=force)
-
-
 @click.command("pause")
 @vm_selection
 @JSON
@@ -35,7 +29,7 @@ def vm_pause(settings: Settings, names, vm_id, vm_name, vm_uuid, node_name, stat
       virshle vm pause web-1
       virshle vm pause --all --node remote_1
     """
-    _control(settings, "pause", names, vm_id, vm_name, vm_uuid, node_name, state, every, as_json)
+    act(settings, "pause", names, vm_id, vm_name, vm_uuid, node_name, state, every, as_json)
 
 
 @click.command("resume")
@@ -52,7 +46,7 @@ def vm_resume(settings: Settings, names, vm_id, vm_name, vm_uuid, node_name, sta
       virshle vm resume web-1
       virshle vm resume --all
     """
-    _control(settings, "resume", names, vm_id, vm_name, vm_uuid, node_name, state, every, as_json)
+    act(settings, "resume", names, vm_id, vm_name, vm_uuid, node_name, state, every, as_json)
 
 
 @click.command("reboot")
@@ -72,8 +66,8 @@ def vm_reboot(settings: Settings, names, vm_id, vm_name, vm_uuid, node_name, sta
       virshle vm reboot web-1
       virshle vm reboot --force --name web-1 --name web-2
     """
-    _control(settings, "reboot", names, vm_id, vm_name, vm_uuid, node_name, state, every, as_json,
-             force)
+    act(settings, "reboot", names, vm_id, vm_name, vm_uuid, node_name, state, every, as_json,
+        force=force)
 
 
 # --- settings and sizes ----------------------------------------------------------------

@@ -127,7 +127,7 @@ def vm_start(settings: Settings, names, vm_id, vm_name, vm_uuid, node_name, stat
     if attach and (len(refs_of(names, vm_id, vm_name, vm_uuid)) != 1 or state or every):
         raise click.UsageError("--attach joins one VM's console: name one VM")
     act(settings, "start", names, vm_id, vm_name, vm_uuid, node_name, state, every, as_json,
-        lambda ref: actions.start(settings, ref, node_name, as_json, attach))
+        single=lambda ref: actions.start(settings, ref, node_name, as_json, attach))
 
 
 @vm.command("stop")
@@ -147,7 +147,7 @@ def vm_stop(settings: Settings, names, vm_id, vm_name, vm_uuid, node_name, state
       virshle vm stop --state paused --force
     """
     act(settings, "stop", names, vm_id, vm_name, vm_uuid, node_name, state, every, as_json,
-        lambda ref: actions.stop(settings, ref, node_name, force, as_json), force=force)
+        force=force)
 
 
 @vm.command("attach")
@@ -215,7 +215,7 @@ def vm_rm(settings: Settings, names, vm_id, vm_name, vm_uuid, node_name, state, 
       virshle vm rm --state shutdown --yes
     """
     act(settings, "rm", names, vm_id, vm_name, vm_uuid, node_name, state, every, as_json,
-        lambda ref: actions.remove(settings, ref, node_name, force, as_json), force=force, yes=yes)
+        force=force, yes=yes)
 
 
 for _command in verbs_cmd.COMMANDS:  # pause, resume, reboot, set, disk, snapshot, clone, ssh
