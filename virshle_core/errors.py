@@ -7,6 +7,27 @@ The CLI exits with ``exit_code``; the daemon answers with ``http_status``.
 
 from __future__ import annotations
 
+WORD_LIMIT = 80
+"""Characters of one word of an error (a name, a path, a key, a value) that are shown."""
+MESSAGE_LIMIT = 1000
+
+
+def cut(text: str, limit: int = WORD_LIMIT) -> str:
+    """``text`` at most ``limit`` characters long, its end replaced by an ellipsis."""
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def shorten(text: str) -> str:
+    """An error's text with every word cut to ``WORD_LIMIT`` characters and the whole to
+    ``MESSAGE_LIMIT``: errors quote what they were given (names, paths, keys, config
+    values), and a 10,000-character name must not come back whole."""
+    if len(text) <= WORD_LIMIT:
+        return text
+    words = text.split(" ")
+    if any(len(word) > WORD_LIMIT for word in words):
+        text = " ".join(cut(word) for word in words)
+    return cut(text, MESSAGE_LIMIT)
+
 
 class VirshleError(Exception):
     """An operation failed for a reason a person can act on."""
@@ -16,6 +37,7 @@ class VirshleError(Exception):
     http_status = 500
 
     def __init__(self, message: str, hint: str = "", *, code: str | None = None):
+        message, hint = shorten(message), shorten(hint)
         super().__init__(message)
         self.message = message
         self.hint = hint
@@ -44,7 +66,7 @@ class ConfigError(UsageError):
 
     def __init__(self, message: str, hint: str = "", *, problems: list[str] | None = None):
         super().__init__(message, hint)
-        self.problems = problems or [message]
+        self.problems = [shorten(problem) for problem in problems or [message]]
 
 
 class NotFound(VirshleError):

@@ -77,6 +77,9 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("Aborted.", err=True)
         sys.exit(1)
     except click.ClickException as exc:
+        from ..errors import shorten
+
+        exc.message = shorten(exc.message)  # click quotes what it was given
         exc.show()
         sys.exit(exc.exit_code)
     except ConfigError as exc:

@@ -295,8 +295,8 @@ class _Connection:
         self._watch = asyncio.ensure_future(self._watch_for_close(self.handler))
         try:
             response = await self.handler
-        except asyncio.CancelledError:
-            return False
+        except (asyncio.CancelledError, ConnectionError):
+            return False  # the client went away (the handler said so at DEBUG)
         except Exception:  # the handler maps errors to replies; this is a last resort
             from ..log import logger
 
@@ -327,7 +327,10 @@ class _Connection:
     async def _watch_for_close(self, handler: asyncio.Task) -> None:
         """Read ahead while the handler runs: end of stream means the client left."""
         while True:
-            data = await self.reader.read(65536)
+            try:
+                data = await self.reader.read(65536)
+            except OSError:  # reset or broken: the client is gone all the same
+                data = b""
             if not data:
                 self.gone = True
                 handler.cancel()

@@ -12,7 +12,7 @@ import json
 from typing import Any, Callable
 
 from .. import api, lifecycle, progress
-from ..errors import Conflict, UsageError, VirshleError
+from ..errors import Conflict, UsageError, VirshleError, cut
 from ..log import logger
 from . import nodeinfo
 from .http import HTTPError, Request, Response, Router, StreamResponse, json_response
@@ -87,14 +87,15 @@ class Api:
         try:
             response = await self.router.resolve(request)(request)
         except VirshleError as exc:
-            if exc.http_status >= 500:
-                logger.error("{} {}: {}", request.method, request.path, exc.message)
+            _log_refusal(request, exc.http_status, exc.code, exc.message)
             return json_response(exc.to_json(), status=exc.http_status)
         except HTTPError as exc:
             if exc.status in (404, 405) and not exc.hint:
                 exc.hint = f"See {API}/openapi.json for the routes."
+            _log_refusal(request, exc.status, exc.code, exc.message)
             return exc.response()
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, ConnectionError):
+            logger.debug("{} {}: the client went away", request.method, cut(request.path))
             raise
         except Exception as exc:
             logger.opt(exception=True).error("{} {} failed", request.method, request.path)
@@ -233,6 +234,8 @@ class Api:
             # the client went away: the work stops and undoes itself before we return
             flag.cancel(self.node.why_cancelled())
             await asyncio.wait({task})
+            if not task.cancelled():
+                task.exception()  # nobody is left to tell: retrieved, so asyncio need not say it
             raise
         try:
             final = line(result=task.result())  # the node's VMs, written as api.Vm
@@ -302,6 +305,13 @@ class Api:
         from .. import __version__
 
         return json_response(openapi_document(self.routes, API, __version__))
+
+
+def _log_refusal(request, status: int, code: str, message: str) -> None:
+    """One line for a request the node refused: an error of the client's (4xx) is INFO, the
+    node's own (5xx) a WARNING; neither is a crash, so neither has a traceback."""
+    level = "WARNING" if status >= 500 else "INFO"
+    logger.log(level, "{} {} -> {} {}: {}", request.method, cut(request.path), status, code, message)
 
 
 def _warning_headers(warnings: list[str]) -> dict[str, str]:
