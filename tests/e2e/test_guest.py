@@ -54,6 +54,7 @@ class Guests:
     image: Path
     image_sha256: str
     hypervisor: str
+    kea: object = None
 
     def ssh(self, ip: str, *command: str, timeout: float = 60) -> subprocess.CompletedProcess:
         return self.ns.exec(["ssh", "-i", str(self.key), "-o", "StrictHostKeyChecking=no",
@@ -71,10 +72,16 @@ class Guests:
                         what=f"a lease for {name}\n{self.console(name)}")
 
     def ssh_ready(self, name: str) -> str:
-        ip = self.address(name)
-        wait_for(lambda: self.ssh(ip, "true").returncode == 0, timeout=BOOT_TIMEOUT, every=3,
-                 what=f"ssh on {name} ({ip})\n{self.console(name)}")
-        return ip
+        """The address at which ``name`` answers ssh (its lease may change while it boots:
+        a clone asks again for an address of its own)."""
+        self.address(name)
+
+        def answering() -> str | None:
+            return next((ip for ip in self.vm(name)["ips"] if self.ssh(ip, "true").returncode == 0),
+                        None)
+
+        return wait_for(answering, timeout=BOOT_TIMEOUT, every=3,
+                        what=f"ssh on {name} ({self.vm(name)['ips']})\n{self.console(name)}")
 
     def console(self, name: str) -> str:
         log = self.daemon.root / "vm" / self.vm(name)["uuid"] / "console.log"
@@ -145,7 +152,7 @@ def guests(request):
         for name in ("deb-one", "deb-two"):  # both boot at once
             started_vm = daemon.cli("vm", "start", "--name", name)
             assert started_vm.returncode == 0, started_vm.stderr
-        yield Guests(ns, daemon, base / "id_ed25519", image, before, request.param)
+        yield Guests(ns, daemon, base / "id_ed25519", image, before, request.param, kea)
     finally:
         if daemon is not None:
             daemon.close()
@@ -189,3 +196,31 @@ def test_the_template_image_is_never_written_and_rm_takes_the_seed(guests):
     assert seed.exists()
     assert guests.daemon.cli("vm", "rm", "--force", "--name", "deb-two").returncode == 0
     assert not seed.exists() and not seed.parent.exists()
+
+
+def test_a_clone_is_a_new_machine(guests):
+    """Seen before: the clone of a VM that had booted kept its source's /etc/machine-id, and
+    its DHCP client id (dhclient's DUID, kept in its lease file) carried the source's MAC."""
+    def identity(name: str) -> dict:
+        ip = guests.ssh_ready(name)
+        done = guests.ssh(ip, "cloud-init", "status", "--wait", timeout=BOOT_TIMEOUT)
+        assert "status: done" in done.stdout, done.stdout + done.stderr
+        mac = guests.vm(name)["nets"][0]["mac"]
+        leases = wait_for(lambda: [l for l in guests.kea.leases() if l["hw-address"] == mac],
+                          timeout=60, what=f"{name}'s lease")
+        return {"machine-id": guests.ssh(ip, "cat", "/etc/machine-id").stdout.strip(),
+                "host key": guests.ssh(ip, "cat", "/etc/ssh/ssh_host_ed25519_key.pub").stdout.split()[1],
+                "client id": leases[-1].get("client-id"), "mac": mac}
+
+    source = identity("deb-one")
+    assert guests.daemon.cli("vm", "stop", "--name", "deb-one").returncode == 0
+    cloned = guests.daemon.cli("vm", "clone", "deb-one", "--to", "deb-copy")
+    assert cloned.returncode == 0, cloned.stderr
+    for name in ("deb-copy", "deb-one"):
+        started = guests.daemon.cli("vm", "start", "--name", name)
+        assert started.returncode == 0, started.stderr
+    copy, again = identity("deb-copy"), identity("deb-one")
+    assert again["machine-id"] == source["machine-id"]  # the source keeps its own
+    for what in ("machine-id", "host key", "client id", "mac"):
+        assert copy[what] != source[what], f"the clone kept its source's {what}: {copy[what]}"
+    assert source["mac"].replace(":", "")[-8:] not in (copy["client id"] or "").replace(":", "")

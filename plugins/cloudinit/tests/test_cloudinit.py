@@ -11,7 +11,7 @@ import pycdlib
 import pytest
 import yaml
 
-from virshle_cloudinit.seed import check_user_data, user_data_with_keys, write_seed
+from virshle_cloudinit.seed import NEW_MACHINE, check_user_data, user_data_with_keys, write_seed
 from virshle_core import UsageError
 from virshle_core.config import parse_config
 from virshle_core.models import Net, NodeContext, Vm
@@ -55,7 +55,8 @@ def test_the_seed_names_the_vm_and_its_nics(tmp_path):
     assert disk.readonly and disk.name == "cidata" and Path(disk.path).stat().st_mode & 0o777 == 0o600
     files = read_iso(Path(disk.path))
     assert yaml.safe_load(files["meta-data"]) == {"instance-id": vm.uuid, "local-hostname": "web-1"}
-    assert files["user-data"] == "#cloud-config\n"  # a seed even with nothing to say
+    # a seed even with nothing to say: Virshle's own part, which makes a clone a new machine
+    assert yaml.safe_load(files["user-data"]) == {"bootcmd": [NEW_MACHINE]}
     assert yaml.safe_load(files["network-config"]) == {"version": 2, "ethernets": {"nic0": {
         "match": {"macaddress": "02:76:73:00:00:0a"}, "dhcp4": True}}}
     assert vm.provision == {"seed": "nocloud", "disk": "cidata", "user": "default",
@@ -88,7 +89,9 @@ def test_user_data_is_kept_as_given_and_the_keys_join_it(user_data, kind):
     ours = yaml.safe_load(parts[1])
     assert ours["ssh_authorized_keys"] == [KEY]
     assert {"name": "list", "settings": ["append"]} in ours["merge_how"]  # theirs are kept
-    assert user_data_with_keys(user_data, []) == user_data
+    alone = email.message_from_string(user_data_with_keys(user_data, []))
+    assert [part.get_payload() for part in alone.get_payload()][0] == user_data
+    assert yaml.safe_load(alone.get_payload()[1].get_payload())["bootcmd"] == [NEW_MACHINE]
 
 
 def test_mime_user_data_gets_one_more_part():

@@ -66,15 +66,35 @@ def keys_for(template, node) -> list[str]:
                            + list(template.ssh_authorized_keys))
 
 
+# A guest whose disk already booted as another instance (a clone of a VM that ran) resets
+# what makes a machine unique and cloud-init does not: /etc/machine-id, and dhclient's
+# DUID, kept in its lease file, which carries the source's MAC (so Kea took the clone for
+# its source). The lease goes back (release), the file goes, and dhclient asks again.
+# cloud-init itself makes new SSH host keys for the new instance-id (ssh_deletekeys).
+NEW_MACHINE = r"""state=/var/lib/virshle/instance-id
+if [ -s "$state" ] && [ "$(cat "$state")" != "$INSTANCE_ID" ]; then
+  rm -f /etc/machine-id /var/lib/dbus/machine-id
+  systemd-machine-id-setup >/dev/null 2>&1 || dbus-uuidgen --ensure=/etc/machine-id
+  for lease in /var/lib/dhcp/dhclient.*.leases; do
+    [ -e "$lease" ] || continue
+    iface=${lease#/var/lib/dhcp/dhclient.}; iface=${iface%.leases}
+    dhclient -r -pf "/run/dhclient.$iface.pid" -lf "$lease" "$iface" >/dev/null 2>&1
+    rm -f "$lease"
+    dhclient -4 -pf "/run/dhclient.$iface.pid" -lf "$lease" "$iface" >/dev/null 2>&1
+  done
+fi
+mkdir -p /var/lib/virshle && echo "$INSTANCE_ID" > "$state"
+"""
+
+
 def user_data_with_keys(user_data: str | None, keys: list[str]) -> str:
-    """The user-data the guest reads: the user's, verbatim, plus the keys."""
+    """The user-data the guest reads: the user's, verbatim, plus Virshle's own part: the
+    keys, and the ``bootcmd`` that makes a clone a new machine (``NEW_MACHINE``)."""
     import json
 
-    keys_part = {"ssh_authorized_keys": keys}
+    keys_part = {"bootcmd": [NEW_MACHINE], **({"ssh_authorized_keys": keys} if keys else {})}
     if user_data is None:
-        return "#cloud-config\n" + (json.dumps(keys_part, indent=1) + "\n" if keys else "")
-    if not keys:
-        return user_data
+        return "#cloud-config\n" + json.dumps(keys_part, indent=1) + "\n"
     from email.mime.multipart import MIMEMultipart
     from email.mime.text import MIMEText
     import email
