@@ -108,6 +108,9 @@ class Vm(Record):
     created_at: str = ""
     updated_at: str = ""
     autostart: bool = False
+    owner: str = ""
+    """The user who created the VM (its name on the node); only they and the node's admins
+    act on it."""
 
 
 class CreateRequest(Record):
@@ -315,6 +318,19 @@ class NodeInitResult(Record):
 
     root: str
     done: dict[str, list[str]] = {}
+
+
+class NodeGcRequest(Record):
+    """The body of ``POST /node/gc``."""
+
+    dry_run: bool = False
+
+
+class NodeGcResult(Record):
+    """What ``node gc`` removed (or, with ``dry_run``, would remove): a line each."""
+
+    dry_run: bool
+    removed: list[str] = []
 
 
 class ReloadResult(Record):

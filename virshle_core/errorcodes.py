@@ -46,6 +46,8 @@ class ErrorCode(StrEnum):
     BAD_COUNT = "bad_count"
     BAD_USER_DATA = "bad_user_data"
     BAD_KEY = "bad_key"
+    NOT_OWNER = "not_owner"
+    NOT_ADMIN = "not_admin"
     NAME_TAKEN = "name_taken"
     IFNAME_TAKEN = "ifname_taken"
     VM_NOT_FOUND = "vm_not_found"

@@ -46,6 +46,11 @@ class Hooks:
     def node_init(self, node: "NodeContext", parts: frozenset[str]) -> None:
         self._hook.virshle_node_init(node=node, parts=parts)
 
+    def node_gc(self, node: "NodeContext", dry_run: bool) -> list[str]:
+        """Every plugin's lines of what it removed (or would, with ``dry_run``)."""
+        return [line for lines in self._hook.virshle_node_gc(node=node, dry_run=dry_run)
+                for line in lines or ()]
+
     def node_info(self, node: "NodeContext") -> list[dict[str, Any]]:
         """Every plugin's extra health fields, in call order (the first writer of a key wins)."""
         return [extra for extra in self._hook.virshle_node_info(node=node) if extra]

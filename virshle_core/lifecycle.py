@@ -35,8 +35,9 @@ from .userdata import USER_DATA_MODE
 VM_DIR_MODE = 0o750
 
 
-def create(node: NodeContext, request: CreateRequest) -> list[Vm]:
-    """Create ``request.count`` VMs from a template; all of them, or none.
+def create(node: NodeContext, request: CreateRequest, owner: int = 0) -> list[Vm]:
+    """Create ``request.count`` VMs from a template, owned by uid ``owner``; all of them,
+    or none.
 
     Refused (Conflict ``limit_exceeded``) when they do not fit under the
     node's ``[host.limits]``; stopped (``Cancelled``) and undone when the
@@ -54,7 +55,7 @@ def create(node: NodeContext, request: CreateRequest) -> list[Vm]:
         images[disk.name] = (fmt, virtual_size(source, fmt), source)
     vms = [_new_vm(node, template, name, user_data, images) for name in names]
     for vm in vms:
-        vm.autostart = request.autostart
+        vm.autostart, vm.owner_uid = request.autostart, owner
         try:
             hooks().pre_create(vm=vm, template=template, node=node)
         except Exception as exc:

@@ -13,7 +13,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import sqlite_utils
 
-from .marks import interface_name, random_mac
+from .marks import legacy_interface_name, random_mac
 
 
 def _v1(db: sqlite_utils.Database) -> None:
@@ -54,7 +54,7 @@ def _v2(db: sqlite_utils.Database) -> None:
         nets = json.loads(row[1] or "[]")
         for index, net in enumerate(nets):
             net["mac"] = net.get("mac") or random_mac()
-            net["ifname"] = net.get("ifname") or interface_name(row[0], index)
+            net["ifname"] = net.get("ifname") or legacy_interface_name(row[0], index)
             db.execute("INSERT INTO nics VALUES (?, ?, ?, ?)",
                        [row[0], net["name"], net["mac"], net["ifname"]])
         db.execute("UPDATE vms SET nets = ? WHERE id = ?", [json.dumps(nets), row[0]])
@@ -97,5 +97,14 @@ def _v6(db: sqlite_utils.Database) -> None:
         PRIMARY KEY (vm_id, name))""")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
+def _v7(db: sqlite_utils.Database) -> None:
+    # ``owner``: the uid that created the VM (the peer of the socket); VMs from before are
+    # root's. ``released_nics``: MACs of NICs this node removed with their VM, so that a DHCP
+    # plugin reaps only leases that were this node's (several nodes share a network).
+    db.execute("ALTER TABLE vms ADD COLUMN owner INTEGER NOT NULL DEFAULT 0")
+    db.execute("""CREATE TABLE released_nics (
+        mac TEXT PRIMARY KEY, released_at TEXT NOT NULL)""")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
 """Migration ``i`` takes the schema from version ``i`` to ``i + 1``. Only append."""

@@ -83,6 +83,13 @@ class Vm:
     provision: dict[str, Any] = attrs.Factory(dict)
     autostart: bool = False
     """Started by the daemon when it starts and finds the VM stopped (libvirt's autostart)."""
+    owner_uid: int = 0
+    """The uid that created the VM (root's for VMs from before owners)."""
+
+    @property
+    def owner(self) -> str:
+        """The name of the VM's owner on this host."""
+        return user_name(self.owner_uid)
 
     @property
     def path(self) -> Path:
@@ -92,6 +99,23 @@ class Vm:
     def to_json(self) -> dict:
         """The VM as the API sends it (``api.Vm``)."""
         return api.dump(api.Vm, self)
+
+
+_user_names: dict[int, str] = {}
+
+
+def user_name(uid: int) -> str:
+    """The name of ``uid`` on this host (its number when it has none), looked up once."""
+    name = _user_names.get(uid)
+    if name is None:
+        import pwd
+
+        try:
+            name = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            name = str(uid)
+        _user_names[uid] = name
+    return name
 
 
 @attrs.define
@@ -199,10 +223,25 @@ class NodeContext:
     config: "Config"
     store: Any = attrs.field(default=None, repr=False, eq=False)
     """The node's open store, where one is (the daemon; ``node init``), else None."""
+    _id: str = attrs.field(default="", alias="id", repr=False)
 
     @property
     def root(self) -> Path:
         return self.config.host.root_path
+
+    @property
+    def id(self) -> str:
+        """The node's identity (``<root>/node-id``): the mark of what it makes on the host
+        (``virshle_core.marks``)."""
+        if not self._id:
+            from .marks import node_id
+
+            self._id = node_id(self.root)
+        return self._id
+
+    @id.setter
+    def id(self, value: str) -> None:
+        self._id = value
 
     def section(self, name: str) -> Any:
         return self.config.section(name)
@@ -213,6 +252,16 @@ class NodeContext:
         return self.store.all() if self.store is not None else []
 
     list_vms = vms  # its first name, for plugins written against it
+
+    def uuids(self) -> set[str]:
+        """The uuid of every VM row of this node, those still being created too: what a
+        plugin must never reap."""
+        return self.store.uuids() if self.store is not None else set()
+
+    def released_macs(self) -> set[str]:
+        """The MACs of NICs this node gave and has since removed with their VM (for the last
+        30 days): the leases a DHCP plugin may reap as this node's own."""
+        return self.store.released_macs() if self.store is not None else set()
 
 
 @attrs.define

@@ -94,36 +94,78 @@ def delete(name: str) -> None:
                                code="ip_failed")
 
 
-def claim(vm, net, name: str) -> None:
-    """Make ``name`` free for this NIC of ``vm``, then say it is about to be ours.
+def claim(vm, net, name: str, node) -> None:
+    """Make ``name`` free for this NIC of ``vm`` on ``node``, then say it is about to be ours.
 
     An interface of that name left by this NIC (marked, or created but not yet marked)
     is removed; anybody else's is refused and left alone.
     """
+    from .errors import cut
     from .marks import intend, owned
 
     if exists(name):
         mark = alias(name)
-        if not owned(mark, vm, net, name):
+        if not owned(mark, vm, net, name, node):
             raise UsageError(
-                f"VM {vm.name!r}: the interface {name} exists and is not Virshle's"
-                f" (alias {mark or 'none'}); it is left alone",
-                f"Remove or rename {name} yourself, then start the VM again.",
+                f"VM {vm.name!r}: the interface {name} exists and is not this node's"
+                f" (alias {cut(mark or 'none')}); it is left alone",
+                f"Remove or rename {name} yourself (`virshle node gc --dry-run` shows Virshle's "
+                "strays), then start the VM again.",
                 code="ifname_taken")
         delete(name)
     intend(vm, name)
 
 
-def reap_unknown(known: set[str], link_kind: str) -> list[str]:
-    """Delete the interfaces of ``link_kind`` (``tun``, ``macvtap``) whose ownership mark
-    names a VM that is not in ``known``; return their names. Interfaces without a mark
-    of ours are never touched."""
-    from .marks import vm_of
+def sort_out(node, link_kind: str) -> tuple[list[str], list[str]]:
+    """The interfaces of ``link_kind`` (``tun``, ``macvtap``) that are ``node``'s orphans,
+    and its strays.
 
-    reaped = []
+    An orphan carries this node's mark for a VM its store does not know: the node may
+    delete it. A stray looks like Virshle's (by its name or a mark from before marks
+    named their node) but is no VM's of this node: it is reported, and only ``node gc``
+    removes it. Interfaces marked by another node are neither: they are left alone.
+    """
+    from .marks import looks_like_ours, parse
+
+    known = node.uuids()
+    orphans, strays = [], []
     for name in names():
-        owner = vm_of(alias(name))
-        if owner is not None and owner not in known and kind(name) == link_kind:
+        mark = alias(name)
+        parsed = parse(mark)
+        if parsed is None and not (looks_like_ours(name) and not mark):
+            continue  # somebody else's interface (or ours being made: marked at once)
+        if kind(name) != link_kind:
+            continue
+        if parsed is None:
+            if not _intended_here(node, name):
+                strays.append(name)
+        elif parsed[0] == node.id:
+            if parsed[1] not in known:
+                orphans.append(name)
+        elif parsed[0] is None and parsed[1] not in known:
+            strays.append(name)
+    return orphans, strays
+
+
+def _intended_here(node, name: str) -> bool:
+    """An unmarked interface that one of this node's VMs is making (its intent is there)."""
+    from .marks import intended
+
+    return any(intended(vm, name) for vm in node.vms() for net in vm.nets if net.ifname == name)
+
+
+def reap_unknown(node, link_kind: str, spare: frozenset[str] = frozenset()) -> list[str]:
+    """Delete ``node``'s orphan interfaces of ``link_kind`` (but those in ``spare``, still
+    in a plugin's grace period); log its strays, which stay. Return the deleted names."""
+    orphans, strays = sort_out(node, link_kind)
+    reaped = []
+    for name in orphans:
+        if name not in spare:
             delete(name)
             reaped.append(name)
+    if strays:
+        from .notices import notice
+
+        notice(f"left alone: {', '.join(sorted(strays))} look like Virshle's ({link_kind}) but "
+               "carry no node's mark; `virshle node gc --dry-run` lists what it would remove")
     return reaped

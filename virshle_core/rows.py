@@ -13,8 +13,14 @@ from typing import Any
 from .models import Disk, Net, Vm
 
 
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+def now(offset: float = 0) -> str:
+    """The time, ``offset`` seconds from now, as the store writes it (UTC, ISO 8601)."""
+    stamp = datetime.now(timezone.utc)
+    if offset:
+        from datetime import timedelta
+
+        stamp += timedelta(seconds=offset)
+    return stamp.isoformat(timespec="seconds")
 
 
 def vm_of(row: dict[str, Any], node: str, vm_root: str) -> Vm:
@@ -30,7 +36,7 @@ def vm_of(row: dict[str, Any], node: str, vm_root: str) -> Vm:
         hypervisor=row.get("hypervisor"), user_data=row.get("user_data"),
         created_at=row.get("created_at") or "", updated_at=row.get("updated_at") or "",
         pending=row.get("pending"), provision=_loads(row.get("provision"), {}),
-        autostart=bool(row.get("autostart")),
+        autostart=bool(row.get("autostart")), owner_uid=row.get("owner") or 0,
     )
     vm.dir = f"{vm_root}/{vm.uuid}"  # a string join: pathlib cost a third of a listing
     return vm
@@ -47,7 +53,7 @@ def row_of(vm: Vm, stamp: str) -> dict[str, Any]:
         "cmdline": vm.cmdline, "firmware": vm.firmware, "hypervisor": vm.hypervisor,
         "user_data": vm.user_data, "created_at": stamp, "updated_at": stamp,
         "pending": vm.pending, "provision": json.dumps(vm.provision),
-        "autostart": int(vm.autostart),
+        "autostart": int(vm.autostart), "owner": vm.owner_uid,
     }
 
 

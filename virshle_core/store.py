@@ -28,10 +28,13 @@ if TYPE_CHECKING:
 
 from .errors import Conflict, NotFound, UsageError
 from .models import Vm
-from .marks import interface_name, random_mac
+from .marks import interface_name, node_id, node_tag, random_mac
 from .migrations import MIGRATIONS
 from .refs import MAX_ID, VmRef
 from .rows import disk_json, net_json, now, row_of, vm_of
+
+RELEASED_DAYS = 30
+"""How long a removed NIC's MAC is remembered as this node's (longer than any lease)."""
 
 PENDING = ("creating", "starting", "stopping", "deleting")
 """The journal's values: the operation in flight on a row."""
@@ -45,6 +48,7 @@ class Store:
         self.node = node
         self._vm_root = str(self.path.parent / "vm")
         self._lock = threading.RLock()
+        self._tag: str | None = None
         conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30,
                                isolation_level=None, cached_statements=256)
         conn.row_factory = sqlite3.Row
@@ -182,7 +186,7 @@ class Store:
     def _allocate_nics(self, vm: Vm) -> None:
         """Give each NIC a unique MAC and host interface name (inside the insert's transaction)."""
         for index, net in enumerate(vm.nets):
-            net.ifname = interface_name(vm.id, index)
+            net.ifname = interface_name(vm.id, index, self.tag)
             for _attempt in range(50):
                 net.mac = net.mac or random_mac()
                 try:
@@ -202,6 +206,13 @@ class Store:
         if vm.nets:
             self.conn.execute("UPDATE vms SET nets = ? WHERE id = ?",
                             [json.dumps([net_json(n) for n in vm.nets]), vm.id])
+
+    @property
+    def tag(self) -> str:
+        """The node's tag in interface names (``marks.node_tag``): from ``<root>/node-id``."""
+        if self._tag is None:
+            self._tag = node_tag(node_id(self.path.parent))
+        return self._tag
 
     def update(self, vm: Vm, **fields: Any) -> Vm:
         for key, value in fields.items():
@@ -260,13 +271,26 @@ class Store:
                 for vm in vms:
                     if vm.id is None:
                         continue
+                    if vm.pending != "creating":  # a rolled-back create never gave its NICs out
+                        self.conn.executemany(
+                            "INSERT OR REPLACE INTO released_nics VALUES (?, ?)",
+                            [(net.mac.lower(), now()) for net in vm.nets if net.mac])
                     self.conn.execute("DELETE FROM nics WHERE vm_id = ?", [vm.id])
                     self.conn.execute("DELETE FROM snapshots WHERE vm_id = ?", [vm.id])
                     self.conn.execute("DELETE FROM vms WHERE id = ?", [vm.id])
+                self.conn.execute("DELETE FROM released_nics WHERE released_at < ?",
+                                  [now(-RELEASED_DAYS * 86400)])
                 self.conn.execute("COMMIT")
             except BaseException:
                 self.conn.execute("ROLLBACK")
                 raise
+
+    def released_macs(self) -> set[str]:
+        """MACs of the NICs this node removed with their VMs, in the last ``RELEASED_DAYS``
+        days, and gave to no VM since (see ``NodeContext.released_macs``)."""
+        with self._lock:
+            return {row[0] for row in self.conn.execute(
+                "SELECT mac FROM released_nics WHERE mac NOT IN (SELECT lower(mac) FROM nics)")}
 
     def all(self) -> list[Vm]:
         """Every VM, in id order; rows still being created are not VMs yet."""

@@ -235,9 +235,9 @@ def _snapshot_hook(node: NodeContext, vm: Vm, action: str, snapshot: Snapshot) -
 # --- clone -----------------------------------------------------------------------------
 
 
-def clone(node: NodeContext, source: Vm, request: CloneRequest) -> Vm:
-    """A new VM with a copy of a stopped VM's writable disks, a fresh uuid, name and MACs,
-    and its own provisioning (a new cloud-init instance-id)."""
+def clone(node: NodeContext, source: Vm, request: CloneRequest, owner: int = 0) -> Vm:
+    """A new VM (owned by uid ``owner``) with a copy of a stopped VM's writable disks, a
+    fresh uuid, name and MACs, and its own provisioning (a new cloud-init instance-id)."""
     from .refs import validate_name
 
     if request.name is not None:
@@ -257,7 +257,7 @@ def clone(node: NodeContext, source: Vm, request: CloneRequest) -> Vm:
         nets=[Net(name=n.name, type=n.type, options=dict(n.options)) for n in source.nets],
         kernel=source.kernel, initramfs=source.initramfs, cmdline=source.cmdline,
         firmware=source.firmware, hypervisor=source.hypervisor, user_data=source.user_data,
-        dir=str(vm_dir), pending="creating", autostart=request.autostart,
+        dir=str(vm_dir), pending="creating", autostart=request.autostart, owner_uid=owner,
     )
     need = admission.Need(vcpu=vm.vcpu, vram=vm.vram, disk=sum(d.size or 0 for d in writable))
     node.store.insert_many([vm], admit=_admit(node, need, f"a clone of VM {source.name!r}"),

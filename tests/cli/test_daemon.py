@@ -121,6 +121,7 @@ def test_openapi_describes_exactly_the_routes_served(shared_daemon):
         if path.endswith("/events"):
             continue  # a stream; checked in test_events_stream
         body = {"/node/init": b'{"parts": ["dir"]}',  # not the host's net
+                "/gc": b'{"dry_run": true}',  # nor its devices
                 "/snapshots": b'{"name": "first"}'}.get(path[path.rfind("/"):], b"{}")
         code, reply = raw(shared_daemon, method, probe, body if method in ("POST", "PATCH") else None)
         if "{ref}" in path:
@@ -129,7 +130,7 @@ def test_openapi_describes_exactly_the_routes_served(shared_daemon):
             assert code not in (404, 405), (method, path, code)
     expected = {
         ("GET", "/api/v1/node/ping"), ("GET", "/api/v1/node/info"), ("POST", "/api/v1/node/init"),
-        ("POST", "/api/v1/node/reload"),
+        ("POST", "/api/v1/node/reload"), ("POST", "/api/v1/node/gc"),
         ("GET", "/api/v1/templates"),
         ("GET", "/api/v1/vms"), ("POST", "/api/v1/vms"), ("GET", "/api/v1/vms/{ref}"),
         ("DELETE", "/api/v1/vms/{ref}"), ("PATCH", "/api/v1/vms/{ref}"),

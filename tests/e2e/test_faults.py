@@ -30,6 +30,7 @@ from pathlib import Path
 import attrs
 import pytest
 
+from virshle_core.marks import looks_like_ours
 from virshle_core.testing.netlab import Kea, Netns, Ovs, bridge_with_dhcp, tear_down
 from tests.support import (VIRSHLE, Daemon, network_config, run_cli, short_dir, wait_for,
                            write_config, write_guest_config)
@@ -115,7 +116,7 @@ def check_invariants(lab: CrashLab, where: str) -> list[tuple]:
     ifnames = {n["ifname"] for r in table if r[1] in running for n in json.loads(r[5])}
     macs = {n["mac"] for r in table for n in json.loads(r[5])}
     links = {link["ifname"] for link in json.loads(lab.ns.exec(["ip", "-j", "link"]).stdout)}
-    taps = {name for name in links if re.fullmatch(r"vm\d+n\d+", name)}
+    taps = {name for name in links if looks_like_ours(name)}
     assert taps == ifnames, f"{where}: taps {sorted(taps)} for running NICs {sorted(ifnames)}"
     ports = set(lab.ovs.ports("br0")) - {"br0"}
     assert ports == ifnames, f"{where}: OVS ports {sorted(ports)} for running NICs {sorted(ifnames)}"

@@ -17,6 +17,7 @@ from pathlib import Path
 import attrs
 import pytest
 
+from virshle_core.marks import node_tag
 from virshle_core.testing.netlab import Kea, Netns, Ovs, bridge_with_dhcp, tear_down, veth
 from tests.support import VIRSHLE, Daemon, short_dir, wait_for, write_guest_config
 
@@ -107,7 +108,8 @@ def test_tap_vm_gets_a_lease_answers_ping_and_ssh(lab):
         assert started.returncode == 0, started.stderr + node.log()[-3000:]
         vm = vm_json(lab, "web")
         (net,) = vm["nets"]
-        assert net["mac"].startswith("02:76:73:") and net["ifname"] == f"vm{vm['id']}n0"
+        tag = node_tag((node.root / "node-id").read_text().strip())
+        assert net["mac"].startswith("02:76:73:") and net["ifname"] == f"v{tag}{vm['id']}n0"
         assert net["ifname"] in lab.ovs.ports("br0")
         log = node.log()  # -vvvv: every host network change as the command line it is
         assert f"$ ip tuntap add dev {net['ifname']} mode tap vnet_hdr" in log
@@ -222,7 +224,7 @@ def test_a_tap_name_taken_by_someone_else_is_left_alone(lab):
     try:
         result = node.cli("vm", "start", "--name", "squat")
         assert result.returncode == 2
-        assert f"the interface {ifname} exists and is not Virshle's" in result.stderr
+        assert f"the interface {ifname} exists and is not this node's" in result.stderr
         assert ifname in links(lab.node_ns)  # not ours: untouched
         assert ifname not in lab.ovs.ports("br0")
     finally:
@@ -278,14 +280,25 @@ def test_listing_survives_kea_being_down(lab):
 def test_node_init_net_reaps_only_our_orphans(lab):
     node = lab.daemon
     ghost = "0f0f0f0f-0000-4000-8000-00000000dead"
+    ours = (node.root / "node-id").read_text().strip()
     ns = lab.node_ns
-    # an orphan tap and port of a VM the database does not know, marked as ours
+    # an orphan tap and port of a VM the database does not know, marked as this node's
     ns.exec(["ip", "tuntap", "add", "dev", "vm999n0", "mode", "tap"])
-    ns.exec(["ip", "link", "set", "vm999n0", "alias", f"virshle:{ghost}:main"])
+    ns.exec(["ip", "link", "set", "vm999n0", "alias", f"virshle:{ours}:{ghost}:main"])
     lab.ovs.vsctl("add-port", "br0", "vm999n0", "--", "set", "interface", "vm999n0",
-                  f"external_ids:virshle-vm={ghost}", "external_ids:virshle-created=0")
+                  f"external_ids:virshle-node={ours}", f"external_ids:virshle-vm={ghost}",
+                  "external_ids:virshle-created=0")
+    # one marked as a VM's without a node (a Virshle older than node marks): a stray
+    ns.exec(["ip", "tuntap", "add", "dev", "vm998n0", "mode", "tap"])
+    ns.exec(["ip", "link", "set", "vm998n0", "alias", f"virshle:{ghost}:main"])
     # an interface of someone else's, unmarked
     ns.exec(["ip", "tuntap", "add", "dev", "theirs0", "mode", "tap"])
+    # a lease of a VM this node removed (Kea was down then), and one of another node's VM
+    gone = node.cli("vm", "create", "-t", "tapvm", "--name", "gone", "--json").json()[0]
+    released = gone["nets"][0]["mac"]
+    assert node.cli("vm", "rm", "--name", "gone").returncode == 0
+    lab.kea.command("lease4-add", {"ip-address": "10.77.0.189", "hw-address": released,
+                                   "subnet-id": 1})
     lab.kea.command("lease4-add", {"ip-address": "10.77.0.190", "hw-address": "02:76:73:de:ad:00",
                                    "subnet-id": 1})
     lab.kea.command("lease4-add", {"ip-address": "10.77.0.191", "hw-address": "52:54:00:de:ad:01",
@@ -294,14 +307,23 @@ def test_node_init_net_reaps_only_our_orphans(lab):
         result = node.node_cli("node", "init", "--net", "-vv")
         assert result.returncode == 0, result.stderr
         assert "vm999n0" not in links(ns) and "vm999n0" not in lab.ovs.ports("br0")
-        assert "theirs0" in links(ns)
+        assert "theirs0" in links(ns) and "vm998n0" in links(ns)
+        assert "vm998n0" in result.stderr and "node gc" in result.stderr  # reported, not taken
         macs = {l["hw-address"] for l in lab.kea.leases()}
-        assert "02:76:73:de:ad:00" not in macs  # ours, of no VM: gone
-        assert "52:54:00:de:ad:01" in macs      # not ours: kept
+        assert released not in macs               # this node's, of a VM it removed: gone
+        assert "02:76:73:de:ad:00" in macs        # Virshle's prefix, but not this node's: kept
+        assert "52:54:00:de:ad:01" in macs        # not Virshle's: kept
+        dry = node.node_cli("node", "gc", "--dry-run")
+        assert dry.returncode == 0 and "would remove tap vm998n0" in dry.stdout, dry.stdout + dry.stderr
+        assert "vm998n0" in links(ns)
+        gc = node.node_cli("node", "gc", "--json")
+        assert gc.returncode == 0 and "tap vm998n0 (no node's mark)" in gc.json()["removed"]
+        assert "vm998n0" not in links(ns) and "theirs0" in links(ns)
     finally:
-        ns.exec(["ip", "link", "del", "theirs0"], check=False)
-        ns.exec(["ip", "link", "del", "vm999n0"], check=False)
-        lab.kea.command("lease4-del", {"ip-address": "10.77.0.191"})
+        for name in ("theirs0", "vm999n0", "vm998n0"):
+            ns.exec(["ip", "link", "del", name], check=False)
+        for ip in ("10.77.0.190", "10.77.0.191"):
+            lab.kea.command("lease4-del", {"ip-address": ip})
 
 
 def test_ipv6_leases_from_kea_dhcp6(lab):

@@ -93,6 +93,7 @@ def test_every_reply_matches_the_openapi_document(node):
     wire.send("POST", "/api/v1/node/init", {"parts": ["disk"]}, expect=400)
     assert template in wire.send("POST", "/api/v1/node/reload")["templates"]
     wire.send("POST", "/api/v1/node/init", {"parts": ["db"], "force_new": True}, expect=409)
+    assert wire.send("POST", "/api/v1/node/gc", {"dry_run": True})["dry_run"] is True
 
     # create, in one piece and streamed; a streamed failure is a line too
     (made,) = wire.send("POST", "/api/v1/vms", {"template": template, "name": "wire"}, expect=201)

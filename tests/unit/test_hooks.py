@@ -105,6 +105,30 @@ def test_hook_virshle_node_init(register, node, core_only):
     assert seen == [("default", frozenset({"dir", "db", "net"}))]
 
 
+def test_hook_virshle_node_gc(register, node, core_only):
+    from virshle_core.daemon.init import gc_node
+
+    seen = []
+
+    class Plugin:
+        @hookimpl
+        def virshle_node_gc(self, node, dry_run):
+            seen.append((node.name, dry_run, node.id))
+            return [] if not dry_run else ["tap vm1n0 (no node's mark)"]
+
+    class Quiet:
+        @hookimpl
+        def virshle_node_gc(self, node):
+            return None
+
+    register(Plugin())
+    register(Quiet())
+    assert gc_node(node.config, True) == ["tap vm1n0 (no node's mark)"]
+    assert gc_node(node.config, False) == []
+    identity = (node.root / "node-id").read_text().strip()
+    assert seen == [("default", True, identity), ("default", False, identity)]
+
+
 def test_hook_virshle_node_info(register, node):
     class First:
         @hookimpl

@@ -134,10 +134,21 @@ def test_ownership_marks():
     from virshle_core.marks import mark, vm_of
     from virshle_core.models import Net, Vm
 
-    vm = Vm(id=1, uuid="0f0e-uuid", name="a", node="n", template="t", vcpu=1, vram=1)
-    assert mark(vm, Net(name="main", type="tap")) == "virshle:0f0e-uuid:main"
-    assert vm_of("virshle:0f0e-uuid:main") == "0f0e-uuid"
+    from virshle_core.marks import looks_like_ours, owned, parse
+    from virshle_core.models import NodeContext
+
+    vm = Vm(id=1, uuid="0f0e-uuid", name="a", node="n", template="t", vcpu=1, vram=1, dir="/nowhere")
+    node = NodeContext(name="n", config=None, id="node-1")
+    net = Net(name="main", type="tap")
+    assert mark(vm, net, node) == "virshle:node-1:0f0e-uuid:main"
+    assert parse("virshle:node-1:0f0e-uuid:main") == ("node-1", "0f0e-uuid")
+    assert parse("virshle:0f0e-uuid:main") == (None, "0f0e-uuid")  # before marks named nodes
+    assert vm_of("virshle:node-1:0f0e-uuid:main") == vm_of("virshle:0f0e-uuid:main") == "0f0e-uuid"
     assert vm_of("someone else's") is None and vm_of(None) is None and vm_of("virshle:") is None
+    assert owned("virshle:node-1:0f0e-uuid:main", vm, net, "x", node)
+    assert owned("virshle:0f0e-uuid:main", vm, net, "x", node)  # its own VM's older mark
+    assert not owned("virshle:node-2:0f0e-uuid:main", vm, net, "x", node)  # another node's
+    assert looks_like_ours("vm3n0") and looks_like_ours("vqkd12n1") and not looks_like_ours("veth0")
 
 
 def test_trace_hooks_logs_each_call_its_plugins_and_time(tmp_path):

@@ -113,8 +113,27 @@ def test_nics_get_unique_macs_and_interface_names(tmp_path):
     assert len(set(macs)) == len(macs) == 80 and len(set(names)) == 80
     assert all(m.startswith("02:76:73:") for m in macs)
     assert all(len(n) <= 15 for n in names)
-    assert store.get("n3").nets[1].ifname == "vm4n1"  # stored, stable
+    assert store.get("n3").nets[1].ifname == f"v{store.tag}4n1"  # stored, stable
     assert nic_macs(store) == set(macs)
+
+
+def test_two_roots_on_one_host_name_their_first_nic_apart(tmp_path):
+    """Both roots once named their first VM's tap vm1n0: one host, one name, two owners."""
+    from virshle_core.marks import node_tag
+    from virshle_core.models import Net
+
+    firsts = []
+    for root, identity in (("one", "0b0b0b0b-0000-4000-8000-000000000001"),
+                           ("two", "0b0b0b0b-0000-4000-8000-000000000002")):
+        (tmp_path / root).mkdir()
+        (tmp_path / root / "node-id").write_text(identity + "\n")
+        store = Store(tmp_path / root / "v.sqlite")
+        vm = make_vm("first")
+        vm.nets = [Net(name="main", type="tap")]
+        first = store.insert(vm)
+        assert first.id == 1 and store.tag == node_tag(identity)
+        firsts.append(first.nets[0].ifname)
+    assert firsts[0] != firsts[1] and all(len(name) <= 15 for name in firsts)
 
 
 def test_v1_databases_get_their_nics_on_upgrade(tmp_path, monkeypatch):

@@ -139,7 +139,8 @@ def info(settings, ref, node_name: str | None, refresh: bool, as_json: bool) -> 
         return
     rows = [
         ("name", vm.name), ("id", vm.id), ("uuid", vm.uuid), ("node", vm.node),
-        ("template", vm.template), ("state", state(vm.state)), ("vcpu", vm.vcpu),
+        ("template", vm.template), ("owner", vm.owner or "-"), ("state", state(vm.state)),
+        ("vcpu", vm.vcpu),
         ("vram", human_size(vm.vram)),
         ("disks", ", ".join(f"{d.name} {human_size(d.size)} {d.path}" for d in vm.disks) or "-"),
         ("nets", ", ".join(f"{n.name} ({n.type}) {n.mac or ''}" for n in vm.nets) or "-"),

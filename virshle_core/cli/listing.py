@@ -35,7 +35,7 @@ def list_vms(settings, node_name: str | None, state_filter: str | None, as_json:
         multi = len(results) > 1
         headers = ["id", "name"] + (["node"] if multi else []) + ["vcpu", "vram", "state"]
         if v >= 1:
-            headers += ["disks", "ips", "provision"]
+            headers += ["owner", "disks", "ips", "provision"]
         if v >= 2:
             headers += ["created_at", "updated_at"]
         if v >= 3:
@@ -45,7 +45,8 @@ def list_vms(settings, node_name: str | None, state_filter: str | None, as_json:
             row = [vm.id, vm.name] + ([vm.node] if multi else [])
             row += [vm.vcpu, human_size(vm.vram), state(vm.state)]
             if v >= 1:
-                row += [", ".join(f"{d.name} ({human_size(d.size)})" for d in vm.disks) or "-",
+                row += [vm.owner or "-",
+                        ", ".join(f"{d.name} ({human_size(d.size)})" for d in vm.disks) or "-",
                         ", ".join(vm.ips) or "-", provision_summary(vm.provision)]
             if v >= 2:
                 row += [vm.created_at, vm.updated_at]
@@ -54,7 +55,7 @@ def list_vms(settings, node_name: str | None, state_filter: str | None, as_json:
             rows.append(row)
         # on a narrow terminal these go first, in this order (--wide keeps them)
         echo(table(headers, rows, optional=["uuid", "updated_at", "created_at", "provision",
-                                            "disks", "node"]))
+                                            "disks", "owner", "node"]))
     for name, error in failures:
         echo(f"Error: node {name}: {error.message}", err=True)
     show_node_warnings(settings, [client for client, _, _ in results])

@@ -50,6 +50,8 @@ def node_init(settings: Settings, all_: bool, dir_: bool, db: bool, net: bool, f
     daemon = _serving(settings)
     if daemon is not None:  # the daemon does it (its event stream hears it), or refuses
         done = daemon.init(sorted(parts), force_new=force_new).done
+        for message in daemon.warnings:  # what it left alone, as node init in this process says
+            click.echo(f"Warning: {message}", err=True)
     else:
         done = init_node(settings.config, parts, node_name=settings.config.host.name,
                          force_new=force_new)
@@ -68,6 +70,44 @@ def node_init(settings: Settings, all_: bool, dir_: bool, db: bool, net: bool, f
             click.echo(f"{part:<7} " + "\n        ".join(items))
     how = "`systemctl start virshle`" if systemd else "`virshle node serve`"
     click.echo(f"Node ready at {settings.config.host.root_path}. Start it with {how}.")
+
+
+@node.command("gc")
+@click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@verbosity_options
+@click.pass_obj
+def node_gc(settings: Settings, dry_run: bool, as_json: bool) -> None:
+    """Remove what looks like Virshle's on this host but no node owns.
+
+    \b
+    node init and a daemon's start reap only what carries this node's mark.
+    Taps, OVS ports and macvtaps that look like Virshle's but carry no node's
+    mark (left by a Virshle older than the marks, or made by hand) are only
+    reported; gc removes them. What another node marked is never touched.
+
+    \b
+    Examples:
+      virshle node gc --dry-run
+      virshle node gc
+    """
+    from ..daemon.init import gc_node
+
+    daemon = _serving(settings)
+    if daemon is not None:
+        removed = daemon.gc(dry_run).removed
+    else:
+        removed = gc_node(settings.config, dry_run, node_name=settings.config.host.name)
+    if as_json:
+        emit_json({"dry_run": dry_run, "removed": removed})
+        return
+    if settings.verbosity < 0:
+        return
+    verb = "would remove" if dry_run else "removed"
+    for line in removed:
+        click.echo(f"{verb} {line}")
+    if not removed:
+        click.echo("Nothing to remove: every device that looks like Virshle's has its node's mark.")
 
 
 def _serving(settings: Settings):

@@ -226,6 +226,11 @@ class NodeClient:
         return self.read(api.NodeInitResult, self.post(
             "/node/init", request.to_json(), timeout=max(self.timeout, 120.0)))
 
+    def gc(self, dry_run: bool) -> api.NodeGcResult:
+        """``node gc`` run by the daemon: the strays no node marked go."""
+        request = api.NodeGcRequest(dry_run=dry_run)
+        return self.read(api.NodeGcResult, self.post("/node/gc", request.to_json()))
+
     def reload(self) -> api.ReloadResult:
         """The daemon reads its configuration file again (``node reload``)."""
         return self.read(api.ReloadResult, self.post("/node/reload"))

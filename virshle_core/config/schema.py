@@ -95,6 +95,8 @@ class HostConfig:
     max_count: Percent = 1024
     ssh_authorized_keys: list[str] = attrs.Factory(list)
     limits: HostLimits = attrs.Factory(HostLimits)
+    admin_group: str = "virshle-admin"
+    """Its members act on every VM of the node, as root does (docs/operating.md, "Owners")."""
 
     @property
     def root_path(self) -> Path:

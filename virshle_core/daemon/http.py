@@ -67,6 +67,7 @@ class Request:
         self.query: dict[str, str] = dict(parse_qsl(parts.query, keep_blank_values=True))
         self.headers = Headers((k.decode("latin-1"), v.decode("latin-1")) for k, v in event.headers)
         self.match_info: dict[str, str] = {}
+        self.connection_state = connection.state  # what handlers keep per connection (its peer)
         length = self.headers.get("content-length")
         self.content_length = int(length) if length is not None else None
         self.body = b""
@@ -208,6 +209,7 @@ class _Connection:
         self.answered: StreamResponse | None = None  # a reply its handler started itself
         self._watch: asyncio.Task | None = None
         self.gone = False  # the client closed its end: nothing more is sent
+        self.state: dict[str, Any] = {"socket": writer.get_extra_info("socket")}
 
     async def send(self, event: Any) -> None:
         await self.send_raw(self.h11.send(event))

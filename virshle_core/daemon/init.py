@@ -28,6 +28,7 @@ from .. import events
 from ..config import Config
 from ..errors import UsageError, VirshleError
 from ..log import log_command, logger
+from ..marks import NODE_ID, node_id
 from ..models import NodeContext
 from ..plugins import hooks
 
@@ -122,29 +123,6 @@ def ensure_group(name: str = GROUP) -> int | None:
     return grp.getgrnam(name).gr_gid
 
 
-NODE_ID = "node-id"
-
-
-def node_id(root: Path) -> str:
-    """The node's identity, a uuid kept in ``<root>/node-id`` (made the first time): two
-    entries of a CLI's config that reach the same daemon are told apart by it."""
-    import uuid
-
-    path = root / NODE_ID
-    try:
-        text = path.read_text().strip()
-        if text:
-            return text
-    except FileNotFoundError:
-        pass
-    identity = str(uuid.uuid4())
-    partial = path.with_name(f".{NODE_ID}.partial")
-    partial.write_text(identity + "\n")
-    os.chmod(partial, 0o640)  # nothing under the root is for other users (secure())
-    os.replace(partial, path)
-    return identity
-
-
 def init_node(config: Config, parts: set[str], node_name: str = "default",
               force_new: bool = False, store: "Store | None" = None) -> dict[str, list[str]]:
     """Prepare the parts asked for; return what was done, per part.
@@ -225,3 +203,20 @@ def init_node(config: Config, parts: set[str], node_name: str = "default",
             "no installed plugin prepares the network"]
     events.emit(events.NODE_INITIALIZED, node_name, parts=sorted(parts), root=str(root))
     return done
+
+
+def gc_node(config: Config, dry_run: bool, node_name: str = "default",
+            store: "Store | None" = None) -> list[str]:
+    """``node gc``: the plugins remove the strays that look like Virshle's but carry no
+    node's mark (``virshle_node_gc``); return what went, or with ``dry_run`` would go."""
+    node = NodeContext(name=node_name, config=config, store=store)
+    opened = store is None and config.host.db_path.exists()
+    if opened:  # the node's own VMs are never strays
+        from ..store import Store
+
+        node.store = Store(config.host.db_path, node=node_name)
+    try:
+        return hooks().node_gc(node=node, dry_run=dry_run)
+    finally:
+        if opened:
+            node.store.close()

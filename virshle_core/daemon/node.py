@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
 from .. import lifecycle, progress, verbs
+from . import access
 from ..models import NodeContext
 from ..refs import VmRef
 
@@ -33,7 +34,16 @@ class Node:
         self.work: set[asyncio.Future] = set()  # blocking operations running in threads
         self.flags: set[progress.CancelFlag] = set()  # cancel flags of creates in flight
         self.closing = False
-        self.id = ""  # <root>/node-id, read at start-up: which daemon this is
+
+    @property
+    def id(self) -> str:
+        """``<root>/node-id``, read at start-up (empty before): which daemon this is, and the
+        mark of what it makes on the host."""
+        return self.context._id
+
+    @id.setter
+    def id(self, value: str) -> None:
+        self.context.id = value
 
     @property
     def store(self) -> "Store | None":
@@ -65,8 +75,11 @@ class Node:
     # --- resolve, lock -----------------------------------------------------------------
 
     async def find(self, ref: str) -> "Vm":
-        """The VM ``ref`` names (``id:7``, ``name:web``, ``uuid:…`` or bare)."""
-        return await self.run(self.store.get, VmRef.parse(ref))
+        """The VM ``ref`` names (``id:7``, ``name:web``, ``uuid:…`` or bare), when the caller
+        may act on it (its owner, or an admin: ``access.py``)."""
+        vm = await self.run(self.store.get, VmRef.parse(ref))
+        access.check_owner(vm)
+        return vm
 
     @asynccontextmanager
     async def locked(self, ref: str) -> AsyncIterator["Vm"]:
@@ -133,8 +146,8 @@ class Node:
 
     async def create(self, request: "CreateRequest", flag: progress.CancelFlag | None = None,
                      reporter: progress.Reporter | None = None) -> list["Vm"]:
-        return await self.run_to_end(lifecycle.create, self.context, request, flag=flag,
-                                     reporter=reporter)
+        return await self.run_to_end(lifecycle.create, self.context, request, access.owner_uid(),
+                                     flag=flag, reporter=reporter)
 
     async def start(self, vm: "Vm") -> "Vm":
         return await self.run_to_end(lifecycle.start, self.context, vm)
@@ -166,8 +179,8 @@ class Node:
 
     async def clone(self, vm: "Vm", request: "CloneRequest", flag: progress.CancelFlag | None = None,
                     reporter: progress.Reporter | None = None) -> "Vm":
-        return await self.run_to_end(verbs.clone, self.context, vm, request, flag=flag,
-                                     reporter=reporter)
+        return await self.run_to_end(verbs.clone, self.context, vm, request, access.owner_uid(),
+                                     flag=flag, reporter=reporter)
 
     async def delete(self, vm: "Vm", force: bool) -> "Vm":
         vm = await self.run_to_end(lifecycle.delete, self.context, vm, force)

@@ -14,7 +14,7 @@ from typing import Any, Callable
 from .. import api, lifecycle, progress
 from ..errors import Conflict, UsageError, VirshleError, cut
 from ..log import logger
-from . import nodeinfo
+from . import access, nodeinfo
 from .http import HTTPError, Request, Response, Router, StreamResponse, json_response
 from .node import Node
 from .openapi import Route, openapi_document
@@ -38,6 +38,9 @@ class Api:
             Route("POST", "/node/init", self.init, "Prepare the node again (node init): its "
                   "directories, database and host network; announces node-initialized.",
                   body=api.NodeInitRequest, response=api.NodeInitResult),
+            Route("POST", "/node/gc", self.gc, "Remove what looks like Virshle's on the host "
+                  "but carries no node's mark (node gc); with dry_run, only say what would go.",
+                  body=api.NodeGcRequest, response=api.NodeGcResult),
             Route("POST", "/node/reload", self.reload, "Read the configuration file again: "
                   "templates, limits and plugin tables take effect for new operations; a file "
                   "that does not validate is refused whole (400 bad_config) and the old one "
@@ -84,6 +87,10 @@ class Api:
 
     async def handle(self, request: Request) -> Response:
         """Route one request; every error becomes a reply in the JSON error shape."""
+        state = request.connection_state
+        if "caller" not in state:  # the peer of the socket, once per connection
+            state["caller"] = access.peer(state.get("socket"), self.node.config.host.admin_group)
+        access.CALLER.set(state["caller"])
         try:
             response = await self.router.resolve(request)(request)
         except VirshleError as exc:
@@ -151,18 +158,30 @@ class Api:
     async def init(self, request: Request) -> Response:
         from .init import init_node
 
+        access.check_admin("node init", self.node.config.host.admin_group)
         body = (await self.body(request, api.NodeInitRequest) if request.can_read_body
                 else api.NodeInitRequest())
         if body.force_new:
             raise Conflict("this daemon has the database open: it cannot be set aside now",
                            "Stop `virshle node serve`, then run `virshle node init --db --force-new`.",
                            code="daemon_running")
-        done = await self.node.run_to_end(init_node, self.node.config, set(body.parts),
-                                          self.node.name, False, self.node.store)
+        done, warnings = await self.node.run_to_end(self._with_notices, lambda: init_node(
+            self.node.config, set(body.parts), self.node.name, False, self.node.store))
         root = str(self.node.config.host.root_path)
-        return json_response(api.NodeInitResult(root=root, done=done).to_json())
+        return json_response(api.NodeInitResult(root=root, done=done).to_json(),
+                             headers=_warning_headers(warnings))
+
+    async def gc(self, request: Request) -> Response:
+        from .init import gc_node
+
+        access.check_admin("node gc", self.node.config.host.admin_group)
+        body = await self.body(request, api.NodeGcRequest) if request.can_read_body else api.NodeGcRequest()
+        removed = await self.node.run_to_end(gc_node, self.node.config, body.dry_run,
+                                             self.node.name, self.node.store)
+        return json_response(api.NodeGcResult(dry_run=body.dry_run, removed=removed).to_json())
 
     async def reload(self, request: Request) -> Response:
+        access.check_admin("node reload", self.node.config.host.admin_group)
         config = await self.node.run(self.node.reload)
         logger.info("configuration reloaded from {}", config.path or "the defaults")
         for message in config.warnings:
@@ -182,7 +201,8 @@ class Api:
         if state is not None and state not in api.STATES:
             raise UsageError(f"unknown state {state!r}", f"States: {', '.join(api.STATES)}.",
                              code="bad_state")
-        vms, warnings = await self.node.run(self._with_notices, lambda: self._vm_json(self.node.store.all()))
+        vms, warnings = await self.node.run(self._with_notices, lambda: self._vm_json(
+            [vm for vm in self.node.store.all() if access.may_see(vm.owner_uid)]))
         if state:
             vms = [vm for vm in vms if vm["state"] == state]
         return json_response(vms, headers=_warning_headers(warnings))

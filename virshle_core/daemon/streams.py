@@ -13,6 +13,7 @@ from ..errors import Conflict, NotFound, VirshleError
 from ..log import logger
 from .http import Request, Response, StreamResponse
 from .websocket import WebSocketResponse
+from . import access
 from .node import Node
 
 
@@ -31,8 +32,9 @@ class EventHub:
         def receive(sender: Any, **data: Any) -> None:
             event = {"event": name, "node": sender, **data}  # its fields: events.emit checked them
             line = json.dumps(event, default=str) + "\n"
+            owner = (data.get("vm") or {}).get("owner") if isinstance(data.get("vm"), dict) else None
             for queue in list(self.queues):
-                self.loop.call_soon_threadsafe(queue.put_nowait, line)
+                self.loop.call_soon_threadsafe(queue.put_nowait, (owner, line))
 
         return receive
 
@@ -67,14 +69,17 @@ class Streams:
         await response.prepare(request)
         queue: asyncio.Queue = asyncio.Queue()
         self.hub.queues.add(queue)
+        caller = access.caller()  # a member hears only of its own VMs
         try:
             hello = api.Hello(event="hello", node=self.node.name)
             await response.write(json.dumps(hello.to_json()).encode() + b"\n")
             while True:
-                line = await queue.get()
-                if line is None:
+                item = await queue.get()
+                if item is None:
                     break
-                await response.write(line.encode())
+                owner, line = item
+                if owner is None or caller is None or caller.admin or owner == caller.name:
+                    await response.write(line.encode())
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:

@@ -34,6 +34,34 @@ def virshle_node_init(node: NodeContext, parts: frozenset[str]) -> None:
 
 
 @hookspec
+def virshle_node_gc(node: NodeContext, dry_run: bool) -> list[str] | None:
+    """Remove the strays that look like yours but that no node owns (``virshle node gc``).
+
+    ``node init`` and reconcile reap only what carries this node's mark; what
+    looks like Virshle's without any node's mark (made by a Virshle older than
+    the marks, or by hand) is only reported. The operator removes it, on
+    purpose, with ``node gc``; ``--dry-run`` asks what would go. Never remove
+    what another node marked: it may be alive on the same host. All
+    implementations are called.
+
+    :param node: the local node (``node.id`` is its mark).
+    :param dry_run: say what you would remove, and remove nothing.
+    :returns: one line per object removed (or that would be), such as
+        ``"tap vm3n0 (no node's mark)"``; None or ``[]`` when there is none.
+
+    Example::
+
+        @hookimpl
+        def virshle_node_gc(node, dry_run):
+            strays = find_strays(node)
+            if not dry_run:
+                for name in strays:
+                    remove(name)
+            return [f"tap {name}" for name in strays]
+    """
+
+
+@hookspec
 def virshle_node_info(node: NodeContext) -> dict[str, Any] | None:
     """Extra health fields for ``node info`` and ``node ls --all --json``.
 

@@ -8,8 +8,9 @@ records for them.
 
 - listings: one ``lease4-get-all`` per listing, matched to NICs by MAC;
 - ``vm rm``: the VM's leases are deleted (``lease4-del``);
-- ``node init --net``: leases of MACs with Virshle's prefix that belong to
-  no VM of this node are deleted.
+- ``node init --net``: leases left by VMs this node removed (their MACs are
+  remembered for 30 days: ``node.released_macs()``) are deleted; a lease of
+  another node sharing this Kea is never touched.
 
 Kea unreachable: listings still work (no IPs), and a notice says why.
 """
@@ -22,7 +23,6 @@ import attrs
 
 from virshle_core import hookimpl, notice
 from virshle_core.config import field_check
-from virshle_core.marks import MAC_PREFIX
 
 
 
@@ -126,13 +126,14 @@ def virshle_node_init(node, parts):
         return
     from .client import KeaClient, KeaError
 
-    known = {net.mac.lower() for vm in node.vms() for net in vm.nets if net.mac}
+    released = node.released_macs()  # this node's own: several nodes may share one Kea
+    if not released:
+        return
     for family, url in config.servers():
         try:
             client = KeaClient(url, config.timeout, family)
             for lease in client.leases():
-                mac = (lease.get("hw-address") or "").lower()
-                if mac.startswith(MAC_PREFIX + ":") and mac not in known:
+                if (lease.get("hw-address") or "").lower() in released:
                     client.delete(lease)
         except KeaError as exc:
             notice(f"Kea at {url} is unreachable; orphan leases were not cleaned: {exc}")

@@ -22,7 +22,8 @@ from virshle_core.errors import VirshleError
 from virshle_core.models import Net, NodeContext, Vm
 import virshle_macvtap
 
-node = NodeContext(name="t", config=parse_config(sys.argv[1], path=None, sections=config_sections()))
+node = NodeContext(name="t", config=parse_config(sys.argv[1], path=None, sections=config_sections()),
+                   id="11111111-1111-4111-8111-111111111111")
 vm = Vm(id=9, uuid="5e1c3b2a-0000-4000-8000-000000000009", name="m", node="t", template="t",
         vcpu=1, vram=1, dir=sys.argv[3],
         nets=[Net(name="up", type=os.environ.get("NET_TYPE", "mac_v_tap"), mac="52:54:00:00:00:09", ifname="vm9n0",

@@ -42,7 +42,7 @@ def virshle_net_attach(vm, net, node):
         return None
     from .link import attach
 
-    return attach(vm, net, net.options.get("link") or config_of(node).link)
+    return attach(vm, net, net.options.get("link") or config_of(node).link, node)
 
 
 @hookimpl
@@ -51,7 +51,7 @@ def virshle_net_detach(vm, net, node):
         return None
     from .link import detach
 
-    detach(vm, net)
+    detach(vm, net, node)
     return True
 
 
@@ -61,4 +61,11 @@ def virshle_node_init(node, parts):
         return
     from .link import reap_orphans
 
-    reap_orphans({vm.uuid for vm in node.vms()})
+    reap_orphans(node)
+
+
+@hookimpl
+def virshle_node_gc(node, dry_run):
+    from .link import gc
+
+    return gc(node, dry_run)

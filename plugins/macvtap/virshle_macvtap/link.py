@@ -29,7 +29,7 @@ def _open_tap_device(index: int, name: str) -> int:
     return os.open(path, os.O_RDWR | os.O_CLOEXEC)
 
 
-def attach(vm, net, link: str | None) -> NetAttachment:
+def attach(vm, net, link: str | None, node) -> NetAttachment:
     name = net.ifname
     if link is None:
         link = netdev.default_route_link()
@@ -43,11 +43,11 @@ def attach(vm, net, link: str | None) -> NetAttachment:
             f"VM {vm.name!r}: the macvtap link {link!r} of net {net.name!r} does not exist",
             "Fix link under [template.vm.net.type.mac_v_tap] (see `ip link`).",
             code="macvtap_link_missing")
-    netdev.claim(vm, net, name)
+    netdev.claim(vm, net, name, node)
     netdev.ip("link", "add", "link", link, "name", name, "address", net.mac,
               "type", "macvtap", "mode", "bridge")
     try:
-        netdev.ip("link", "set", name, "alias", mark(vm, net), "up")
+        netdev.ip("link", "set", name, "alias", mark(vm, net, node), "up")
         settle(vm, name)
         fd = _open_tap_device(netdev.index(name), name)
         os.set_inheritable(fd, True)
@@ -57,16 +57,24 @@ def attach(vm, net, link: str | None) -> NetAttachment:
     return NetAttachment(net=net.name, type="mac_v_tap", ifname=name, mac=net.mac, fds=[fd])
 
 
-def detach(vm, net) -> None:
+def detach(vm, net, node) -> None:
     if not net.ifname:
         return
-    if netdev.exists(net.ifname) and owned(netdev.alias(net.ifname), vm, net, net.ifname):
+    if netdev.exists(net.ifname) and owned(netdev.alias(net.ifname), vm, net, net.ifname, node):
         netdev.delete(net.ifname)
     settle(vm, net.ifname)
 
 
-def reap_orphans(known: set[str]) -> list[str]:
-    reaped = netdev.reap_unknown(known, "macvtap")
+def reap_orphans(node) -> list[str]:
+    reaped = netdev.reap_unknown(node, "macvtap")
     if reaped:
         logger.info("reaped orphan macvtaps: {}", ", ".join(reaped))
     return reaped
+
+
+def gc(node, dry_run: bool) -> list[str]:
+    strays = netdev.sort_out(node, "macvtap")[1]
+    if not dry_run:
+        for name in strays:
+            netdev.delete(name)
+    return [f"macvtap {name} (no node's mark)" for name in strays]

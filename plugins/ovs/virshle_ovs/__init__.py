@@ -2,13 +2,14 @@
 
 At start, each NIC gets a persistent tap (``vnet_hdr``, single queue, as
 QEMU and cloud-hypervisor open it) named by the core (``vm<id>n<index>``),
-added to the bridge as a plain port tagged with ``external_ids`` (VM uuid,
-net name, creation time). Never an OVS ``type=tap`` port: OVS holds those
+added to the bridge as a plain port tagged with ``external_ids`` (the node's
+identity, VM uuid, net name, creation time). Never an OVS ``type=tap`` port: OVS holds those
 and the VMM gets EBUSY. At stop and rm the port and the tap go.
 
 ``node init --net`` creates the bridge when it is missing (the kernel
 datapath when the ``openvswitch`` module is loaded, else ``netdev``, the
-userspace one) and reaps ports and taps of VMs the database does not know.
+userspace one) and reaps this node's ports and taps of VMs its database does
+not know; what names no node is reported, and ``node gc`` removes it.
 
 Every change is logged at ``-vvvv`` as the ``ovs-vsctl`` / ``ip`` command
 it is (OVSDB is driven through ``ovs-vsctl`` with argument lists).
@@ -38,7 +39,7 @@ class OvsConfig:
         validator=field_check(lambda v: None if v in DATAPATHS
                               else f'must be one of {", ".join(DATAPATHS)}'))
     grace: float = 60.0
-    """Seconds an unknown port must have existed before node init reaps it."""
+    """Seconds an unknown port (and its tap) must have existed before node init reaps it."""
 
 
 def config_of(node) -> OvsConfig:
@@ -66,7 +67,26 @@ def virshle_node_init(node, parts):
         return
     switch = Switch(config_of(node))
     switch.ensure_bridge()
-    switch.reap_orphans({vm.uuid for vm in node.vms()})
+    switch.reap_orphans(node)
+
+
+@hookimpl
+def virshle_node_gc(node, dry_run):
+    import shutil
+
+    if not shutil.which("ovs-vsctl"):
+        return None
+    from .switch import Switch
+
+    from virshle_core import VirshleError, notice
+
+    switch = Switch(config_of(node))
+    try:
+        switch.check_running()
+    except VirshleError as exc:  # no switch: none of its ports to clean; its taps wait
+        notice(f"OVS ports and taps were not looked at: {exc.message}")
+        return None
+    return switch.gc(node, dry_run)
 
 
 @hookimpl
@@ -75,7 +95,7 @@ def virshle_net_attach(vm, net, node):
         return None
     from .switch import Switch
 
-    return Switch(config_of(node)).attach(vm, net)
+    return Switch(config_of(node)).attach(vm, net, node)
 
 
 @hookimpl
@@ -84,7 +104,7 @@ def virshle_net_detach(vm, net, node):
         return None
     from .switch import Switch
 
-    Switch(config_of(node)).detach(vm, net)
+    Switch(config_of(node)).detach(vm, net, node)
     return True
 
 
