@@ -54,7 +54,7 @@ def check(node: str, limits: Any, capacity: Capacity, totals: dict[str, int], ne
         ("ram", totals["vram"], need.vram, capacity.ram, limits.ram, human_size,
          human_size(capacity.ram)),
         ("disk", totals["disk"], need.disk, capacity.disk, limits.disk, human_size,
-         f"the {human_size(capacity.disk)} under its root"),
+         f"{human_size(capacity.disk)} under its root"),
     )
     for resource, reserved, needed, total, limit, amount, whole in rules:
         allowed = total * limit // 100

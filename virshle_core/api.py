@@ -160,6 +160,9 @@ class Snapshot(Record):
     state: VmState = "shutdown"
     size: int = 0
     created_at: str = ""
+    vcpu: int | None = None
+    vram: int | None = None
+    """The VM's vcpu and vram when it was taken: its memory restores into that shape alone."""
 
 
 class SnapshotRequest(Record):
@@ -365,6 +368,12 @@ class Hello(Event):
     """The first line of the stream: it is open."""
 
 
+class StreamDropped(Event):
+    """The last line of a stream whose reader fell too far behind; it ends after it."""
+
+    reason: str
+
+
 class VmEvent(Event):
     vm: Vm
 
@@ -443,6 +452,7 @@ class NodeInitialized(Event):
 
 EVENTS: dict[str, type[Event]] = {
     "hello": Hello,
+    "stream-dropped": StreamDropped,
     "vm-created": VmCreated,
     "vm-started": VmStarted,
     "vm-stopped": VmStopped,

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from . import hookimpl
 from .errors import VirshleError
-from .images import check_snapshot_disks, image_format, qemu_img, virtual_size
+from .images import check_snapshot_disks, image_format, qemu_img, snapshot_id, virtual_size
 from .log import logger
 from .models import ClonedDisk, NodeContext
 from .progress import check_cancelled, report
@@ -161,14 +161,18 @@ def virshle_snapshot(vm, action: str, snapshot, node: NodeContext) -> bool | Non
     done = []
     try:
         for disk in disks:
-            try:
-                qemu_img("snapshot", flag, snapshot.name, disk.path,
-                         what=f"VM {vm.name!r}: snapshot {action} of {snapshot.name!r} on disk "
-                              f"{disk.name!r}")
-            except VirshleError as exc:
-                if action == "delete" and "not found" in exc.message:
-                    continue  # a create cut short never made it on this disk
-                raise
+            what = f"VM {vm.name!r}: snapshot {action} of {snapshot.name!r} on disk {disk.name!r}"
+            target = snapshot.name  # create and delete (-d) look the name up, and only it
+            if action != "create":
+                held = snapshot_id(disk.path, snapshot.name)
+                if held is None:
+                    if action == "delete":
+                        continue  # a create cut short never made it on this disk
+                    raise VirshleError(f"{what}: the disk holds no snapshot of that name",
+                                       code="snapshot_not_found")
+                if action == "restore":  # -a looks an id up before a name: give it the id
+                    target = held
+            qemu_img("snapshot", flag, target, disk.path, what=what)
             done.append(disk)
     except BaseException:
         if action == "create":  # all the disks, or none
@@ -204,7 +208,7 @@ def virshle_disk_copy(vm, disk, dest: str, node: NodeContext) -> ClonedDisk:
 
             info = json.loads(qemu_img("info", "--output=json", "-U", str(target),
                                        what=f"reading the copy of disk {disk.name!r}"))
-            for held in info.get("snapshots") or []:
+            for held in info.get("snapshots") or []:  # -d looks up names alone
                 qemu_img("snapshot", "-d", held["name"], str(target),
                          what=f"dropping snapshot {held['name']!r} from the copy of disk {disk.name!r}")
             backing = info.get("full-backing-filename") or info.get("backing-filename")

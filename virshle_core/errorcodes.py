@@ -32,6 +32,8 @@ class ErrorCode(StrEnum):
     BAD_BODY = "bad_body"
     BAD_HTTP = "bad_http"
     BODY_TOO_LARGE = "body_too_large"
+    BODY_TIMEOUT = "body_timeout"
+    TOO_MANY_CONNECTIONS = "too_many_connections"
     URI_TOO_LONG = "uri_too_long"
     HEADERS_TOO_LARGE = "headers_too_large"
     NO_ROUTE = "no_route"
@@ -54,8 +56,11 @@ class ErrorCode(StrEnum):
     TEMPLATE_NOT_FOUND = "template_not_found"
     TEMPLATE_DISK_MISSING = "template_disk_missing"
     DIGEST_MISMATCH = "digest_mismatch"
+    DOWNLOAD_FAILED = "download_failed"
+    DOWNLOAD_TOO_SLOW = "download_too_slow"
     # where VMs go
     LIMIT_EXCEEDED = "limit_exceeded"
+    NO_SPACE = "no_space"
     NODE_FULL = "node_full"
     NO_NODE_FITS = "no_node_fits"
     # a VM's state
@@ -67,6 +72,7 @@ class ErrorCode(StrEnum):
     # snapshots and disks
     SNAPSHOT_NOT_FOUND = "snapshot_not_found"
     SNAPSHOT_EXISTS = "snapshot_exists"
+    SNAPSHOT_SHAPE = "snapshot_shape"
     DISK_NOT_FOUND = "disk_not_found"
     BAD_SIZE = "bad_size"
     QEMU_IMG_FAILED = "qemu_img_failed"

@@ -22,6 +22,10 @@ def authorized_keys(entries: list[str]) -> list[str]:
     keys: list[str] = []
     for entry in entries:
         text = entry.strip()
+        if "\n" in text or "\r" in text:  # a second line would be a second key, unchecked
+            raise UsageError("ssh_authorized_keys: an entry must be one line (one key, or one "
+                             f"file's path); this one has {len(text.splitlines())}",
+                             "Give each key as its own entry of the list.", code="bad_key")
         if text.startswith(KEY_TYPES):
             lines = [text]
             where = "the key"

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from . import events
 from .api import CreateRequest
+from .images import repair_leaks
 from .intake import check_request
 from .config import VmTemplate
 from .errors import Cancelled, Conflict, NotFound, UsageError, VirshleError
@@ -49,7 +50,8 @@ def create(node: NodeContext, request: CreateRequest, owner: int = 0) -> list[Vm
     template, names, user_data = check_request(node, request)
     images: dict[str, tuple[str, int, Path]] = {}
     for disk in template.disk:
-        source = (fetch(disk.path, disk.sha256 or "", node.root / "cache") if disk.is_url
+        source = (fetch(disk.path, disk.sha256 or "", node.root / "cache",
+                        node.config.host.downloads) if disk.is_url
                   else disk.expanded_path)
         fmt = image_format(source)
         images[disk.name] = (fmt, virtual_size(source, fmt), source)
@@ -125,11 +127,8 @@ def _make_files(node: NodeContext, template: VmTemplate, vm: Vm) -> None:
                 result = ClonedDisk(format=result.get("format", disk.format),
                                     size=result.get("size", disk.size))
             disk.format, disk.size = result.format, result.size
-        if vm.user_data is not None:
-            step = "user-data"
-            fd = os.open(vm_dir / "user-data", os.O_WRONLY | os.O_CREAT | os.O_EXCL, USER_DATA_MODE)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(vm.user_data)
+        step = "user-data"
+        write_user_data(vm)
         step = "provisioning"
         for disk in hooks().provision(vm=vm, template=template, node=node):
             disk.readonly = True  # a seed is read, never written
@@ -138,6 +137,15 @@ def _make_files(node: NodeContext, template: VmTemplate, vm: Vm) -> None:
         raise
     except Exception as exc:
         raise failed_at(template, step, exc)
+
+
+def write_user_data(vm: Vm) -> None:
+    """The VM's user-data, kept beside its disks (0600: it may hold passwords)."""
+    if vm.user_data is None:
+        return
+    fd = os.open(vm.path / "user-data", os.O_WRONLY | os.O_CREAT | os.O_EXCL, USER_DATA_MODE)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(vm.user_data)
 
 
 def failed_at(template: VmTemplate, step: str, exc: Exception) -> VirshleError:
@@ -306,6 +314,8 @@ def finish_stop(node: NodeContext, vm: Vm, state: str, force: bool = False) -> V
     was_running = state in ("running", "paused")
     if was_running or state == "crashed":
         detach_all(node, vm)
+    if (was_running and force) or state == "crashed":  # killed, maybe in the middle of a write
+        repair_leaks(vm)
     node.store.update(vm, state="shutdown" if was_running or state == "crashed" else state, pending=None)
     if was_running:
         events.emit(events.VM_STOPPED, node.name, vm=vm.to_json(), force=force)
@@ -355,3 +365,4 @@ def end_vmm(node: NodeContext, vm: Vm) -> None:
     except Exception as exc:
         logger.warning("VM {}: ending its VMM failed: {}", vm.name, exc)
     detach_all(node, vm)
+    repair_leaks(vm)

@@ -104,6 +104,9 @@ def _v7(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE vms ADD COLUMN owner INTEGER NOT NULL DEFAULT 0")
     db.execute("""CREATE TABLE released_nics (
         mac TEXT PRIMARY KEY, released_at TEXT NOT NULL)""")
+    # The shape a snapshot's memory was taken in: restoring it into another is refused.
+    db.execute("ALTER TABLE snapshots ADD COLUMN vcpu INTEGER")
+    db.execute("ALTER TABLE snapshots ADD COLUMN vram INTEGER")
 
 
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]

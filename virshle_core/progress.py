@@ -28,6 +28,11 @@ def set_cancel(flag: threading.Event | None) -> None:
     _local.cancel = flag
 
 
+def current() -> tuple:
+    """This thread's (cancel flag, reporter), to hand to work another thread does for it."""
+    return getattr(_local, "cancel", None), getattr(_local, "reporter", None)
+
+
 def check_cancelled() -> None:
     """Raise ``Cancelled`` when this thread's work was cancelled."""
     flag = getattr(_local, "cancel", None)

@@ -12,12 +12,15 @@ import shutil
 import attrs
 
 from . import events
+from .disks import settle
 from .lifecycle import detach_all, end_vmm, live_state, release, undo_creates
 from .log import logger
 from .models import NodeContext, Vm
 from .plugins import hooks
 from .refs import UUID_PATTERN
 from .store import Store
+
+DISK_VERBS = ("snapshotting", "restoring", "unsnapshotting", "resizing")
 
 
 def reconcile(node: NodeContext) -> list[str]:
@@ -26,7 +29,9 @@ def reconcile(node: NodeContext) -> list[str]:
     Run by a daemon before it serves: rows still ``creating`` are rolled
     back (their create never answered), ``deleting`` rows are deleted,
     ``starting`` rows are adopted when their VMM runs and reset otherwise,
-    ``stopping`` rows get the state their VMM is in. Directories under
+    ``stopping`` rows get the state their VMM is in; a VM whose disks a snapshot or a
+    resize was changing is settled (``disks.settle``: formats, sizes, snapshot rows
+    against the disks). Directories under
     ``<root>/vm/`` that no row knows (named by a uuid: only ours) are
     removed, and so are half-copied images in ``<root>/cache/``.
     """
@@ -55,6 +60,9 @@ def reconcile(node: NodeContext) -> list[str]:
                     state = "created" if vm.state == "created" else "shutdown"
                     store.update(vm, state=state, pending=None)
                     done.append(f"the interrupted start of {label} did not boot it: it is {state}")
+            elif vm.pending.partition(":")[0] in DISK_VERBS:
+                entry = vm.pending
+                done += settle(node, vm) or [f"{label}: its disks were as recorded ({entry})"]
             elif vm.pending == "stopping":
                 vm.pending = None
                 live = live_state(node, vm)

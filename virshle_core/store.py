@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from .api import Snapshot
 
-from .errors import Conflict, NotFound, UsageError
+from .errors import Conflict, NotFound, UsageError, VirshleError
 from .models import Vm
 from .marks import interface_name, node_id, node_tag, random_mac
 from .migrations import MIGRATIONS
@@ -36,8 +36,40 @@ from .rows import disk_json, net_json, now, row_of, vm_of
 RELEASED_DAYS = 30
 """How long a removed NIC's MAC is remembered as this node's (longer than any lease)."""
 
-PENDING = ("creating", "starting", "stopping", "deleting")
-"""The journal's values: the operation in flight on a row."""
+PENDING = ("creating", "starting", "stopping", "deleting",
+           "snapshotting", "restoring", "unsnapshotting", "resizing")
+"""The journal's values: the operation in flight on a row (the disk verbs name their
+snapshot after a colon: ``snapshotting:first``)."""
+
+
+RESERVE = ".store-reserve"
+RESERVE_SIZE = 4 * 1024**2
+"""Room the daemon holds for its store (a file of zeros under the root): when the disk
+fills up, the store frees it and still records what happens (a forced stop, at least)."""
+
+
+def _room_kept(method):
+    """A write that finds the disk full frees the node's reserve and tries once more; then
+    the failure is one line (``no_space``), not SQLite's own."""
+    import functools
+
+    @functools.wraps(method)
+    def write(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            if "full" not in str(exc):
+                raise
+            if self.release_reserve():
+                try:
+                    return method(self, *args, **kwargs)
+                except sqlite3.OperationalError as again:
+                    if "full" not in str(again):
+                        raise
+            raise VirshleError(f"the disk of node {self.node!r} is full: {self.path} cannot "
+                               "record the change", "Free some room under the node's root.",
+                               code="no_space") from None
+    return write
 
 
 class Store:
@@ -49,6 +81,7 @@ class Store:
         self._vm_root = str(self.path.parent / "vm")
         self._lock = threading.RLock()
         self._tag: str | None = None
+        self._listed: str | None = None
         conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30,
                                isolation_level=None, cached_statements=256)
         conn.row_factory = sqlite3.Row
@@ -81,9 +114,19 @@ class Store:
         return {row[0] for row in self.conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()}
 
-    def _rows(self, where: str, args: list | None = None) -> list[dict[str, Any]]:
+    def _rows(self, where: str, args: list | None = None, user_data: bool = True
+              ) -> list[dict[str, Any]]:
+        """The rows that match; without ``user_data``, that column is not even read (it may
+        hold a megabyte a VM, and a listing has no use for it)."""
+        columns = "*" if user_data else self._listed_columns()
         return [dict(row) for row in self.conn.execute(
-            f"SELECT * FROM vms WHERE {where} ORDER BY id", args or []).fetchall()]
+            f"SELECT {columns} FROM vms WHERE {where} ORDER BY id", args or []).fetchall()]
+
+    def _listed_columns(self) -> str:
+        if self._listed is None:
+            names = [row[1] for row in self.conn.execute("PRAGMA table_info(vms)")]
+            self._listed = ", ".join(f"[{name}]" for name in names if name != "user_data")
+        return self._listed
 
     # --- schema ------------------------------------------------------------------
 
@@ -122,7 +165,7 @@ class Store:
                     raise UsageError(f"{self.path}: the migration broke {len(broken)} reference(s)")
                 self.conn.execute("COMMIT")
             except BaseException:
-                self.conn.execute("ROLLBACK")
+                self._rollback()
                 raise
             finally:
                 self.conn.execute("PRAGMA foreign_keys=ON")
@@ -134,6 +177,7 @@ class Store:
         """Insert one VM; its name and uuid must be free (raises Conflict)."""
         return self.insert_many([vm])[0]
 
+    @_room_kept
     def insert_many(self, vms: list[Vm], admit: Callable[[dict[str, int]], None] | None = None,
                     pick_name: Callable[[set[str]], str] | None = None) -> list[Vm]:
         """Insert ``vms`` in one transaction: all of them, or none.
@@ -163,7 +207,7 @@ class Store:
                     self._allocate_nics(vm)
                 self.conn.execute("COMMIT")
             except sqlite3.IntegrityError as exc:
-                self.conn.execute("ROLLBACK")
+                self._rollback()
                 for vm in vms:
                     vm.id = None
                 column = "name" if "name" in str(exc) else "uuid"
@@ -175,7 +219,7 @@ class Store:
                     code="name_taken" if column == "name" else "uuid_taken",
                 ) from None
             except BaseException:
-                self.conn.execute("ROLLBACK")
+                self._rollback()
                 for vm in vms:
                     vm.id = None
                 raise
@@ -207,6 +251,44 @@ class Store:
             self.conn.execute("UPDATE vms SET nets = ? WHERE id = ?",
                             [json.dumps([net_json(n) for n in vm.nets]), vm.id])
 
+    def _rollback(self) -> None:
+        """Roll back the transaction under way, if SQLite has not already (a full disk at
+        COMMIT ends it, and a second ROLLBACK would hide the first error)."""
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+
+    def keep_reserve(self) -> None:
+        """Hold ``RESERVE_SIZE`` bytes under the root for the store (the daemon, at start)."""
+        import os
+
+        path = self.path.parent / RESERVE
+        if path.exists():
+            return
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError:
+            return
+        try:
+            os.posix_fallocate(fd, 0, RESERVE_SIZE)
+        except OSError:  # no room for it now: none is held
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            return
+        os.close(fd)
+
+    def release_reserve(self) -> bool:
+        """Free the reserve, once, when the disk is full; False when there was none."""
+        from .log import logger
+
+        try:
+            (self.path.parent / RESERVE).unlink()
+        except FileNotFoundError:
+            return False
+        logger.warning("the disk under {} is full: the store's reserve ({} MiB) was freed so "
+                       "that it can still record; free some room", self.path.parent,
+                       RESERVE_SIZE // 1024**2)
+        return True
+
     @property
     def tag(self) -> str:
         """The node's tag in interface names (``marks.node_tag``): from ``<root>/node-id``."""
@@ -214,6 +296,7 @@ class Store:
             self._tag = node_tag(node_id(self.path.parent))
         return self._tag
 
+    @_room_kept
     def update(self, vm: Vm, **fields: Any) -> Vm:
         for key, value in fields.items():
             setattr(vm, key, value)
@@ -237,14 +320,16 @@ class Store:
         names = ", ".join(f"{key} = ?" for key in fields)
         self.conn.execute(f"UPDATE vms SET {names} WHERE id = ?", [*fields.values(), vm_id])
 
+    @_room_kept
     def mark(self, vm: Vm, pending: str | None) -> Vm:
         """Write (or, with None, clear) the journal entry of ``vm``."""
-        assert pending is None or pending in PENDING
+        assert pending is None or pending.partition(":")[0] in PENDING
         with self._lock:
             self.conn.execute("UPDATE vms SET pending = ? WHERE id = ?", [pending, vm.id])
         vm.pending = pending
         return vm
 
+    @_room_kept
     def finish_creating(self, vms: list[Vm]) -> None:
         """The create of ``vms`` is complete: they become visible, all at once."""
         with self._lock:
@@ -258,12 +343,13 @@ class Store:
                     vm.pending = None
                 self.conn.execute("COMMIT")
             except BaseException:
-                self.conn.execute("ROLLBACK")
+                self._rollback()
                 raise
 
     def delete(self, vm: Vm) -> None:
         self.delete_many([vm])
 
+    @_room_kept
     def delete_many(self, vms: list[Vm]) -> None:
         with self._lock:
             self.conn.execute("BEGIN IMMEDIATE")
@@ -282,7 +368,7 @@ class Store:
                                   [now(-RELEASED_DAYS * 86400)])
                 self.conn.execute("COMMIT")
             except BaseException:
-                self.conn.execute("ROLLBACK")
+                self._rollback()
                 raise
 
     def released_macs(self) -> set[str]:
@@ -293,9 +379,10 @@ class Store:
                 "SELECT mac FROM released_nics WHERE mac NOT IN (SELECT lower(mac) FROM nics)")}
 
     def all(self) -> list[Vm]:
-        """Every VM, in id order; rows still being created are not VMs yet."""
+        """Every VM, in id order, without its user-data (``get`` reads it); rows still being
+        created are not VMs yet."""
         with self._lock:
-            rows = self._rows("pending IS NULL OR pending != 'creating'")
+            rows = self._rows("pending IS NULL OR pending != 'creating'", user_data=False)
         return [vm_of(row, self.node, self._vm_root) for row in rows]
 
     def journal(self) -> list[Vm]:
@@ -384,6 +471,7 @@ class Store:
             totals["creating"] = creating
         return totals
 
+    @_room_kept
     def update_admitted(self, vm: Vm, admit: Callable[[dict[str, int]], None], **fields: Any) -> Vm:
         """``update`` inside one write transaction with ``admit(totals)`` run first: a resize
         checked against the limits cannot race another resize or a create."""
@@ -394,7 +482,7 @@ class Store:
                 self.update(vm, **fields)
                 self.conn.execute("COMMIT")
             except BaseException:
-                self.conn.execute("ROLLBACK")
+                self._rollback()
                 raise
         return vm
 
@@ -406,10 +494,11 @@ class Store:
 
         with self._lock:
             rows = self.conn.execute(
-                "SELECT name, memory, state, size, created_at FROM snapshots WHERE vm_id = ? "
-                "ORDER BY created_at, rowid", [vm.id]).fetchall()
+                "SELECT name, memory, state, size, created_at, vcpu, vram FROM snapshots "
+                "WHERE vm_id = ? ORDER BY created_at, rowid", [vm.id]).fetchall()
         return [Snapshot(name=name, vm=vm.name, memory=bool(memory), state=state, size=size,
-                         created_at=created_at) for name, memory, state, size, created_at in rows]
+                         created_at=created_at, vcpu=vcpu, vram=vram)
+                for name, memory, state, size, created_at, vcpu, vram in rows]
 
     def snapshot(self, vm: Vm, name: str) -> "Snapshot":
         """One snapshot of ``vm``; NotFound naming the ones it has."""
@@ -422,6 +511,7 @@ class Store:
                        else f"It has none; take one with `virshle vm snapshot create {vm.name} NAME`.",
                        code="snapshot_not_found")
 
+    @_room_kept
     def add_snapshot(self, vm: Vm, snapshot: "Snapshot",
                      admit: Callable[[dict[str, int]], None] | None = None) -> "Snapshot":
         """Record ``snapshot`` (its name free on this VM), admitted against the limits first."""
@@ -431,20 +521,23 @@ class Store:
             try:
                 if admit is not None:
                     admit(self.totals())
-                self.conn.execute("INSERT INTO snapshots VALUES (?, ?, ?, ?, ?, ?)", [
-                    vm.id, snapshot.name, int(snapshot.memory), snapshot.state, snapshot.size,
-                    snapshot.created_at])
+                self.conn.execute(
+                    "INSERT INTO snapshots (vm_id, name, memory, state, size, created_at, vcpu, "
+                    "vram) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [
+                        vm.id, snapshot.name, int(snapshot.memory), snapshot.state, snapshot.size,
+                        snapshot.created_at, snapshot.vcpu, snapshot.vram])
                 self.conn.execute("COMMIT")
             except sqlite3.IntegrityError:
-                self.conn.execute("ROLLBACK")
+                self._rollback()
                 raise Conflict(f"VM {vm.name!r} already has a snapshot {snapshot.name!r}",
                                "Choose another name, or remove it with `virshle vm snapshot rm`.",
                                code="snapshot_exists") from None
             except BaseException:
-                self.conn.execute("ROLLBACK")
+                self._rollback()
                 raise
         return snapshot
 
+    @_room_kept
     def remove_snapshot(self, vm: Vm, name: str) -> None:
         with self._lock:
             self.conn.execute("DELETE FROM snapshots WHERE vm_id = ? AND name = ?", [vm.id, name])

@@ -9,7 +9,10 @@ _UNITS = {
     "m": 1024**2, "mb": 1000**2, "mib": 1024**2,
     "g": 1024**3, "gb": 1000**3, "gib": 1024**3,
     "t": 1024**4, "tb": 1000**4, "tib": 1024**4,
+    "p": 1024**5, "pb": 1000**5, "pib": 1024**5,
 }
+MAX_SIZE = 2**63 - 1
+"""The largest size the store can hold (SQLite's INTEGER): 8 EiB."""
 _SIZE_PATTERN = r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*"
 
 GiB = 1024**3
@@ -49,10 +52,10 @@ def human_size(size: int | float | None, short: bool = False) -> str:
     if size is None:
         return "-"
     value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if abs(value) < 1024 or unit == "EiB":
             digits = 0 if short and abs(value) >= 10 else 1
             text = f"{value:.{digits}f}".rstrip("0").rstrip(".") if digits else f"{value:.0f}"
             return f"{text}{unit[0] if short else unit}"
         value /= 1024
-    return f"{value}TiB"  # pragma: no cover
+    return f"{value}EiB"  # pragma: no cover

@@ -139,3 +139,43 @@ def test_members_hear_only_the_events_of_their_own_vms(node):
         for follower in followers:
             follower.kill()
             follower.wait()
+
+
+HOLD = """
+import socket, sys, time
+socks = []
+for _ in range(int(sys.argv[2])):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(sys.argv[1])
+    socks.append(sock)
+time.sleep(1)
+held, refused = 0, 0
+for sock in socks:
+    sock.setblocking(False)
+    try:
+        answer = sock.recv(200)
+    except BlockingIOError:
+        held += 1
+        continue
+    refused += answer.startswith(b"HTTP/1.1 503")
+print(held, refused, flush=True)
+time.sleep(60)
+"""
+
+
+def test_one_user_cannot_hold_every_connection(node):
+    """Seen: 1,100 idle sockets under a 1,024-descriptor limit made `node ping` time out and
+    logged 15,647 "accept() out of system resource" lines."""
+    from virshle_core.daemon.http import MAX_PER_USER
+
+    holder = subprocess.Popen(["runuser", "-u", BOB, "--", "/usr/bin/python3", "-c", HOLD,
+                               str(node.socket), str(MAX_PER_USER + 20)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        held, refused = map(int, holder.stdout.readline().split())
+        assert held <= MAX_PER_USER and refused >= 20 and held + refused == MAX_PER_USER + 20
+        assert node.cli("node", "ping").returncode == 0  # root is served meanwhile
+        assert as_user(node, ALICE, "GET", "/templates")[0] == 200  # and so is another member
+    finally:
+        holder.kill()
+        holder.wait()

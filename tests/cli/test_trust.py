@@ -411,7 +411,7 @@ def test_user_data_that_is_not_text_or_too_big_is_exit_2(shared_daemon, tmp_path
     huge = tmp_path / "huge"
     huge.write_bytes(b"#cloud-config\n" + b"a" * (17 * 1024 * 1024))
     result = shared_daemon.cli("vm", "create", "-t", "xs", "--user-data", str(huge))
-    assert result.returncode == 2 and "8 MiB" in one_line_error(result)
+    assert result.returncode == 2 and "1 MiB" in one_line_error(result)
     # past the daemon's body limit: a JSON 413, at once (the body is never read)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(5)

@@ -35,6 +35,7 @@ from virshle_core.testing.netlab import Kea, Netns, Ovs, bridge_with_dhcp, tear_
 from tests.support import (VIRSHLE, Daemon, network_config, run_cli, short_dir, wait_for,
                            write_config, write_guest_config)
 from tests.support import one_line_error, raw, rows, snapshot
+from virshle_core.testing import qemus_of
 
 CRASH_POINTS = 32
 NEEDS = [tool for tool in ("ovs-vsctl", "kea-dhcp4", "qemu-system-x86_64")
@@ -83,21 +84,6 @@ def crash_lab(guest):
         ns.delete()
 
 
-def _qemus(root: Path) -> dict[str, int]:
-    """The QEMU processes of this node, by VM uuid."""
-    found = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if argv and b"qemu" in argv[0] and any(str(root).encode() in a for a in argv):
-            found[argv[argv.index(b"-uuid") + 1].decode()] = int(entry)
-    return found
-
-
 def check_invariants(lab: CrashLab, where: str) -> list[tuple]:
     """The node after a crash and a restart; returns its rows."""
     root = lab.daemon.root
@@ -111,7 +97,7 @@ def check_invariants(lab: CrashLab, where: str) -> list[tuple]:
     dirs = {p.name for p in (root / "vm").iterdir()}
     assert dirs == uuids, f"{where}: directories {dirs - uuids} have no row, rows {uuids - dirs} no dir"
     running = {r[1] for r in table if r[3] in ("running", "paused")}
-    qemus = _qemus(root)
+    qemus = qemus_of(root)
     assert set(qemus) == running, f"{where}: processes {sorted(qemus)} for running rows {sorted(running)}"
     ifnames = {n["ifname"] for r in table if r[1] in running for n in json.loads(r[5])}
     macs = {n["mac"] for r in table for n in json.loads(r[5])}
@@ -430,7 +416,7 @@ CLI_CASES = [
     (["vm", "create", "-t", "nope"], 1, "no template 'nope'"),
     (["vm", "create", "-t", "xs", "--node", "nope"], 2, "no node named 'nope'"),
     (["vm", "create", "-t", "xs", "--user-data", "@binary"], 2, "is not a text file"),
-    (["vm", "create", "-t", "xs", "--user-data", "@huge"], 2, "8 MiB"),
+    (["vm", "create", "-t", "xs", "--user-data", "@huge"], 2, "1 MiB"),
     (["vm", "create", "-t", "xs", "--user-data", "/nonexistent"], 2, "cannot read /nonexistent"),
     (["vm", "info", "--id", "\u0663"], 2, "is not a VM id"),
     (["vm", "info", "--id", "-1"], 2, "is not a VM id"),

@@ -12,7 +12,7 @@ import blinker
 import pytest
 
 from tests.unit.test_hooks import FakeVmm, leftovers
-from virshle_core import VirshleError, hookimpl, lifecycle, verbs
+from virshle_core import VirshleError, disks, hookimpl, lifecycle, verbs
 from virshle_core.api import CloneRequest, VmChange
 from virshle_core.errors import Conflict, NotFound, UsageError
 from virshle_core.lifecycle import CreateRequest
@@ -99,7 +99,7 @@ def test_hook_virshle_snapshot(register, node):
     disk = vm.disks[0].path
     qemu_io(disk, "write -P 0xaa 0 64k")
     reserved = node.store.totals()["disk"]  # its disk and its cloud-init seed
-    taken = verbs.snapshot_create(node, vm, "before")
+    taken = disks.snapshot_create(node, vm, "before")
     assert (taken.name, taken.memory, taken.size) == ("before", False, 256 * 1024)
     info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", disk], check=True,
                                      capture_output=True, text=True).stdout)
@@ -108,15 +108,15 @@ def test_hook_virshle_snapshot(register, node):
     qemu_io(disk, "write -P 0x55 0 64k")
     assert not holds(disk, 0xaa)
     with pytest.raises(NotFound, match="no snapshot 'nope'.*"):
-        verbs.snapshot_restore(node, vm, "nope")
-    verbs.snapshot_restore(node, vm, "before")
+        disks.snapshot_restore(node, vm, "nope")
+    disks.snapshot_restore(node, vm, "before")
     assert holds(disk, 0xaa)
     with pytest.raises(Conflict, match="already has a snapshot 'before'"):
-        verbs.snapshot_create(node, vm, "before")
+        disks.snapshot_create(node, vm, "before")
     with pytest.raises(UsageError, match="not a snapshot name"):
-        verbs.snapshot_create(node, vm, "../x")
+        disks.snapshot_create(node, vm, "../x")
     with pytest.raises(UsageError, match="only a running VM has memory"):
-        verbs.snapshot_create(node, vm, "mem", memory=True)
+        disks.snapshot_create(node, vm, "mem", memory=True)
 
     # a hypervisor plugin answers for the VMs it runs
     calls = []
@@ -131,16 +131,16 @@ def test_hook_virshle_snapshot(register, node):
 
     register(Live())
     lifecycle.start(node, vm)
-    verbs.snapshot_create(node, vm, "live", memory=True)
-    verbs.snapshot_delete(node, vm, "live")
+    disks.snapshot_create(node, vm, "live", memory=True)
+    disks.snapshot_delete(node, vm, "live")
     assert calls == [("create", "live", True), ("delete", "live", True)]
     with pytest.raises(Conflict, match="holds its disks alone"):
-        verbs.snapshot_restore(node, vm, "before")
+        disks.snapshot_restore(node, vm, "before")
     lifecycle.stop(node, vm, force=True)
-    verbs.snapshot_delete(node, vm, "before")
+    disks.snapshot_delete(node, vm, "before")
     assert [s.name for s in node.store.snapshots(vm)] == []
     assert node.store.totals()["disk"] == reserved
-    verbs.snapshot_create(node, vm, "kept")
+    disks.snapshot_create(node, vm, "kept")
     lifecycle.delete(node, vm)  # its snapshots go with it, and what they reserved
     assert node.store.conn.execute("SELECT count(*) FROM snapshots").fetchone()[0] == 0
     assert node.store.totals()["disk"] == 0
@@ -155,7 +155,7 @@ def test_a_failed_snapshot_leaves_no_snapshot(register, node):
     (vm,) = lifecycle.create(node, CreateRequest(template="xs", name="burnt"))
     register(Broken())
     with pytest.raises(VirshleError, match="disk on fire"):
-        verbs.snapshot_create(node, vm, "s1")
+        disks.snapshot_create(node, vm, "s1")
     assert node.store.snapshots(vm) == []
 
 
@@ -168,17 +168,17 @@ def test_snapshots_count_against_the_disk_limit(register, node):
     vm.disks[0].size = total // 100  # as if its disk were 1% of the host's
     node.store.update(vm)
     with pytest.raises(Conflict, match="cannot take snapshot 'big' of VM 'lim': disk"):
-        verbs.snapshot_create(node, vm, "big")
+        disks.snapshot_create(node, vm, "big")
     assert node.store.snapshots(vm) == []
 
 
 def test_hook_virshle_disk_resize(register, node):
     (vm,) = lifecycle.create(node, CreateRequest(template="xs", name="grow"))
     with pytest.raises(UsageError, match="disks only grow"):
-        verbs.disk_resize(node, vm, "os", size=1024)
+        disks.disk_resize(node, vm, "os", size=1024)
     with pytest.raises(NotFound, match="has no disk 'data'"):
-        verbs.disk_resize(node, vm, "data", grow=1024)
-    verbs.disk_resize(node, vm, "os", grow=1024**2)
+        disks.disk_resize(node, vm, "data", grow=1024)
+    disks.disk_resize(node, vm, "os", grow=1024**2)
     info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", vm.disks[0].path],
                                      check=True, capture_output=True, text=True).stdout)
     assert info["virtual-size"] == 256 * 1024 + 1024**2
@@ -193,7 +193,7 @@ def test_hook_virshle_disk_resize(register, node):
             return size
 
     register(Zvol())
-    verbs.disk_resize(node, vm, "os", size=4 * 1024**2)
+    disks.disk_resize(node, vm, "os", size=4 * 1024**2)
     assert calls == [("os", 4 * 1024**2)]
 
 
@@ -216,7 +216,7 @@ def test_resize_is_refused_beyond_the_limits_and_while_running(register, node):
 def test_hook_virshle_disk_copy(register, node):
     (source,) = lifecycle.create(node, CreateRequest(template="xs", name="src"))
     qemu_io(source.disks[0].path, "write -P 0x77 0 64k")
-    verbs.snapshot_create(node, source, "kept")
+    disks.snapshot_create(node, source, "kept")
     clone = verbs.clone(node, source, CloneRequest(name="copy"))
     assert (clone.name, clone.template, clone.vcpu) == ("copy", "xs", 2)
     assert clone.uuid != source.uuid and clone.nets[0].mac != source.nets[0].mac
@@ -286,15 +286,15 @@ def test_a_raw_disk_gets_an_overlay_at_its_first_snapshot(register, node):
     register(ControlledVmm())
     lifecycle.start(node, vm)
     with pytest.raises(UsageError, match="is a raw file, which holds no snapshots"):
-        verbs.snapshot_create(node, vm, "live")
+        disks.snapshot_create(node, vm, "live")
     lifecycle.stop(node, vm, force=True)
 
-    verbs.snapshot_create(node, vm, "first")
+    disks.snapshot_create(node, vm, "first")
     assert node.store.get("raw").disks[0].format == "qcow2"
     assert Path(f"{disk}.base").exists()
     qemu_io(disk, "write -P 0x22 0 64k")
     assert not holds(disk, 0x11)
-    verbs.snapshot_restore(node, vm, "first")
+    disks.snapshot_restore(node, vm, "first")
     assert holds(disk, 0x11)
 
     clone = verbs.clone(node, vm, CloneRequest(name="raw-copy"))

@@ -85,6 +85,17 @@ class HostLimits:
 
 
 @attrs.define
+class HostDownloads:
+    """``[host.downloads]``: how a template image is fetched into the node's cache."""
+
+    timeout: Seconds = 30.0
+    """Seconds without a byte before a download fails (and to connect)."""
+    min_rate: NonNegativeInt = 1024
+    """Bytes per second a download must average over ``timeout`` seconds; 0: any."""
+    max_redirects: NonNegativeInt = 5
+
+
+@attrs.define
 class HostConfig:
     """``[host]``: this machine's node daemon."""
 
@@ -95,6 +106,7 @@ class HostConfig:
     max_count: Percent = 1024
     ssh_authorized_keys: list[str] = attrs.Factory(list)
     limits: HostLimits = attrs.Factory(HostLimits)
+    downloads: HostDownloads = attrs.Factory(HostDownloads)
     admin_group: str = "virshle-admin"
     """Its members act on every VM of the node, as root does (docs/operating.md, "Owners")."""
 

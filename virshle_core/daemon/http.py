@@ -7,7 +7,10 @@ wsproto are the protocol state machines alone (1.6 MiB together); what is left h
 small: a route table, bodies read whole under a cap, chunked streams, and the rules the
 API promises (docs/api.md):
 
-- a request head must arrive within ``header_timeout`` seconds (keep-alive idles too);
+- a request head must arrive within ``header_timeout`` seconds (keep-alive idles too),
+  and a whole body within ``body_timeout`` (else 408);
+- one user (not root) holds at most ``max_per_user`` connections (else 503), and a client
+  that sends more than ``READ_AHEAD`` bytes while it is answered is cut off;
 - a request line over ``MAX_LINE`` bytes gets 414, a head over ``MAX_HEAD`` bytes 431,
   a body over ``max_body`` bytes 413, malformed HTTP 400, each in the JSON error shape;
 - a handler whose client goes away is cancelled (like aiohttp's
@@ -28,6 +31,13 @@ MAX_LINE = 8190
 """Bytes in a request line (the URL, mostly), as aiohttp and nginx allow."""
 MAX_HEAD = 16384
 """Bytes in a whole request head."""
+READ_AHEAD = 65536
+"""Bytes a client may send while its request is answered (a pipelined request's worth);
+past it, the connection is closed: nobody's bytes pile up in the daemon."""
+BODY_TIMEOUT = 30.0
+"""Seconds a whole request body may take to arrive, however it trickles."""
+MAX_PER_USER = 64
+"""Connections one user (not root) may hold open at once."""
 
 Handler = Callable[["Request"], Awaitable["Response"]]
 
@@ -128,22 +138,23 @@ class Router:
     """Routes by method and path; ``{name}`` matches one path segment."""
 
     def __init__(self) -> None:
-        self._routes: list[tuple[str, str, re.Pattern, Handler]] = []
+        self._routes: list[tuple[str, str, re.Pattern, Handler, bool]] = []
 
-    def add(self, method: str, path: str, handler: Handler) -> None:
+    def add(self, method: str, path: str, handler: Handler, head: bool = False) -> None:
+        """Route ``method path`` to ``handler``; ``head``: a GET answers HEAD too (its head)."""
         pattern = re.compile("^" + re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", re.escape(path)) + "$")
-        self._routes.append((method, path, pattern, handler))
+        self._routes.append((method, path, pattern, handler, head and method == "GET"))
 
     def routes(self) -> list[tuple[str, str]]:
-        return [(method, path) for method, path, _, _ in self._routes]
+        return [(method, path) for method, path, _, _, _ in self._routes]
 
     def resolve(self, request: Request) -> Handler:
         allowed = False
-        for method, _, pattern, handler in self._routes:
+        for method, _, pattern, handler, head in self._routes:
             match = pattern.match(request.path)
             if match is None:
                 continue
-            if method == request.method:
+            if method == request.method or (head and request.method == "HEAD"):
                 request.match_info = match.groupdict()
                 return handler
             allowed = True
@@ -156,11 +167,15 @@ class Router:
 class Server:
     """Serves ``handle`` on a unix socket; ``handle`` turns every error into a response."""
 
-    def __init__(self, handle: Handler, *, header_timeout: float, max_body: int):
+    def __init__(self, handle: Handler, *, header_timeout: float, max_body: int,
+                 body_timeout: float = BODY_TIMEOUT, max_per_user: int = MAX_PER_USER):
         self.handle = handle
         self.header_timeout = header_timeout
+        self.body_timeout = body_timeout
         self.max_body = max_body
+        self.max_per_user = max_per_user
         self.connections: set[_Connection] = set()
+        self.per_user: dict[int, int] = {}
         self._server: asyncio.AbstractServer | None = None
 
     async def listen(self, path: str) -> None:
@@ -169,6 +184,14 @@ class Server:
     async def _serve_connection(self, reader: asyncio.StreamReader,
                                 writer: asyncio.StreamWriter) -> None:
         connection = _Connection(self, reader, writer)
+        uid = _peer_uid(writer.get_extra_info("socket"))
+        if uid and self.per_user.get(uid, 0) >= self.max_per_user:
+            await connection._refuse(HTTPError(
+                503, "too_many_connections", f"uid {uid} holds {self.max_per_user} connections to "
+                "this node already", "Close some (event streams, consoles) and try again."))
+            writer.close()
+            return
+        self.per_user[uid] = self.per_user.get(uid, 0) + 1
         self.connections.add(connection)
         try:
             await connection.run()
@@ -180,6 +203,9 @@ class Server:
             logger.opt(exception=True).error("HTTP connection failed")
         finally:
             self.connections.discard(connection)
+            self.per_user[uid] -= 1
+            if not self.per_user[uid]:
+                del self.per_user[uid]
             writer.close()
 
     async def close(self, timeout: float) -> None:
@@ -276,8 +302,14 @@ class _Connection:
                             f"the request body is {request.content_length} bytes; at most "
                             f"{limit} bytes ({limit // 1024**2} MiB) are accepted", close=True)
         parts, size = [], 0
+        deadline = asyncio.get_running_loop().time() + self.server.body_timeout
         while True:
-            event = await asyncio.wait_for(self._next_event(), self.server.header_timeout)
+            left = deadline - asyncio.get_running_loop().time()
+            try:
+                event = await asyncio.wait_for(self._next_event(), max(left, 0.001))
+            except asyncio.TimeoutError:
+                raise HTTPError(408, "body_timeout", f"the request body did not arrive within "
+                                f"{self.server.body_timeout:g}s", close=True) from None
             if isinstance(event, h11.Data):
                 size += len(event.data)
                 if size > limit:
@@ -327,15 +359,20 @@ class _Connection:
         return not response.close
 
     async def _watch_for_close(self, handler: asyncio.Task) -> None:
-        """Read ahead while the handler runs: end of stream means the client left."""
+        """Read ahead while the handler runs: end of stream means the client left. A client
+        that sends more than ``READ_AHEAD`` meanwhile is cut off."""
+        taken = 0
         while True:
             try:
                 data = await self.reader.read(65536)
             except OSError:  # reset or broken: the client is gone all the same
                 data = b""
-            if not data:
+            taken += len(data)
+            if not data or taken > READ_AHEAD:
                 self.gone = True
                 handler.cancel()
+                if data:
+                    self.writer.close()
                 return
             self.h11.receive_data(data)  # a pipelined request: h11 keeps it for later
 
@@ -359,6 +396,18 @@ class _Connection:
             await self.writer.drain()
         except ConnectionError:
             pass
+
+
+def _peer_uid(sock) -> int:
+    """The uid at the other end of a unix socket (``SO_PEERCRED``); 0 when it cannot be told."""
+    import socket
+    import struct
+
+    try:
+        return struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                   struct.calcsize("3i")))[1]
+    except (AttributeError, OSError):
+        return 0
 
 
 def _check_head(buffer: bytes) -> None:

@@ -13,7 +13,7 @@ from collections import defaultdict
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
-from .. import lifecycle, progress, verbs
+from .. import disks, lifecycle, progress, verbs
 from . import access
 from ..models import NodeContext
 from ..refs import VmRef
@@ -167,14 +167,14 @@ class Node:
         return await self.run_to_end(verbs.control, self.context, vm, action, force)
 
     async def disk_resize(self, vm: "Vm", disk: str, size: int | None, grow: int | None) -> "Vm":
-        return await self.run_to_end(verbs.disk_resize, self.context, vm, disk, size, grow)
+        return await self.run_to_end(disks.disk_resize, self.context, vm, disk, size, grow)
 
     async def snapshot(self, vm: "Vm", action: str, name: str, memory: bool = False
                        ) -> "Snapshot | Vm":
         """Take (``create``), ``restore`` or ``delete`` a snapshot."""
         if action == "create":
-            return await self.run_to_end(verbs.snapshot_create, self.context, vm, name, memory)
-        work = verbs.snapshot_restore if action == "restore" else verbs.snapshot_delete
+            return await self.run_to_end(disks.snapshot_create, self.context, vm, name, memory)
+        work = disks.snapshot_restore if action == "restore" else disks.snapshot_delete
         return await self.run_to_end(work, self.context, vm, name)
 
     async def clone(self, vm: "Vm", request: "CloneRequest", flag: progress.CancelFlag | None = None,

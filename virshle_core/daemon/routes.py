@@ -82,7 +82,7 @@ class Api:
     def make_router(self) -> Router:
         router = Router()
         for route in self.routes:
-            router.add(route.method, API + route.path, route.handler)
+            router.add(route.method, API + route.path, route.handler, head=not route.stream)
         return router
 
     async def handle(self, request: Request) -> Response:
@@ -313,7 +313,12 @@ class Api:
         """A signal (or the power button) and a wait on the exit its watch sees, on the loop:
         no thread waits; then what a stop leaves (NICs, state) is recorded."""
         state = vm.state
-        await self.node.run(self.node.store.mark, vm, pending)
+        try:
+            await self.node.run(self.node.store.mark, vm, pending)
+        except VirshleError as exc:
+            if not force or exc.code != "no_space":
+                raise
+            logger.warning("VM {}: stopping it without its journal entry: {}", vm.name, exc.message)
         try:
             await self.tracker.stop(vm, force, timeout)
         except BaseException:

@@ -64,6 +64,7 @@ class NodeDaemon:
             raise VirshleError(f"{root} does not exist",
                                "Run `virshle node init --all` first.", code="not_initialized")
         os.umask(0o027)  # everything the daemon and its VMMs make: nothing for other users
+        _raise_descriptor_limit()
         from concurrent.futures import ThreadPoolExecutor
 
         # blocking pieces (the store, NIC plugins) of many concurrent operations: waits on VMMs
@@ -160,6 +161,7 @@ class NodeDaemon:
 
         self.node.store = await self.node.run(open_node_store, self.config.host.db_path,
                                               root / "vm", self.node.name)
+        await self.node.run(self.node.store.keep_reserve)
         from .init import node_id
 
         self.node.id = node_id(root)
@@ -172,6 +174,20 @@ class NodeDaemon:
         for line in await self.node.run(reconcile, self.node.context):
             logger.warning("reconcile: {}", line)
         await self.supervisor.readopt()
+
+
+def _raise_descriptor_limit() -> None:
+    """Take the whole hard limit of open files: each client holds a descriptor, and 1,024
+    (a common soft limit) was once spent by one user's idle sockets. One user (not root)
+    holds at most ``http.MAX_PER_USER`` of them."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass
 
 
 def _take_lock(root: Path) -> int:

@@ -17,11 +17,18 @@ from . import access
 from .node import Node
 
 
-class EventHub:
-    """Fans blinker signals out to every ``GET /events`` stream."""
+BACKLOG = 1000
+"""Events a stream may have waiting for its reader; past it, the reader is dropped."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop):
+
+class EventHub:
+    """Fans blinker signals out to every ``GET /events`` stream. A reader that lets
+    ``BACKLOG`` events wait is dropped: its queue is emptied and ends with a last line
+    saying so (``stream-dropped``), so a consumer that never reads holds nothing."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, node: str):
         self.loop = loop
+        self.node = node
         self.queues: set[asyncio.Queue] = set()
         for name in events.NAMES:
             import blinker
@@ -34,9 +41,23 @@ class EventHub:
             line = json.dumps(event, default=str) + "\n"
             owner = (data.get("vm") or {}).get("owner") if isinstance(data.get("vm"), dict) else None
             for queue in list(self.queues):
-                self.loop.call_soon_threadsafe(queue.put_nowait, (owner, line))
+                self.loop.call_soon_threadsafe(self._put, queue, (owner, line))
 
         return receive
+
+    def _put(self, queue: asyncio.Queue, item: Any) -> None:
+        if queue not in self.queues:
+            return
+        try:
+            queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self.queues.discard(queue)
+            while not queue.empty():
+                queue.get_nowait()
+            dropped = api.StreamDropped(event="stream-dropped", node=self.node,
+                                        reason=f"this reader let {BACKLOG} events wait")
+            queue.put_nowait((None, json.dumps(dropped.to_json()) + "\n"))
+            queue.put_nowait(None)
 
     def close(self) -> None:
         for queue in list(self.queues):
@@ -51,7 +72,7 @@ class Streams:
         self.follow_tasks: set[asyncio.Task] = set()
 
     def start(self) -> None:
-        self.hub = EventHub(asyncio.get_running_loop())
+        self.hub = EventHub(asyncio.get_running_loop(), self.node.name)
 
     async def end(self) -> None:
         """Shut-down: end the event, console and log streams."""
@@ -67,7 +88,7 @@ class Streams:
             self.start()
         response = StreamResponse(headers={"Content-Type": "application/x-ndjson"})
         await response.prepare(request)
-        queue: asyncio.Queue = asyncio.Queue()
+        queue: asyncio.Queue = asyncio.Queue(maxsize=BACKLOG)
         self.hub.queues.add(queue)
         caller = access.caller()  # a member hears only of its own VMs
         try:

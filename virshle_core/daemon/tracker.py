@@ -94,6 +94,10 @@ class Tracker:
             return
         if ended:  # the VMM is gone: so are its NICs
             await self.node.run(lifecycle.detach_all, self.node.context, vm)
+        if ended and state == "crashed":  # a VMM killed mid-write (a savevm) leaks clusters
+            from ..images import repair_leaks
+
+            await self.node.run(repair_leaks, vm)
         if vm.state == state:
             return
         old = vm.state

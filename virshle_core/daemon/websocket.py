@@ -9,6 +9,9 @@ import h11
 
 from .http import HTTPError, Request, StreamResponse
 
+MAX_MESSAGE = 1024 * 1024
+"""Bytes of one message a client may send (its fragments together); past it, the close."""
+
 
 class WebSocketResponse(StreamResponse):
     """The server side of a WebSocket (RFC 6455), once ``prepare`` has accepted the upgrade."""
@@ -34,7 +37,7 @@ class WebSocketResponse(StreamResponse):
             key.encode() + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()).decode()
         connection = self._connection = request._connection
         await connection.stop_watching()  # the WebSocket reads the stream from now on
-        await connection.send(h11.InformationalResponse(status_code=101, headers=[
+        await connection.send(h11.InformationalResponse(status_code=101, reason=b"Switching Protocols", headers=[
             ("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Accept", accept)]))
         connection.answered = self
         self._ws = Connection(ConnectionType.SERVER)
@@ -67,15 +70,20 @@ class WebSocketResponse(StreamResponse):
         from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
 
         parts: list[bytes] = []
+        size = 0
         reader = self._connection.reader
         while not self.closed:
             for event in self._ws.events():
                 if isinstance(event, (BytesMessage, TextMessage)):
                     data = event.data
                     parts.append(data.encode() if isinstance(data, str) else bytes(data))
+                    size += len(parts[-1])
+                    if size > MAX_MESSAGE:  # a console takes keystrokes, not a pile of fragments
+                        await self.close(1009, b"message too big")
+                        return
                     if event.message_finished:
                         yield b"".join(parts)
-                        parts = []
+                        parts, size = [], 0
                 elif isinstance(event, Ping):
                     await self._connection.send_raw(self._ws.send(event.response()))
                 elif isinstance(event, CloseConnection):

@@ -215,6 +215,24 @@ class Daemon:
         return code
 
 
+def qemus_of(root: Path) -> dict[str, int]:
+    """The live QEMU processes of the node at ``root`` (its path is on their command line),
+    by VM uuid."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if argv and b"qemu-system" in argv[0] and any(str(root).encode() in a for a in argv) \
+                and b"-uuid" in argv and state != "Z":
+            found[argv[argv.index(b"-uuid") + 1].decode()] = int(entry)
+    return found
+
+
 def alive(pid: int) -> bool:
     """The process exists and is not a zombie."""
     try:

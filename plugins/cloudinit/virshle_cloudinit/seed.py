@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 from pathlib import Path
+from typing import Any
 
 from virshle_core import UsageError
 from virshle_core.keys import authorized_keys, fingerprint
@@ -32,25 +34,62 @@ def kind_of(user_data: str) -> str:
         "Start a cloud-config with the line #cloud-config.", code="bad_user_data")
 
 
+@functools.lru_cache(maxsize=4)
+def cloud_config(user_data: str) -> Any:
+    """The #cloud-config's YAML, parsed once per text (a create checks it, then the seed
+    reads its user), with libyaml's C loader when it is there; UsageError when it is not
+    YAML cloud-init could read."""
+    import yaml  # only for the user's own YAML: what Virshle writes is JSON, which is YAML
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        return yaml.load(user_data, Loader=loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UsageError(f"user-data is not valid YAML{where}: {problem}",
+                         "Fix the #cloud-config; `python3 -c 'import yaml,sys; "
+                         "yaml.safe_load(sys.stdin)' < FILE` shows the same.",
+                         code="bad_user_data") from None
+    except RecursionError:
+        raise UsageError("user-data: its YAML is nested too deeply", code="bad_user_data") from None
+
+
+def _shape_problem(data: dict) -> str | None:
+    """What in a cloud-config cloud-init (and the seed) would fail on: the keys Virshle
+    reads, in the types cloud-init takes them."""
+    system_info = data.get("system_info")
+    if system_info is not None:
+        if not isinstance(system_info, dict):
+            return "system_info must be a mapping"
+        default_user = system_info.get("default_user")
+        if default_user is not None and not isinstance(default_user, dict):
+            return "system_info.default_user must be a mapping"
+    users = data.get("users")
+    if users is not None:
+        if isinstance(users, (str, dict)):
+            return None
+        if not isinstance(users, list):
+            return "users must be a list (or a name, or a mapping)"
+        for index, user in enumerate(users):
+            if not isinstance(user, (str, dict)) and not (isinstance(user, list) and user):
+                return f"users[{index}] must be a name or a mapping"
+    return None
+
+
 def check_user_data(user_data: str) -> str:
     """Refuse user-data cloud-init would not read; return its kind."""
     kind = kind_of(user_data)
     if kind == "cloud-config":
-        import yaml  # only for the user's own YAML: what Virshle writes is JSON, which is YAML
-
-        try:
-            data = yaml.safe_load(user_data)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise UsageError(f"user-data is not valid YAML{where}: {problem}",
-                             "Fix the #cloud-config; `python3 -c 'import yaml,sys; "
-                             "yaml.safe_load(sys.stdin)' < FILE` shows the same.",
-                             code="bad_user_data") from None
+        data = cloud_config(user_data)
         if data is not None and not isinstance(data, dict):
             raise UsageError(f"user-data: a #cloud-config is a mapping of keys, not a "
                              f"{type(data).__name__}", code="bad_user_data")
+        problem = _shape_problem(data or {})
+        if problem:
+            raise UsageError(f"user-data: {problem}", "See cloud-init's documentation of the "
+                             "users and system_info keys.", code="bad_user_data")
     elif kind == "mime":
         import email
 
@@ -119,11 +158,12 @@ def user_of(user_data: str | None) -> str:
     """The user the keys are for, as far as the user-data says: else the image's default."""
     if user_data is None or kind_of(user_data) != "cloud-config":
         return "default"
-    import yaml
-
-    data = yaml.safe_load(user_data) or {}
+    data = cloud_config(user_data) or {}
+    if not isinstance(data, dict) or _shape_problem(data):
+        return "default"
     default = ((data.get("system_info") or {}).get("default_user") or {}).get("name")
-    for user in data.get("users") or []:
+    users = data.get("users") or []
+    for user in users if isinstance(users, list) else [users]:
         if isinstance(user, dict) and user.get("name"):
             return str(user["name"])
         if user != "default" and isinstance(user, str):

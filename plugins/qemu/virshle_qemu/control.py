@@ -72,6 +72,12 @@ def snapshot(vm, action: str, snap) -> None:
             {"type": "blockdev-snapshot-internal-sync", "data": {"device": device, "name": name}}
             for device in devices]}, timeout=120)
         return
+    if action == "restore" and name.isdigit():  # loadvm would take QEMU's snapshot number NAME
+        raise VirshleError(
+            f"VM {vm.name!r}: snapshot {name!r} has a name QEMU reads as a snapshot's number, so "
+            "a running VM cannot be brought back to it", f"Stop the VM (`virshle vm stop "
+            f"{vm.name}`) and restore it then: its disks come back, its memory does not.",
+            code="not_supported")
     command = {"create": "savevm", "restore": "loadvm", "delete": "delvm"}[action]
     output = qmp(vm, "human-monitor-command", {"command-line": f"{command} {name}"}, timeout=600)
     if output and "rror" in output:

@@ -49,14 +49,9 @@ class QemuWatch(VmWatch):
             if not alive(self.pid, self.vm):  # its pid was taken over since the pidfile
                 return "crashed"
             self.client = QMPClient(self.vm.name)
-            try:
-                await asyncio.wait_for(self.client.connect(str(paths(self.vm)["qmp"])), 10)
-                status = (await self.client.execute("query-status"))["status"]
-                report(STATUS.get(status, "paused"))
-                events = asyncio.create_task(self._events(report))
-            except Exception as exc:  # QMP unreachable: the exit is still seen
-                logger.warning("VM {}: no QMP connection ({}); following its process only",
-                               self.vm.name, exc)
+            # QMP beside the exit, never before it: a QEMU that dies (or hangs) while QMP is
+            # being set up must still be seen to end
+            events = asyncio.create_task(self._listen(report))
             await self.exited.wait()
         finally:
             loop.remove_reader(pidfd)
@@ -65,9 +60,25 @@ class QemuWatch(VmWatch):
             os.close(pidfd)
             if events is not None:
                 events.cancel()
+                with contextlib.suppress(BaseException):
+                    await events
             await self._disconnect()
         _clean(self.vm)
         return "shutdown" if self.stopping or self.powered_off.is_set() else "crashed"
+
+    async def _listen(self, report: Callable[[str], None]) -> None:
+        """Connect to QMP, report the status, then each event, until cancelled."""
+        try:
+            await asyncio.wait_for(self.client.connect(str(paths(self.vm)["qmp"])), 10)
+            status = (await asyncio.wait_for(self.client.execute("query-status"), 10))["status"]
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # QMP unreachable: the exit is still seen
+            logger.warning("VM {}: no QMP connection ({}); following its process only",
+                           self.vm.name, exc)
+            return
+        report(STATUS.get(status, "paused"))
+        await self._events(report)
 
     async def _events(self, report: Callable[[str], None]) -> None:
         async for event in self.client.events:
