@@ -1,6 +1,6 @@
 """What cog writes into the docs, from the code it documents (``make docs``; a test runs
 ``cog --check``): the hook reference from the hookspecs' docstrings, the error codes from
-``virshle_core/errorcodes.py``, the VM document from ``virshle_core/api.py``."""
+``virshle_core/wire/errorcodes.py``, the VM document from ``virshle_core/wire/api.py``."""
 
 from __future__ import annotations
 
@@ -86,17 +86,17 @@ def hook_reference() -> str:
 
 def error_codes() -> str:
     """The catalogue of error codes, by kind."""
-    from virshle_core.errorcodes import ErrorCode
+    from virshle_core.wire.errorcodes import ErrorCode
 
     rows = ["| kind | codes |", "|---|---|"]
-    for title, names in _sections(ROOT / "virshle_core" / "errorcodes.py", r"    ([A-Z0-9_]+) = "):
+    for title, names in _sections(ROOT / "virshle_core" / "wire" / "errorcodes.py", r"    ([A-Z0-9_]+) = "):
         rows.append(f"| {title} | " + ", ".join(f"`{ErrorCode[n].value}`" for n in names) + " |")
     return "\n".join(rows) + "\n"
 
 
 def vm_fields() -> str:
     """The fields of the VM document (``api.Vm``), its disks and NICs."""
-    from virshle_core import api
+    from virshle_core.wire import api
 
     rows = ["| document | field | type |", "|---|---|---|"]
     for cls in (api.Vm, api.Disk, api.Net):
@@ -109,7 +109,7 @@ def vm_fields() -> str:
 def event_table() -> str:
     """Each event and the keyword data its receivers get (its fields but ``event`` and
     ``node``: the sender is the node's name)."""
-    from virshle_core import api
+    from virshle_core.wire import api
 
     rows = ["| event | extra keyword data |", "|---|---|"]
     for name, cls in api.EVENTS.items():

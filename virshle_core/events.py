@@ -82,7 +82,7 @@ def emit(name: str, sender: str, **data: Any) -> int:
 
 
 def _check_shape(name: str, data: dict[str, Any]) -> None:
-    from .api import EVENTS
+    from .wire.api import EVENTS
 
     declared = {field.name: field for field in EVENTS[name].__fields__}
     unknown = set(data) - set(declared)

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import attrs
 
-from . import api
-from .api import STATES as VM_STATES  # noqa: F401 -- its first home, for plugins
+from .wire import api
+from .wire.api import STATES as VM_STATES  # noqa: F401 -- its first home, for plugins
 
 if TYPE_CHECKING:
     from .config import Config

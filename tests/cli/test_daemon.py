@@ -370,10 +370,10 @@ def test_the_cluster_helpers_serve_python_callers_without_click(shared_daemon, t
     program = f"""
 import sys
 from virshle_core.client import NodeClient
-from virshle_core.api import CreateRequest
+from virshle_core.wire.api import CreateRequest
 from virshle_core.client.cluster import create_placed, find_vm, place, uuid_ref
 from virshle_core.config import NodeEntry
-from virshle_core.refs import VmRef
+from virshle_core.wire.refs import VmRef
 
 client = NodeClient(NodeEntry(name="here", url="unix://{shared_daemon.socket}"))
 plan = place([client], "{template}", 2)

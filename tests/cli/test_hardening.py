@@ -318,7 +318,7 @@ def test_user_data_has_a_cap_cloud_init_datasources_accept(shared_daemon, tmp_pa
 
 def test_a_listing_never_loads_user_data(tmp_path):
     from virshle_core.models import Vm
-    from virshle_core.store import Store
+    from virshle_core.store.store import Store
 
     store = Store(tmp_path / "v.sqlite")
     store.insert(Vm(id=None, uuid="5b7e0f0e-0000-4000-8000-000000000001", name="u", node="default",

@@ -1,6 +1,6 @@
 """Every reply of a running daemon matches the daemon's own OpenAPI document.
 
-The document is generated from ``virshle_core.api``; this drives every route on a
+The document is generated from ``virshle_core.wire.api``; this drives every route on a
 real node (a guest boots under QEMU), including its errors, the NDJSON lines of a
 streamed create and the lines of the event stream, and validates each reply with
 openapi-core. A reply whose shape drifts from the declared one fails here.
@@ -14,7 +14,7 @@ import pytest
 
 from tests.support import (Daemon, exchange, follow_events, installed_hypervisors, wait_for,
                            write_guest_config)
-from virshle_core import api
+from virshle_core.wire import api
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not installed_hypervisors(),
                                                   reason="no hypervisor installed")]
@@ -191,7 +191,7 @@ def test_error_codes_in_the_sources_are_in_the_catalogue():
     import ast
     from pathlib import Path
 
-    from virshle_core.errorcodes import ErrorCode
+    from virshle_core.wire.errorcodes import ErrorCode
 
     root = Path(__file__).resolve().parents[2]
     known = {code.value for code in ErrorCode}
@@ -210,5 +210,5 @@ def test_error_codes_in_the_sources_are_in_the_catalogue():
                 if isinstance(value, ast.Constant) and isinstance(value.value, str):
                     found.setdefault(value.value, str(path.relative_to(root)))
     unknown = {code: where for code, where in found.items() if code not in known}
-    assert not unknown, f"add these to virshle_core/errorcodes.py: {unknown}"
+    assert not unknown, f"add these to virshle_core/wire/errorcodes.py: {unknown}"
     assert len(found) >= 50

@@ -11,8 +11,8 @@ from tests.support import short_dir
 from virshle_core.config import parse_config
 from virshle_core.daemon.init import init_node
 from virshle_core.models import NodeContext
-from virshle_core.plugins import config_sections
-from virshle_core.store import Store
+from virshle_core.hooks import config_sections
+from virshle_core.store.store import Store
 
 
 @pytest.fixture

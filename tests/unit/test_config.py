@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from virshle_core.config import load_config, locate, parse_config
 from virshle_core.errors import ConfigError
-from virshle_core.plugins import config_sections
+from virshle_core.hooks import config_sections
 from virshle_core.units import parse_size
 
 SEED = Path(__file__).parent.parent / "data" / "seed_configs"

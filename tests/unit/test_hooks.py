@@ -14,14 +14,16 @@ import attrs
 import click
 import pytest
 
-from virshle_core import VirshleError, hookimpl, lifecycle
+from virshle_core import VirshleError, hookimpl
+
+from virshle_core.vm import lifecycle
 from virshle_core.config import parse_config
 from virshle_core.daemon import nodeinfo
 from virshle_core.daemon.init import init_node
-from virshle_core.lifecycle import CreateRequest
+from virshle_core.vm.lifecycle import CreateRequest
 from virshle_core.models import ConsoleEndpoint, Lease, NetAttachment, NodeCandidate, VmmHandle
 from virshle_core.client.cluster import choose_node
-from virshle_core.plugins import config_sections, get_plugin_manager
+from virshle_core.hooks import config_sections, get_plugin_manager
 
 
 def leftovers(node) -> list:

@@ -91,7 +91,7 @@ def test_the_checker_sees_a_cycle():
 
 def test_the_graph_is_read():
     edges = graph()
-    assert "virshle_core.store" in edges["virshle_core.lifecycle"]
+    assert "virshle_core.store.store" in edges["virshle_core.vm.lifecycle"]
     assert "virshle_core.daemon.http" in edges["virshle_core.daemon.routes"]
 
 

@@ -161,9 +161,9 @@ def test_trace_hooks_logs_each_call_its_plugins_and_time(tmp_path):
     program = """
 from virshle_core.config import parse_config
 from virshle_core.models import NodeContext
-from virshle_core.plugins import config_sections, hooks
+from virshle_core.hooks import config_sections, plugins
 config = parse_config("", path=None, sections=config_sections())
-print(sorted(hooks().node_info(node=NodeContext(name="n", config=config))[0]))
+print(sorted(plugins().node_info(node=NodeContext(name="n", config=config))[0]))
 """
     env = {**os.environ, "VIRSHLE_TRACE_HOOKS": "1", "VIRSHLE_PLUGINS": "qemu"}
     traced = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from virshle_core.errors import UsageError
-from virshle_core.refs import VmRef, name_problem, validate_name
+from virshle_core.wire.refs import VmRef, name_problem, validate_name
 
 UUID = "3f0c6a1e-8d2b-4c55-9a61-0e4b5f7d2c10"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from virshle_core import api
+from virshle_core.wire import api
 from virshle_core.cli.ssh import ssh_argv
 from virshle_core.errors import Conflict, VirshleError
 

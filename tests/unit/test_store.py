@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from virshle_core import store as store_module
+from virshle_core.store import store as store_module
 from virshle_core.errors import Conflict, NotFound, UsageError
 from virshle_core.models import Disk, Vm
-from virshle_core.store import Store
+from virshle_core.store.store import Store
 
 
 
@@ -187,7 +187,7 @@ def test_upgrading_to_autoincrement_keeps_rows_and_nics(tmp_path, monkeypatch):
 
 
 def test_each_reference_looks_in_its_own_namespace(tmp_path):
-    from virshle_core.refs import VmRef
+    from virshle_core.wire.refs import VmRef
 
     store = Store(tmp_path / "v.sqlite")
     alpha = store.insert(make_vm("alpha"))
@@ -259,7 +259,7 @@ def test_admission_and_insert_are_one_transaction(tmp_path):
 
 def test_a_broken_or_empty_database_is_refused_when_vms_exist(tmp_path):
     from virshle_core.errors import VirshleError
-    from virshle_core.opening import open_node_store, set_aside
+    from virshle_core.store.opening import open_node_store, set_aside
 
     db, vm_root = tmp_path / "virshle.sqlite", tmp_path / "vm"
     (vm_root / str(uuid.uuid4())).mkdir(parents=True)
@@ -289,7 +289,7 @@ def test_a_current_store_opens_without_sqlite_utils(tmp_path):
     import sys
 
     code = ("import sys; from pathlib import Path\n"
-            "from virshle_core.opening import open_node_store\n"
+            "from virshle_core.store.opening import open_node_store\n"
             "store = open_node_store(Path(sys.argv[1]), Path(sys.argv[2]), 'n')\n"
             "store.all(); store.close(); print('sqlite_utils' in sys.modules)\n")
     argv = [sys.executable, "-c", code, str(tmp_path / "virshle.db"), str(tmp_path / "vm")]
@@ -304,7 +304,7 @@ def test_a_round_one_database_opens_with_this_code(tmp_path):
     version 2) with two VMs: this code migrates it forward and loses nothing."""
     import shutil
 
-    from virshle_core.migrations import MIGRATIONS
+    from virshle_core.store.migrations import MIGRATIONS
 
     path = tmp_path / "virshle.sqlite"
     shutil.copyfile(Path(__file__).parent.parent / "data" / "round-one.sqlite", path)

@@ -12,10 +12,13 @@ import blinker
 import pytest
 
 from tests.unit.test_hooks import FakeVmm, leftovers
-from virshle_core import VirshleError, disks, hookimpl, lifecycle, verbs
-from virshle_core.api import CloneRequest, VmChange
+from virshle_core import VirshleError, hookimpl
+from virshle_core.vm import disks
+from virshle_core.vm import lifecycle
+from virshle_core.vm import control as verbs
+from virshle_core.wire.api import CloneRequest, VmChange
 from virshle_core.errors import Conflict, NotFound, UsageError
-from virshle_core.lifecycle import CreateRequest
+from virshle_core.vm.lifecycle import CreateRequest
 
 
 class ControlledVmm(FakeVmm):

@@ -1,10 +1,10 @@
-"""The wire records (virshle_core.wire, api): what the daemon writes, the client reads back."""
+"""The wire records (virshle_core.wire.record, api): what the daemon writes, the client reads back."""
 
 from __future__ import annotations
 
 import pytest
 
-from virshle_core import api
+from virshle_core.wire import api
 from virshle_core.models import Disk, Net, Vm
 
 VM = dict(id=7, uuid="3f0c6a1e-0000-4000-8000-000000000007", name="web", node="n1", template="xs",

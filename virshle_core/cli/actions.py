@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from .. import api
+from ..wire import api
 from ..errors import UsageError
 from ..client.cluster import uuid_ref
 from .listing import provision_detail, show_node_warnings
@@ -68,7 +68,7 @@ def find_vm(settings, ref, node_name: str | None, leases: bool = False) -> tuple
 
 def read_user_data(path: str) -> str:
     """The text of a user-data file; a binary, huge or unreadable file is exit 2."""
-    from ..userdata import USER_DATA_MAX, user_data_problem
+    from ..vm.userdata import USER_DATA_MAX, user_data_problem
 
     try:
         if path == "-":
@@ -98,7 +98,7 @@ def create(settings, template_name: str, count: int, vm_name: str | None, node_n
            user_data: str | None, as_json: bool, autostart: bool = False) -> None:
     """``vm create``: all of them or none; ``user_data`` is the file's text."""
     if vm_name is not None:  # checked here too, before any node is asked
-        from ..refs import validate_name
+        from ..wire.refs import validate_name
 
         validate_name(vm_name if count == 1 else f"{vm_name}-{count}")
     settings.warn_config()

@@ -44,7 +44,7 @@ class Settings:
     def config(self):
         if self._config is None:
             from ..config import load_config
-            from ..plugins import config_sections, hypervisor_names
+            from ..hooks import config_sections, hypervisor_names
 
             self._config = load_config(self.config_path, config_sections(), hypervisor_names())
             from . import view
@@ -229,10 +229,10 @@ def make_cli(with_plugins: bool = True) -> click.Group:
     if not with_plugins:
         return cli
 
-    from ..plugins import hooks
+    from ..hooks import plugins
 
     try:
-        hooks().register_commands(cli=cli)
+        plugins().register_commands(cli=cli)
     except Exception as exc:
         from .render import warn
 

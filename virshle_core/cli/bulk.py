@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from typing import Any, Callable
 
-from .. import api
+from ..wire import api
 from ..errors import UsageError, VirshleError
 from .render import echo, emit_json
 

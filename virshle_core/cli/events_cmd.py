@@ -9,7 +9,7 @@ import time
 
 import click
 
-from .. import api
+from ..wire import api
 from ..client import http
 from ..errors import VirshleError
 from .app import Settings, verbosity_options

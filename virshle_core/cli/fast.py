@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 
-from ..api import STATES
+from ..wire.api import STATES
 
 
 class _Node:
@@ -203,7 +203,7 @@ def _one_ref(refs: list):
     """The VM one reference names; a malformed one is the full command line's to word."""
     if len(refs) != 1 or (refs[0][0] == "id" and not (refs[0][1].isascii() and refs[0][1].isdigit())):
         raise _Decline
-    from ..refs import VmRef
+    from ..wire.refs import VmRef
 
     try:
         return VmRef.of(*refs[0])

@@ -20,7 +20,7 @@ def plugins() -> None:
 @verbosity_options
 def plugins_ls(as_json: bool) -> None:
     """List the loaded plugins and the hooks each implements."""
-    from ..plugins import broken_plugins, plugin_infos
+    from ..hooks import broken_plugins, plugin_infos
 
     infos = plugin_infos()
     broken = broken_plugins()

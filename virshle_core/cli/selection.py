@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import click
 
-from ..api import STATES
+from ..wire.api import STATES
 from .app import Settings
 from .completion import node_names, vm_names
 
@@ -18,7 +18,7 @@ class VmIdType(click.ParamType):
     name = "ID"
 
     def convert(self, value: Any, param: Any, ctx: Any) -> str:
-        from ..refs import ID_PATTERN
+        from ..wire.refs import ID_PATTERN
 
         text = str(value)
         if not ID_PATTERN.fullmatch(text):
@@ -54,7 +54,7 @@ def vm_selection(func: Callable) -> Callable:
 
 def refs_of(names=(), vm_id=(), vm_name=(), vm_uuid=()) -> list:
     """Every reference given, in its own namespace (``id:7``, ``name:web``, ``uuid:…``)."""
-    from ..refs import VmRef
+    from ..wire.refs import VmRef
 
     names = [("name", n) for n in (*names, *_many(vm_name))]
     return [VmRef.of(kind, value) for kind, value in

@@ -112,7 +112,7 @@ def vm_set(settings: Settings, words: tuple[str, ...], vm_id, vm_name, vm_uuid, 
       virshle vm set web-1 vcpu=2 vram=4GiB
       virshle vm set --id 7 autostart=false
     """
-    from .. import api
+    from ..wire import api
 
     words = list(words)
     if words and "=" not in words[0] and not (vm_id or vm_name or vm_uuid):
@@ -362,8 +362,8 @@ def vm_clone(settings: Settings, source, vm_id, vm_uuid, node_name, new_name, au
       virshle vm clone web-1 --name web-3
       virshle vm clone --id 7 --json
     """
-    from .. import api
-    from ..refs import validate_name
+    from ..wire import api
+    from ..wire.refs import validate_name
 
     if new_name is not None:
         validate_name(new_name)

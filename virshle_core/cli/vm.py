@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ..api import STATES
+from ..wire.api import STATES
 from ..errors import UsageError
 from . import actions
 from .completion import node_names, template_names

@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 TYPE_CHECKING = False  # typing itself is an import the CLI's start-up avoids
 
-from .. import api
+from ..wire import api
 from ..errors import NodeUnavailable, VirshleError, from_json
 from . import http
 
@@ -200,7 +200,7 @@ class NodeClient:
     def delete(self, path: str, **kwargs: Any) -> Any:
         return self.call("DELETE", path, **kwargs)
 
-    # --- the node API: each reply read into its class of virshle_core.api ------------
+    # --- the node API: each reply read into its class of virshle_core.wire.api ------------
 
     def read(self, cls: type, data: Any) -> Any:
         """A reply as ``cls`` (a list of them for a list); a reply of another shape is this

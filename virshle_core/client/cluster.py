@@ -7,14 +7,14 @@ prints or exits: errors are raised as ``VirshleError``, an interrupt as Keyboard
 
 from __future__ import annotations
 
-from .. import api
+from ..wire import api
 from ..errors import NotFound, UsageError, VirshleError
 
 TYPE_CHECKING = False  # typing itself is an import the CLI's start-up avoids
 if TYPE_CHECKING:
     from typing import Any, Callable
 
-    from ..refs import VmRef
+    from ..wire.refs import VmRef
 
 
 def uuid_ref(vm: api.Vm) -> str:
@@ -186,9 +186,9 @@ def create_placed(plan: list, body: api.CreateRequest, vm_name: str | None,
 def choose_node(candidates: list, template_name: str | None = None) -> str:
     """The name of the node the placement plugins chose; an error with every node's reason
     if none (the reasons are the plugins': ``candidate.refused``)."""
-    from ..plugins import hooks
+    from ..hooks import plugins
 
-    chosen = hooks().choose_node(candidates=candidates, template_name=template_name)
+    chosen = plugins().choose_node(candidates=candidates, template_name=template_name)
     names = {c.name for c in candidates}
     if chosen is not None and chosen in names:
         return chosen

@@ -188,7 +188,7 @@ class VmTemplate:
     ssh_authorized_keys: list[str] = attrs.Factory(list)
 
     def to_json(self) -> dict:
-        from .. import api
+        from ..wire import api
 
         return api.Template(
             name=self.name, vcpu=self.vcpu, vram=self.vram,

@@ -30,11 +30,11 @@ from ..errors import UsageError, VirshleError
 from ..log import log_command, logger
 from ..marks import NODE_ID, node_id
 from ..models import NodeContext
-from ..plugins import hooks
+from ..hooks import plugins
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ..store import Store
+    from ..store.store import Store
 
 PARTS = ("dir", "db", "net")
 GROUP = "virshle"
@@ -168,7 +168,7 @@ def init_node(config: Config, parts: set[str], node_name: str = "default",
     if "db" in parts:
         if not root.is_dir():
             raise VirshleError(f"{root} does not exist", "Run `virshle node init --dir` first.")
-        from ..opening import open_node_store, set_aside
+        from ..store.opening import open_node_store, set_aside
 
         db_path = config.host.db_path
         made = set_aside(db_path, root / "vm") if force_new else []
@@ -190,15 +190,15 @@ def init_node(config: Config, parts: set[str], node_name: str = "default",
     if parts & {"net"}:
         opened = store is None and config.host.db_path.exists()
         if opened:  # so that the plugins tell the node's VMs from orphans
-            from ..store import Store
+            from ..store.store import Store
 
             node.store = Store(config.host.db_path, node=node_name)
         try:
-            hooks().node_init(node=node, parts=frozenset(parts))
+            plugins().node_init(node=node, parts=frozenset(parts))
         finally:
             if opened:
                 node.store.close()
-        preparers = hooks().implementers("node_init")
+        preparers = plugins().implementers("node_init")
         done["net"] = [f"prepared by plugin {name}" for name in preparers] or [
             "no installed plugin prepares the network"]
     events.emit(events.NODE_INITIALIZED, node_name, parts=sorted(parts), root=str(root))
@@ -212,11 +212,11 @@ def gc_node(config: Config, dry_run: bool, node_name: str = "default",
     node = NodeContext(name=node_name, config=config, store=store)
     opened = store is None and config.host.db_path.exists()
     if opened:  # the node's own VMs are never strays
-        from ..store import Store
+        from ..store.store import Store
 
         node.store = Store(config.host.db_path, node=node_name)
     try:
-        return hooks().node_gc(node=node, dry_run=dry_run)
+        return plugins().node_gc(node=node, dry_run=dry_run)
     finally:
         if opened:
             node.store.close()

@@ -13,16 +13,17 @@ from collections import defaultdict
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
-from .. import disks, lifecycle, progress, verbs
+from ..vm import disks, lifecycle, control as verbs
+from .. import progress
 from . import access
 from ..models import NodeContext
-from ..refs import VmRef
+from ..wire.refs import VmRef
 
 if TYPE_CHECKING:
-    from ..api import CloneRequest, CreateRequest, Snapshot, VmChange
+    from ..wire.api import CloneRequest, CreateRequest, Snapshot, VmChange
     from ..config import Config
     from ..models import Vm
-    from ..store import Store
+    from ..store.store import Store
 
 
 class Node:
@@ -60,7 +61,7 @@ class Node:
         with each problem's file:line, and the configuration in force stays."""
         from ..config import load_config
         from ..errors import ConfigError
-        from ..plugins import config_sections, hypervisor_names
+        from ..hooks import config_sections, hypervisor_names
 
         new = load_config(self.config.path, config_sections(), hypervisor_names())
         for what, old_value, new_value in (

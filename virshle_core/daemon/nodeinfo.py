@@ -14,11 +14,11 @@ from typing import Any
 
 import psutil
 
-from .. import api
+from ..wire import api
 from ..config import Config, VmTemplate
 from ..models import NodeContext
-from ..plugins import hooks
-from ..store import Store
+from ..hooks import plugins
+from ..store.store import Store
 
 WEIGHTS = {"disk": 10, "ram": 7, "cpu": 4}
 
@@ -103,7 +103,7 @@ def collect(node: NodeContext, store: Store) -> api.NodeInfo:
     """The ``node info`` document: host figures, which templates fit, plugin fields."""
     info = host_info(node.config, store)
     merged: dict[str, Any] = {}
-    for extra in hooks().node_info(node=node):
+    for extra in plugins().node_info(node=node):
         for key, value in extra.items():
             merged.setdefault(key, value)
     info["plugins"] = merged

@@ -1,5 +1,5 @@
 """The OpenAPI document, built from the route table the server mounts and from the wire
-classes of ``virshle_core.api``: neither the routes nor the shapes are written twice."""
+classes of ``virshle_core.wire.api``: neither the routes nor the shapes are written twice."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import attrs
 
-from .. import api
+from ..wire import api
 
 REF = "#/components/schemas/"
 

@@ -11,7 +11,9 @@ import asyncio
 import json
 from typing import Any, Callable
 
-from .. import api, lifecycle, progress
+from ..wire import api
+from ..vm import lifecycle
+from .. import progress
 from ..errors import Conflict, UsageError, VirshleError, cut
 from ..log import logger
 from . import access, nodeinfo

@@ -4,7 +4,7 @@ Phases, as uvicorn's:
 
 - start-up: take the root's lock (``daemon.lock``, one daemon per root),
   apply the file modes, open and check the store, reconcile what a crash
-  interrupted (``virshle_core.reconcile``), re-adopt running VMs, bind the
+  interrupted (``virshle_core.vm.reconcile``), re-adopt running VMs, bind the
   socket with mode 0660 and group ``virshle``;
 - the main loop: serve until SIGTERM or SIGINT;
 - shut-down, within ``SHUTDOWN_TIMEOUT``: cancel the creates in flight
@@ -26,7 +26,7 @@ import signal
 import socket
 from pathlib import Path
 
-from ..reconcile import reconcile
+from ..vm.reconcile import reconcile
 from ..config import Config
 from ..errors import VirshleError
 from ..log import logger
@@ -157,7 +157,7 @@ class NodeDaemon:
         if changed:
             logger.info("file modes applied under {}: {}", root, "; ".join(changed[:20])
                         + (f" (and {len(changed) - 20} more)" if len(changed) > 20 else ""))
-        from ..opening import open_node_store
+        from ..store.opening import open_node_store
 
         self.node.store = await self.node.run(open_node_store, self.config.host.db_path,
                                               root / "vm", self.node.name)

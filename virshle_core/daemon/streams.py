@@ -8,7 +8,9 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from .. import api, events, lifecycle
+from ..wire import api
+from .. import events
+from ..vm import lifecycle
 from ..errors import Conflict, NotFound, VirshleError
 from ..log import logger
 from .http import Request, Response, StreamResponse

@@ -8,7 +8,8 @@ import asyncio
 import os
 from pathlib import Path
 
-from .. import events, lifecycle
+from .. import events
+from ..vm import lifecycle
 from ..log import logger
 from ..models import NodeContext
 from .node import Node

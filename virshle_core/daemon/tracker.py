@@ -19,11 +19,12 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from .. import events, lifecycle
+from .. import events
+from ..vm import lifecycle
 from ..errors import NotFound
 from ..log import logger
-from ..plugins import hooks
-from ..refs import VmRef
+from ..hooks import plugins
+from ..wire.refs import VmRef
 
 if TYPE_CHECKING:
     from .node import Node
@@ -47,7 +48,7 @@ class Tracker:
         if vm.uuid in self.tasks:
             return True
         try:
-            watch = hooks().vm_watch(vm=vm, node=self.node.context)
+            watch = plugins().vm_watch(vm=vm, node=self.node.context)
         except Exception as exc:
             logger.warning("VM {}: no watch ({}); it is polled instead", vm.name, exc)
             return False
@@ -95,7 +96,7 @@ class Tracker:
         if ended:  # the VMM is gone: so are its NICs
             await self.node.run(lifecycle.detach_all, self.node.context, vm)
         if ended and state == "crashed":  # a VMM killed mid-write (a savevm) leaks clusters
-            from ..images import repair_leaks
+            from ..host.images import repair_leaks
 
             await self.node.run(repair_leaks, vm)
         if vm.state == state:

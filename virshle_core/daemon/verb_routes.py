@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import api
+from ..wire import api
 from .http import Request, Response, json_response
 from .openapi import Route
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from .marker import hookspec
 
 if TYPE_CHECKING:
-    from ..api import Snapshot
+    from ..wire.api import Snapshot
     from ..models import ClonedDisk, Disk, NodeContext, Vm
 
 

@@ -342,7 +342,7 @@ def wait_for(predicate, timeout: float = 60, every: float = 0.2, what: str = "co
 def register():
     """``register(plugin, name=None)``: a plugin object in this process's plugin manager, for
     the test's length only."""
-    from virshle_core.plugins import get_plugin_manager
+    from virshle_core.hooks import get_plugin_manager
 
     manager = get_plugin_manager()
     names = []

@@ -21,7 +21,7 @@ PROGRAM = """
 import json, sys
 from virshle_core.config import parse_config
 from virshle_core.models import Net, NodeContext, Vm
-from virshle_core.plugins import config_sections
+from virshle_core.hooks import config_sections
 import virshle_kea
 
 node = NodeContext(name="t", config=parse_config(sys.argv[1], path=None, sections=config_sections()))

@@ -4,7 +4,7 @@ import pytest
 
 from virshle_core.config import parse_config
 from virshle_core.errors import ConfigError
-from virshle_core.plugins import config_sections
+from virshle_core.hooks import config_sections
 
 
 @pytest.mark.parametrize("url", ["tcp://localhost:5547", "unix:///run/kea/kea4-ctrl-socket",

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.e2e
 PROGRAM = """
 import json, os, sys
 from virshle_core.config import parse_config
-from virshle_core.plugins import config_sections
+from virshle_core.hooks import config_sections
 from virshle_core.errors import VirshleError
 from virshle_core.models import Net, NodeContext, Vm
 import virshle_macvtap

@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not shutil.which("ovs-vsctl"),
 PROGRAM = """
 import json, os, sys
 from virshle_core.config import parse_config
-from virshle_core.plugins import config_sections
+from virshle_core.hooks import config_sections
 from virshle_core.models import Net, NodeContext, Vm
 import virshle_ovs
 

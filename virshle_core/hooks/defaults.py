@@ -18,12 +18,12 @@ import os
 import shutil
 from pathlib import Path
 
-from . import hookimpl
-from .errors import VirshleError
-from .images import check_snapshot_disks, image_format, qemu_img, snapshot_id, virtual_size
-from .log import logger
-from .models import ClonedDisk, NodeContext
-from .progress import check_cancelled, report
+from .. import hookimpl
+from ..errors import VirshleError
+from ..host.images import check_snapshot_disks, image_format, qemu_img, snapshot_id, virtual_size
+from ..log import logger
+from ..models import ClonedDisk, NodeContext
+from ..progress import check_cancelled, report
 
 CHUNK = 4 * 1024 * 1024
 FICLONE = 0x40049409

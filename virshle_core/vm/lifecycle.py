@@ -18,18 +18,18 @@ import shutil
 import uuid as uuid_lib
 from pathlib import Path
 
-from . import events
-from .api import CreateRequest
-from .images import repair_leaks
+from .. import events
+from ..wire.api import CreateRequest
+from ..host.images import repair_leaks
 from .intake import check_request
-from .config import VmTemplate
-from .errors import Cancelled, Conflict, NotFound, UsageError, VirshleError
-from .log import logger
-from .models import ClonedDisk, Disk, Net, NodeContext, Vm
+from ..config import VmTemplate
+from ..errors import Cancelled, Conflict, NotFound, UsageError, VirshleError
+from ..log import logger
+from ..models import ClonedDisk, Disk, Net, NodeContext, Vm
 from .names import random_name
-from .plugins import hooks
-from .progress import check_cancelled
-from .store import Store
+from ..hooks import plugins
+from ..progress import check_cancelled
+from ..store.store import Store
 from .undo import Undo
 from .userdata import USER_DATA_MODE
 
@@ -45,7 +45,7 @@ def create(node: NodeContext, request: CreateRequest, owner: int = 0) -> list[Vm
     thread's cancel flag is set (see ``virshle_core.progress``).
     """
     from . import admission
-    from .images import fetch, image_format, virtual_size
+    from ..host.images import fetch, image_format, virtual_size
 
     template, names, user_data = check_request(node, request)
     images: dict[str, tuple[str, int, Path]] = {}
@@ -59,7 +59,7 @@ def create(node: NodeContext, request: CreateRequest, owner: int = 0) -> list[Vm
     for vm in vms:
         vm.autostart, vm.owner_uid = request.autostart, owner
         try:
-            hooks().pre_create(vm=vm, template=template, node=node)
+            plugins().pre_create(vm=vm, template=template, node=node)
         except Exception as exc:
             raise failed_at(template, "pre-create checks", exc)
 
@@ -105,7 +105,7 @@ def _new_vm(node: NodeContext, template: VmTemplate, name: str | None, user_data
         nets=[Net(name=n.name, type=n.kind, options=dict(n.options)) for n in template.net],
         kernel=_expand(template.kernel), initramfs=_expand(template.initramfs),
         cmdline=template.cmdline, firmware=_expand(template.firmware),
-        hypervisor=hooks().hypervisor(wanted=node.config.host.hypervisor, node=node),
+        hypervisor=plugins().hypervisor(wanted=node.config.host.hypervisor, node=node),
         user_data=user_data, dir=str(vm_dir), pending="creating",
     )
 
@@ -119,7 +119,7 @@ def _make_files(node: NodeContext, template: VmTemplate, vm: Vm) -> None:
         os.chmod(vm_dir, VM_DIR_MODE)
         for disk, template_disk in zip(vm.disks, template.disk):
             step = f"disk {disk.name!r}"
-            result = hooks().disk_clone(source=disk.source, dest=disk.path, disk=template_disk,
+            result = plugins().disk_clone(source=disk.source, dest=disk.path, disk=template_disk,
                                         node=node)
             if not result:
                 raise VirshleError(f"no plugin could clone disk {disk.name!r}")
@@ -130,7 +130,7 @@ def _make_files(node: NodeContext, template: VmTemplate, vm: Vm) -> None:
         step = "user-data"
         write_user_data(vm)
         step = "provisioning"
-        for disk in hooks().provision(vm=vm, template=template, node=node):
+        for disk in plugins().provision(vm=vm, template=template, node=node):
             disk.readonly = True  # a seed is read, never written
             vm.disks.append(disk)
     except Cancelled:
@@ -190,7 +190,7 @@ def delete(node: NodeContext, vm: Vm, force: bool = False) -> Vm:
     node.store.mark(vm, "deleting")
     try:
         if state in ("running", "paused"):
-            hooks().stop(vm=vm, force=True, node=node)
+            plugins().stop(vm=vm, force=True, node=node)
     except BaseException:
         node.store.mark(vm, None)
         raise
@@ -204,7 +204,7 @@ def release(node: NodeContext, vm: Vm, detach: bool = True) -> None:
     """The end of a delete: NICs, what plugins hold, the directory, then the row."""
     if detach:  # its NICs may still exist (running, crashed, or interrupted)
         detach_all(node, vm)
-    hooks().post_delete(vm=vm, node=node)
+    plugins().post_delete(vm=vm, node=node)
     shutil.rmtree(vm.path, ignore_errors=True)
     node.store.delete(vm)
 
@@ -212,7 +212,7 @@ def release(node: NodeContext, vm: Vm, detach: bool = True) -> None:
 def live_state(node: NodeContext, vm: Vm) -> str:
     """The VM's state from its VMM, falling back to the last state recorded."""
     try:
-        state = hooks().vm_state(vm=vm, node=node)
+        state = plugins().vm_state(vm=vm, node=node)
     except Exception as exc:
         logger.warning("reading the state of VM {} failed: {}", vm.name, exc)
         state = None
@@ -224,7 +224,7 @@ def with_ips(node: NodeContext, vms: list[Vm]) -> list[Vm]:
     if not vms or not any(vm.nets for vm in vms):
         return vms
     try:
-        leases = hooks().lease_query(vms=vms, node=node)
+        leases = plugins().lease_query(vms=vms, node=node)
     except Exception as exc:
         logger.warning("lease query failed: {}", exc)
         return vms
@@ -243,31 +243,31 @@ def start(node: NodeContext, vm: Vm) -> Vm:
         raise Conflict(f"VM {vm.name!r} is already {state}",
                        f"Stop it with `virshle vm stop --name {vm.name}`.", code="vm_running")
     if vm.hypervisor is None:  # none answered at create (none was installed): ask again
-        vm.hypervisor = hooks().hypervisor(wanted=node.config.host.hypervisor, node=node)
+        vm.hypervisor = plugins().hypervisor(wanted=node.config.host.hypervisor, node=node)
     node.store.mark(vm, "starting")
     undo = Undo()
     attachments = []
     try:
         for net in vm.nets:
-            attachment = hooks().net_attach(vm=vm, net=net, node=node)
+            attachment = plugins().net_attach(vm=vm, net=net, node=node)
             if attachment is None:
                 raise UsageError(
                     f"VM {vm.name!r}: no plugin handles net type {net.type!r} (net {net.name!r})",
-                    "Plugins that attach nets: " + (", ".join(hooks().implementers("net_attach")) or "none")
+                    "Plugins that attach nets: " + (", ".join(plugins().implementers("net_attach")) or "none")
                     + ". Install one, or fix [template.vm.net.type.*].",
                     code="unknown_net_type",
                 )
             attachments.append(attachment)
-            undo.push(f"net {net.name}", lambda net=net, a=attachment: hooks().net_detach(
+            undo.push(f"net {net.name}", lambda net=net, a=attachment: plugins().net_detach(
                 vm=vm, net=net, attachment=a, node=node))
             events.emit(events.NET_ATTACHED, node.name, vm=vm.to_json(), net=net.name,
                         ifname=attachment.ifname)
-        handle = hooks().start(vm=vm, attachments=attachments, node=node)
+        handle = plugins().start(vm=vm, attachments=attachments, node=node)
         if handle is None:
             raise VirshleError(
                 f"VM {vm.name!r}: no hypervisor plugin could start it "
                 f"(hypervisor {vm.hypervisor or node.config.host.hypervisor!r})",
-                "Hypervisor plugins: " + (", ".join(hooks().implementers("start")) or "none")
+                "Hypervisor plugins: " + (", ".join(plugins().implementers("start")) or "none")
                 + ". Check [host] hypervisor.",
                 code="no_hypervisor",
             )
@@ -299,7 +299,7 @@ def stop(node: NodeContext, vm: Vm, force: bool = False) -> tuple[Vm, bool]:
     if was_running:
         node.store.mark(vm, "stopping")
         try:
-            stopped = hooks().stop(vm=vm, force=force, node=node)
+            stopped = plugins().stop(vm=vm, force=force, node=node)
             if not stopped:
                 raise VirshleError(f"VM {vm.name!r}: no hypervisor plugin could stop it",
                                    code="no_hypervisor")
@@ -326,7 +326,7 @@ def detach_all(node: NodeContext, vm: Vm) -> None:
     """Remove the host side of every NIC of ``vm`` (its VMM ended, or never came up)."""
     for net in vm.nets:
         try:
-            detached = hooks().net_detach(vm=vm, net=net, attachment=None, node=node)
+            detached = plugins().net_detach(vm=vm, net=net, attachment=None, node=node)
         except VirshleError as exc:
             logger.warning("VM {}: net {} could not be detached: {}", vm.name, net.name, exc.message)
             continue
@@ -336,7 +336,7 @@ def detach_all(node: NodeContext, vm: Vm) -> None:
 
 def console(node: NodeContext, vm: Vm):
     """Where the VM's serial console is; NotFound when no plugin knows."""
-    endpoint = hooks().console(vm=vm, node=node)
+    endpoint = plugins().console(vm=vm, node=node)
     if endpoint is None:
         raise NotFound(f"VM {vm.name!r} has no console", "Start it first.", code="no_console")
     return endpoint
@@ -361,7 +361,7 @@ def end_vmm(node: NodeContext, vm: Vm) -> None:
     """A VM found powered off or crashed: end its VMM if it lingers (QEMU runs with
     ``-no-shutdown``), remove its files and its NICs. ``virshle_vm_state`` only reads."""
     try:
-        hooks().stop(vm=vm, force=True, node=node)
+        plugins().stop(vm=vm, force=True, node=node)
     except Exception as exc:
         logger.warning("VM {}: ending its VMM failed: {}", vm.name, exc)
     detach_all(node, vm)

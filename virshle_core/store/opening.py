@@ -7,8 +7,8 @@ import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .errors import VirshleError
-from .refs import UUID_PATTERN
+from ..errors import VirshleError
+from ..wire.refs import UUID_PATTERN
 from .store import Store
 
 
@@ -29,7 +29,7 @@ def open_node_store(db_path: Path, vm_root: Path, node: str = "default") -> Stor
     directories: that would forget VMs that exist. The way out is explicit,
     ``virshle node init --db --force-new`` (``set_aside``).
     """
-    from .errors import VirshleError
+    from ..errors import VirshleError
 
     dirs = len(vm_directories(vm_root))
     at_stake = (f"; {dirs} VM director{'y' if dirs == 1 else 'ies'} under {vm_root} "

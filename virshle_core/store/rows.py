@@ -10,7 +10,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from .models import Disk, Net, Vm
+from ..models import Disk, Net, Vm
 
 
 def now(offset: float = 0) -> str:
@@ -61,7 +61,7 @@ def _loads(text: str | None, empty: Any) -> Any:
     """A JSON column (the C scanner alone: ``json.loads`` costs twice as much per column)."""
     if not text or text in ("[]", "{}"):
         return type(empty)()
-    from .client.jsonlite import loads
+    from ..client.jsonlite import loads
 
     return loads(text)
 

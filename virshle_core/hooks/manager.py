@@ -9,7 +9,7 @@ Discovery reads ``entry_points.txt`` of the distributions on ``sys.path``
 itself rather than through ``importlib.metadata``: that module alone costs
 more than the whole budget of a fast ``virshle node ls`` (see bench/).
 
-The core calls hooks through ``hooks()`` (typed, ``virshle_core.hooks``).
+The core asks the plugins through ``plugins()`` (typed: ``calls.Hooks``).
 ``VIRSHLE_TRACE_HOOKS=1`` logs each hook call on stderr: its arguments'
 names, the plugins that answered it, and its time.
 """
@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import pluggy
 
-from . import hookspecs
+from .. import hookspecs
 
 if TYPE_CHECKING:
-    from .hooks import Hooks
+    from .calls import Hooks
 
 GROUP = "virshle"
-CORE_PLUGINS = ("virshle_core.default_plugins",)
+CORE_PLUGINS = ("virshle_core.hooks.defaults",)
 
 
 @attrs.define
@@ -207,14 +207,10 @@ def _trace(pm: pluggy.PluginManager) -> None:
     pm.add_hookcall_monitoring(before, after)
 
 
-def hook() -> Any:
-    """The raw hook relay (pluggy's): ``hook().virshle_node_info(node=node)``."""
-    return get_plugin_manager().hook
-
-
-def hooks() -> "Hooks":
-    """The typed hook calls: ``hooks().net_attach(vm=vm, net=net, node=node)``."""
-    from .hooks import Hooks
+def plugins() -> "Hooks":
+    """The plugins, asked through the typed hook calls:
+    ``plugins().net_attach(vm=vm, net=net, node=node)``."""
+    from .calls import Hooks
 
     global _hooks
     manager = get_plugin_manager()
@@ -234,7 +230,7 @@ def plugin_infos() -> list[PluginInfo]:
         hooks = sorted(caller.name for caller in (pm.get_hookcallers(plugin) or []))
         ep = _entry_points.get(name)
         if name == "core":
-            from . import __version__
+            from .. import __version__
 
             infos.append(PluginInfo(name, "virshle", __version__, plugin.__name__, hooks, core=True))
         else:
@@ -267,7 +263,7 @@ def config_sections() -> dict[str, type]:
             return
         sections[name] = cls
 
-    hook().virshle_config_sections(register=register)
+    get_plugin_manager().hook.virshle_config_sections(register=register)
     return sections
 
 

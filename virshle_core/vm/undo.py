@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .log import logger
+from ..log import logger
 
 
 class Undo:

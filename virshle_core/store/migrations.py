@@ -13,7 +13,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import sqlite_utils
 
-from .marks import legacy_interface_name, random_mac
+from ..marks import legacy_interface_name, random_mac
 
 
 def _v1(db: sqlite_utils.Database) -> None:

@@ -19,8 +19,8 @@ from typing import Any
 
 import attrs
 
-from .errors import Conflict
-from .units import human_size
+from ..errors import Conflict
+from ..units import human_size
 
 
 @attrs.define

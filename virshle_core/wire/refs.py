@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import UsageError
+from ..errors import UsageError
 
 KINDS = ("id", "name", "uuid")
 ID_PATTERN = re.compile(r"[0-9]+")

@@ -19,8 +19,8 @@ known ones.
 
 from __future__ import annotations
 
-from . import wire
-from .wire import Record, WireError, dump, dump_list  # noqa: F401 -- the API's names
+from . import record as wire
+from .record import Record, WireError, dump, dump_list  # noqa: F401 -- the API's names
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """Typed calls of the hooks, the way the core makes them (tox's ``Plugin`` facade).
 
-``hooks().net_attach(vm=vm, net=net, node=node)`` returns a ``NetAttachment`` or None,
+``plugins().net_attach(vm=vm, net=net, node=node)`` returns a ``NetAttachment`` or None,
 where ``hook().virshle_net_attach(...)`` returned ``Any``: the contract each hookspec
 states (``hookspecs``) is written once, here, for every call site. ``implementers``
 names the plugins that implement a hook, for messages such as "Hypervisor plugins: qemu".
@@ -17,9 +17,9 @@ if TYPE_CHECKING:
     import click
     import pluggy
 
-    from .api import Snapshot
-    from .config import TemplateDisk, VmTemplate
-    from .models import (ClonedDisk, ConsoleEndpoint, Disk, Lease, Net, NetAttachment, NodeCandidate,
+    from ..wire.api import Snapshot
+    from ..config import TemplateDisk, VmTemplate
+    from ..models import (ClonedDisk, ConsoleEndpoint, Disk, Lease, Net, NetAttachment, NodeCandidate,
                          NodeContext, Vm, VmmHandle, VmWatch)
 
 

@@ -3,11 +3,11 @@ offers, a count it takes, valid names and user-data, template disks that exist."
 
 from __future__ import annotations
 
-from .api import CreateRequest
-from .config import VmTemplate
-from .errors import NotFound, UsageError
-from .models import NodeContext
-from .refs import validate_name
+from ..wire.api import CreateRequest
+from ..config import VmTemplate
+from ..errors import NotFound, UsageError
+from ..models import NodeContext
+from ..wire.refs import validate_name
 from .userdata import template_user_data, user_data_problem
 
 

@@ -13,14 +13,15 @@ from __future__ import annotations
 import os
 import uuid as uuid_lib
 
-from . import admission, events
-from .api import CloneRequest, VmChange
+from . import admission
+from .. import events
+from ..wire.api import CloneRequest, VmChange
 from .disks import admit, refuse_active
-from .errors import Conflict, UsageError, VirshleError
+from ..errors import Conflict, UsageError, VirshleError
 from .lifecycle import VM_DIR_MODE, failed_at, live_state, undo_creates, write_user_data
-from .models import ClonedDisk, Disk, Net, NodeContext, Vm
+from ..models import ClonedDisk, Disk, Net, NodeContext, Vm
 from .names import random_name
-from .plugins import hooks
+from ..hooks import plugins
 
 MIN_VRAM = 32 * 1024**2
 
@@ -47,7 +48,7 @@ def control(node: NodeContext, vm: Vm, action: str, force: bool = False) -> Vm:
                        f"{CONTROLLED[action]}",
                        f"{step.capitalize()} it first: `virshle vm {step} {vm.name}`.",
                        code="vm_not_paused" if state == "running" else "vm_not_running")
-    done = hooks().vm_control(vm=vm, action=action, force=force, node=node)
+    done = plugins().vm_control(vm=vm, action=action, force=force, node=node)
     if not done:
         raise VirshleError(f"VM {vm.name!r}: no hypervisor plugin can {action} it "
                            f"(hypervisor {vm.hypervisor!r})", code="no_hypervisor")
@@ -73,7 +74,7 @@ def resize(node: NodeContext, vm: Vm, vcpu: int | None, vram: int | None) -> Vm:
     if vcpu is not None and vcpu < 1:
         raise UsageError(f"vcpu must be at least 1, not {vcpu}", code="bad_size")
     if vram is not None and vram < MIN_VRAM:
-        from .units import human_size
+        from ..units import human_size
 
         raise UsageError(f"vram must be at least {human_size(MIN_VRAM)}, not {vram} bytes",
                          code="bad_size")
@@ -92,7 +93,7 @@ def resize(node: NodeContext, vm: Vm, vcpu: int | None, vram: int | None) -> Vm:
 
 
 def _size_text(vcpu: int, vram: int) -> str:
-    from .units import human_size
+    from ..units import human_size
 
     return f"{vcpu} vcpu, {human_size(vram)}"
 
@@ -103,7 +104,7 @@ def _size_text(vcpu: int, vram: int) -> str:
 def clone(node: NodeContext, source: Vm, request: CloneRequest, owner: int = 0) -> Vm:
     """A new VM (owned by uid ``owner``) with a copy of a stopped VM's writable disks, a
     fresh uuid, name and MACs, and its own provisioning (a new cloud-init instance-id)."""
-    from .refs import validate_name
+    from ..wire.refs import validate_name
 
     if request.name is not None:
         validate_name(request.name)
@@ -133,7 +134,7 @@ def clone(node: NodeContext, source: Vm, request: CloneRequest, owner: int = 0) 
         os.chmod(vm_dir, VM_DIR_MODE)
         for disk, original in zip(vm.disks, writable):
             try:
-                copied = hooks().disk_copy(vm=source, disk=original, dest=disk.path, node=node)
+                copied = plugins().disk_copy(vm=source, disk=original, dest=disk.path, node=node)
             except Exception as exc:
                 raise failed_at(template, f"disk {disk.name!r}", exc)
             if copied is None:
@@ -141,7 +142,7 @@ def clone(node: NodeContext, source: Vm, request: CloneRequest, owner: int = 0) 
             if isinstance(copied, ClonedDisk):
                 disk.format, disk.size = copied.format, copied.size
         write_user_data(vm)
-        for disk in hooks().provision(vm=vm, template=template, node=node):
+        for disk in plugins().provision(vm=vm, template=template, node=node):
             disk.readonly = True
             vm.disks.append(disk)
         node.store.finish_creating([vm])
@@ -155,7 +156,7 @@ def clone(node: NodeContext, source: Vm, request: CloneRequest, owner: int = 0) 
 def _template_of(node: NodeContext, vm: Vm):
     """The template ``vm`` came from, as the node offers it now (its SSH keys for the clone's
     seed), or one made of the VM itself when the node no longer offers it."""
-    from .config import VmTemplate
+    from ..config import VmTemplate
 
     template = node.config.template(vm.template)
     if template is not None:

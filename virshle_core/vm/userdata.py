@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import UsageError
+from ..errors import UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .config import VmTemplate
+    from ..config import VmTemplate
 
 USER_DATA_MAX = 1024 * 1024
 """The largest user-data a VM may carry, in bytes. cloud-init's NoCloud seed has no limit

@@ -8,7 +8,7 @@ The ``pending`` column is the journal of operations in flight: a create
 writes its rows with ``pending = 'creating'`` before it makes any file, a
 start, stop or delete marks its row before it touches anything. A daemon
 that starts finds every row still marked and finishes or undoes its work
-(``virshle_core.reconcile``). Rows being created are invisible to listings
+(``virshle_core.vm.reconcile``). Rows being created are invisible to listings
 and lookups, but they count against the node's limits.
 """
 
@@ -24,13 +24,13 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import sqlite_utils
 
-    from .api import Snapshot
+    from ..wire.api import Snapshot
 
-from .errors import Conflict, NotFound, UsageError, VirshleError
-from .models import Vm
-from .marks import interface_name, node_id, node_tag, random_mac
+from ..errors import Conflict, NotFound, UsageError, VirshleError
+from ..models import Vm
+from ..marks import interface_name, node_id, node_tag, random_mac
 from .migrations import MIGRATIONS
-from .refs import MAX_ID, VmRef
+from ..wire.refs import MAX_ID, VmRef
 from .rows import disk_json, net_json, now, row_of, vm_of
 
 RELEASED_DAYS = 30
@@ -278,7 +278,7 @@ class Store:
 
     def release_reserve(self) -> bool:
         """Free the reserve, once, when the disk is full; False when there was none."""
-        from .log import logger
+        from ..log import logger
 
         try:
             (self.path.parent / RESERVE).unlink()
@@ -407,7 +407,7 @@ class Store:
     def get(self, ref: VmRef | str | int) -> Vm:
         """The VM ``ref`` names, in its own namespace; NotFound naming the reference.
 
-        A bare ``str``/``int`` is read by its shape (see ``virshle_core.refs``); a
+        A bare ``str``/``int`` is read by its shape (see ``virshle_core.wire.refs``); a
         bare reference that matches an id *and* an old all-digit name is refused
         as ambiguous.
         """
@@ -490,7 +490,7 @@ class Store:
 
     def snapshots(self, vm: Vm) -> list["Snapshot"]:
         """The VM's snapshots, oldest first."""
-        from .api import Snapshot
+        from ..wire.api import Snapshot
 
         with self._lock:
             rows = self.conn.execute(

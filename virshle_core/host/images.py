@@ -77,8 +77,8 @@ def fetch(url: str, sha256: str, cache_dir: Path, settings=None) -> Path:
     bytes a second, fails the download; redirects go to http(s) only, at most
     ``max_redirects`` of them.
     """
-    from . import progress
-    from .config import HostDownloads
+    from .. import progress
+    from ..config import HostDownloads
 
     settings = settings or HostDownloads()
     target = cache_dir / cache_name(url, sha256)
@@ -130,9 +130,9 @@ def _download(url: str, sha256: str, partial: Path, name: str, settings, job: _D
     import urllib.error
     import urllib.request
 
-    from . import __version__
-    from .errors import Cancelled, UsageError, VirshleError
-    from .log import logger
+    from .. import __version__
+    from ..errors import Cancelled, UsageError, VirshleError
+    from ..log import logger
 
     def failed(why: str, code: str = "download_failed") -> UsageError:
         return UsageError(f"downloading {url} failed: {why}",
@@ -275,8 +275,8 @@ def qemu_img(*args: str, what: str) -> str:
     import shutil
     import subprocess
 
-    from .errors import VirshleError
-    from .log import log_command
+    from ..errors import VirshleError
+    from ..log import log_command
 
     binary = shutil.which("qemu-img")
     if binary is None:
@@ -318,8 +318,8 @@ def repair_leaks(vm) -> list[str]:
     """``qemu-img check -r leaks`` on each qcow2 disk of a VM whose VMM is gone: a QEMU
     killed while it wrote (a forced stop, a crash, a cut-short savevm) leaks clusters that
     only take room, and nobody would say so. Returns the disks checked."""
-    from .errors import VirshleError
-    from .log import logger
+    from ..errors import VirshleError
+    from ..log import logger
 
     checked = []
     for disk in snapshot_disks(vm):
@@ -342,7 +342,7 @@ def snapshot_disks(vm) -> list:
 
 def check_snapshot_disks(vm) -> list:
     """The writable disks, each qcow2 (raw files hold no snapshots), or a UsageError."""
-    from .errors import UsageError
+    from ..errors import UsageError
 
     disks = snapshot_disks(vm)
     for disk in disks:

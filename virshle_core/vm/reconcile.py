@@ -11,14 +11,14 @@ import shutil
 
 import attrs
 
-from . import events
+from .. import events
 from .disks import settle
 from .lifecycle import detach_all, end_vmm, live_state, release, undo_creates
-from .log import logger
-from .models import NodeContext, Vm
-from .plugins import hooks
-from .refs import UUID_PATTERN
-from .store import Store
+from ..log import logger
+from ..models import NodeContext, Vm
+from ..hooks import plugins
+from ..wire.refs import UUID_PATTERN
+from ..store.store import Store
 
 DISK_VERBS = ("snapshotting", "restoring", "unsnapshotting", "resizing")
 
@@ -54,7 +54,7 @@ def reconcile(node: NodeContext) -> list[str]:
                     store.update(vm, state="running", hypervisor=hypervisor, pending=None)
                     done.append(f"{label} was started on {hypervisor}: adopted it")
                 else:
-                    for name in hooks().implementers("start"):  # a VMM may still be coming up
+                    for name in plugins().implementers("start"):  # a VMM may still be coming up
                         _force_stop(node, attrs.evolve(vm, hypervisor=name))
                     detach_all(node, vm)
                     state = "created" if vm.state == "created" else "shutdown"
@@ -92,11 +92,11 @@ def reconcile(node: NodeContext) -> list[str]:
 def _running_on(node: NodeContext, vm: Vm) -> str | None:
     """The hypervisor plugin whose VMM runs ``vm`` (a start may have been cut short)."""
     candidates = ([vm.hypervisor] if vm.hypervisor else []) + [
-        name for name in hooks().implementers("start") if name != vm.hypervisor]
+        name for name in plugins().implementers("start") if name != vm.hypervisor]
     for name in candidates:
         probe = attrs.evolve(vm, hypervisor=name)
         try:
-            state = hooks().vm_state(vm=probe, node=node)
+            state = plugins().vm_state(vm=probe, node=node)
         except Exception as exc:
             logger.warning("VM {}: asking {} for its state failed: {}", vm.name, name, exc)
             continue
@@ -110,6 +110,6 @@ def _running_on(node: NodeContext, vm: Vm) -> str | None:
 def _force_stop(node: NodeContext, vm: Vm) -> None:
     if vm.hypervisor:
         try:
-            hooks().stop(vm=vm, force=True, node=node)
+            plugins().stop(vm=vm, force=True, node=node)
         except Exception as exc:
             logger.warning("VM {}: force-stopping it failed: {}", vm.name, exc)

@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import shutil
 
-from . import admission, events
-from .api import Snapshot
-from .errors import Conflict, NotFound, UsageError, VirshleError
-from .images import repair_leaks
+from . import admission
+from .. import events
+from ..wire.api import Snapshot
+from ..errors import Conflict, NotFound, UsageError, VirshleError
+from ..host.images import repair_leaks
 from .lifecycle import end_vmm, live_state
-from .log import logger
-from .models import NodeContext, Vm
-from .plugins import hooks
-from .units import MAX_SIZE, human_size
+from ..log import logger
+from ..models import NodeContext, Vm
+from ..hooks import plugins
+from ..units import MAX_SIZE, human_size
 
 ACTIVE = ("running", "paused")
 SNAPSHOT_NAME_CHARS = "letters, digits, '.', '_' or '-'"
@@ -112,7 +113,7 @@ def disk_resize(node: NodeContext, vm: Vm, disk_name: str, size: int | None = No
             disk.size = old
             raise
         try:
-            if hooks().disk_resize(vm=vm, disk=disk, size=new, node=node) is None:
+            if plugins().disk_resize(vm=vm, disk=disk, size=new, node=node) is None:
                 raise VirshleError(f"VM {vm.name!r}: no plugin could resize disk {disk_name!r}")
         except BaseException:
             _read_sizes(vm)  # what the file is now, whatever the failure left
@@ -129,7 +130,7 @@ def disk_resize(node: NodeContext, vm: Vm, disk_name: str, size: int | None = No
 def snapshot_create(node: NodeContext, vm: Vm, name: str, memory: bool = False) -> Snapshot:
     """Take snapshot ``name`` of the VM's writable disks (and, ``memory``, of the running
     guest); it reserves its disks' sizes (and the VM's memory) against the limits."""
-    from .images import check_snapshot_disks, overlay_on_itself, snapshot_disks
+    from ..host.images import check_snapshot_disks, overlay_on_itself, snapshot_disks
 
     check_snapshot_name(name)
     state = live_state(node, vm)
@@ -222,7 +223,7 @@ def snapshot_delete(node: NodeContext, vm: Vm, name: str) -> Snapshot:
 
 
 def _snapshot_hook(node: NodeContext, vm: Vm, action: str, snapshot: Snapshot) -> None:
-    if not hooks().snapshot(vm=vm, action=action, snapshot=snapshot, node=node):
+    if not plugins().snapshot(vm=vm, action=action, snapshot=snapshot, node=node):
         raise Conflict(f"VM {vm.name!r} is {vm.state}, and its hypervisor ({vm.hypervisor}) "
                        "cannot snapshot a running VM",
                        f"Stop it first with `virshle vm stop {vm.name}`.", code="not_supported")
@@ -259,7 +260,7 @@ def _after_a_failure(node: NodeContext, vm: Vm, state: str) -> None:
 
 def _stop_half_restored(node: NodeContext, vm: Vm, name: str, exc: VirshleError) -> None:
     try:
-        hooks().stop(vm=vm, force=True, node=node)
+        plugins().stop(vm=vm, force=True, node=node)
     except Exception as stop_error:
         logger.error("VM {}: stopping it after a failed restore failed: {}", vm.name, stop_error)
     end_vmm(node, vm)
@@ -276,7 +277,7 @@ def _stop_half_restored(node: NodeContext, vm: Vm, name: str, exc: VirshleError)
 
 def _read_sizes(vm: Vm) -> None:
     """Each writable disk's real format and size, from the file (``qemu-img info``)."""
-    from .images import disk_info, snapshot_disks
+    from ..host.images import disk_info, snapshot_disks
 
     for disk in snapshot_disks(vm):
         try:
@@ -294,7 +295,7 @@ def _read_sizes(vm: Vm) -> None:
 def settle(node: NodeContext, vm: Vm) -> list[str]:
     """After a crash in a journaled verb: make the store say what the files hold. Returns
     one line per change, for the daemon's log."""
-    from .images import internal_snapshots, qemu_img, snapshot_disks
+    from ..host.images import internal_snapshots, qemu_img, snapshot_disks
 
     said: list[str] = []
     entry = vm.pending or ""
