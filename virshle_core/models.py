@@ -1,8 +1,9 @@
 """The objects hooks receive and return: a VM, its disks and NICs, a node.
 
 These are the public names plugins are written against (with
-``virshle_core.hookimpl`` and the errors). They are plain attrs classes that
-turn into JSON with ``to_json()``.
+``virshle_core.hookimpl`` and the errors). A VM, its disks and NICs are the wire
+documents of ``wire.api`` (their fields are declared there, once) with what only the
+node holds; the others are attrs classes. Each turns into JSON with ``to_json()``.
 """
 
 from __future__ import annotations
@@ -19,70 +20,41 @@ if TYPE_CHECKING:
     from .config import Config
 
 
-@attrs.define
-class Disk:
-    """One disk of a VM: its own file under ``<root>/vm/<uuid>/disk/<name>``."""
+class Disk(api.Disk):
+    """One disk of a VM: its own file under ``<root>/vm/<uuid>/disk/<name>``; ``source``
+    (the node's alone) is the image it was made from."""
 
-    name: str
-    path: str
-    size: int | None = None
-    readonly: bool = False
+    __wire__ = False
     source: str | None = None
-    format: str = "raw"
-
-    def to_json(self) -> dict:
-        return api.dump(api.Disk, self)
 
 
-@attrs.define
-class Net:
+class Net(api.Net):
     """One NIC of a VM: its net type (``tap``, ``mac_v_tap``...), MAC and host interface."""
 
-    name: str
-    type: str
-    options: dict[str, Any] = attrs.Factory(dict)
-    mac: str | None = None
-    ifname: str | None = None
-
-    def to_json(self) -> dict:
-        return api.dump(api.Net, self)
+    __wire__ = False
 
 
-@attrs.define
-class Vm:
-    """A virtual machine as the node knows it.
+class Vm(api.Vm):
+    """A virtual machine as the node knows it: the VM document (``api.Vm``, where its
+    fields are declared) and what only its node holds.
 
     ``state`` is the last state the node read from the VMM through
     ``virshle_vm_state``; ``ips`` is filled from ``virshle_lease_query``;
     ``pending`` names the operation in flight on it (``creating``,
-    ``starting``, ``stopping``, ``deleting``), the node's journal;
+    ``starting``, ``stopping``, ``deleting``...), the node's journal;
     ``provision`` says what ``virshle_provision`` prepared for its first boot.
     """
 
-    id: int | None
-    uuid: str
-    name: str
-    node: str
-    template: str
-    vcpu: int
-    vram: int
-    disks: list[Disk] = attrs.Factory(list)
-    nets: list[Net] = attrs.Factory(list)
-    state: str = "created"
-    ips: list[str] = attrs.Factory(list)
-    kernel: str | None = None
-    initramfs: str | None = None
-    cmdline: str | None = None
-    firmware: str | None = None
-    hypervisor: str | None = None
+    __wire__ = False
+    __transient__ = ("node", "dir", "ips")
+    """Fields the store does not keep: the node's name, the directory under today's root,
+    the leases."""
+
+    disks: list[Disk] = []
+    nets: list[Net] = []
     user_data: str | None = None
-    created_at: str = ""
-    updated_at: str = ""
     dir: str = ""
     pending: str | None = None
-    provision: dict[str, Any] = attrs.Factory(dict)
-    autostart: bool = False
-    """Started by the daemon when it starts and finds the VM stopped (libvirt's autostart)."""
     owner_uid: int = 0
     """The uid that created the VM (root's for VMs from before owners)."""
 
@@ -95,10 +67,6 @@ class Vm:
     def path(self) -> Path:
         """The VM's own directory, ``<root>/vm/<uuid>``."""
         return Path(self.dir)
-
-    def to_json(self) -> dict:
-        """The VM as the API sends it (``api.Vm``)."""
-        return api.dump(api.Vm, self)
 
 
 _user_names: dict[int, str] = {}

@@ -98,10 +98,10 @@ def _v6(db: sqlite_utils.Database) -> None:
 
 
 def _v7(db: sqlite_utils.Database) -> None:
-    # ``owner``: the uid that created the VM (the peer of the socket); VMs from before are
+    # ``owner_uid``: the uid that created the VM (the peer of the socket); VMs from before are
     # root's. ``released_nics``: MACs of NICs this node removed with their VM, so that a DHCP
     # plugin reaps only leases that were this node's (several nodes share a network).
-    db.execute("ALTER TABLE vms ADD COLUMN owner INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE vms ADD COLUMN owner_uid INTEGER NOT NULL DEFAULT 0")
     db.execute("""CREATE TABLE released_nics (
         mac TEXT PRIMARY KEY, released_at TEXT NOT NULL)""")
     # The shape a snapshot's memory was taken in: restoring it into another is refused.

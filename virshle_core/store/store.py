@@ -31,7 +31,7 @@ from ..models import Vm
 from ..marks import interface_name, node_id, node_tag, random_mac
 from .migrations import MIGRATIONS
 from ..wire.refs import MAX_ID, VmRef
-from .rows import disk_json, net_json, now, row_of, vm_of
+from .rows import changes_of, column, now, row_of, vm_of
 
 RELEASED_DAYS = 30
 """How long a removed NIC's MAC is remembered as this node's (longer than any lease)."""
@@ -249,7 +249,7 @@ class Store:
                 raise Conflict("could not find a free MAC address after 50 draws")
         if vm.nets:
             self.conn.execute("UPDATE vms SET nets = ? WHERE id = ?",
-                            [json.dumps([net_json(n) for n in vm.nets]), vm.id])
+                            [column(vm, "nets"), vm.id])
 
     def _rollback(self) -> None:
         """Roll back the transaction under way, if SQLite has not already (a full disk at
@@ -300,20 +300,10 @@ class Store:
     def update(self, vm: Vm, **fields: Any) -> Vm:
         for key, value in fields.items():
             setattr(vm, key, value)
-        row = {
-            "state": vm.state,
-            "disks": json.dumps([disk_json(d) for d in vm.disks]),
-            "nets": json.dumps([net_json(n) for n in vm.nets]),
-            "hypervisor": vm.hypervisor,
-            "pending": vm.pending,
-            "autostart": int(vm.autostart),
-            "vcpu": vm.vcpu,
-            "vram": vm.vram,
-            "updated_at": now(),
-        }
+        vm.updated_at = now()
+        row = changes_of(vm)
         with self._lock:
             self._update(vm.id, row)
-        vm.updated_at = row["updated_at"]
         return vm
 
     def _update(self, vm_id: int, fields: dict[str, Any]) -> None:
@@ -336,11 +326,8 @@ class Store:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
                 for vm in vms:
-                    self._update(vm.id, {
-                        "pending": None, "updated_at": now(),
-                        "disks": json.dumps([disk_json(d) for d in vm.disks]),
-                        "provision": json.dumps(vm.provision)})
-                    vm.pending = None
+                    vm.pending, vm.updated_at = None, now()
+                    self._update(vm.id, changes_of(vm))
                 self.conn.execute("COMMIT")
             except BaseException:
                 self._rollback()

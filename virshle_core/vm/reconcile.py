@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import shutil
 
-import attrs
-
 from .. import events
 from .disks import settle
 from .lifecycle import detach_all, end_vmm, live_state, release, undo_creates
@@ -55,7 +53,7 @@ def reconcile(node: NodeContext) -> list[str]:
                     done.append(f"{label} was started on {hypervisor}: adopted it")
                 else:
                     for name in plugins().implementers("start"):  # a VMM may still be coming up
-                        _force_stop(node, attrs.evolve(vm, hypervisor=name))
+                        _force_stop(node, vm.evolve(hypervisor=name))
                     detach_all(node, vm)
                     state = "created" if vm.state == "created" else "shutdown"
                     store.update(vm, state=state, pending=None)
@@ -94,7 +92,7 @@ def _running_on(node: NodeContext, vm: Vm) -> str | None:
     candidates = ([vm.hypervisor] if vm.hypervisor else []) + [
         name for name in plugins().implementers("start") if name != vm.hypervisor]
     for name in candidates:
-        probe = attrs.evolve(vm, hypervisor=name)
+        probe = vm.evolve(hypervisor=name)
         try:
             state = plugins().vm_state(vm=probe, node=node)
         except Exception as exc:

@@ -86,14 +86,18 @@ class Net(Record):
 
 
 class Vm(Record):
-    """A VM as its node knows it; ``ips`` are its DHCP leases (empty when not asked)."""
+    """A VM as its node knows it; ``ips`` are its DHCP leases (empty when not asked).
+
+    The one declaration of a VM's fields: the node's own VM (``models.Vm``) extends it
+    with what only the node holds, and the store's row is made from both
+    (``store/rows.py``). A new field is a line here and a migration."""
 
     id: int | None
     uuid: str
     name: str
     node: str
     template: str
-    state: VmState
+    state: VmState = "created"
     vcpu: int
     vram: int
     disks: list[Disk] = []

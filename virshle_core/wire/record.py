@@ -47,14 +47,22 @@ class Record:
     """
 
     __fields__: tuple[Field, ...] = ()
+    __wire__ = True
+    """False on a record that extends a wire document with what only its node holds (the
+    daemon's ``models.Vm`` over ``api.Vm``): it is never sent, so it does not take the
+    document's name, and it is written as the document it extends."""
 
     def __init_subclass__(cls) -> None:
-        TYPES[cls.__name__] = cls
+        if cls.__dict__.get("__wire__", True):
+            TYPES[cls.__name__] = cls
         fields = {f.name: f for f in cls.__fields__}
         for name, annotation in cls.__dict__.get("__annotations__", {}).items():
             if name.startswith("_"):
                 continue
             fields[name] = Field(name, annotation, cls.__dict__.get(name, _REQUIRED))
+        for name, value in cls.__dict__.items():
+            if isinstance(value, property):  # a subclass computes that field
+                fields.pop(name, None)
         cls.__fields__ = tuple(fields.values())
 
     def __init__(self, **values: Any):
@@ -81,6 +89,12 @@ class Record:
 
     def to_json(self) -> dict:
         return dump(type(self), self)
+
+    def evolve(self, **changes: Any):
+        """A copy with ``changes`` (as ``attrs.evolve``)."""
+        values = {f.name: getattr(self, f.name) for f in self.__fields__}
+        values.update(changes)
+        return type(self)(**values)
 
     @classmethod
     def from_json(cls, data: Any, strict: bool = False):
