@@ -128,3 +128,25 @@ def out(text: str) -> None:
 
 if __name__ == "__main__":  # a look at what cog would write
     print(hook_reference())
+
+
+def verb_routes() -> str:
+    """The routes of the declared verbs (``virshle_core.verbs``: the core's, and those of the
+    plugins installed), a table row each."""
+    from virshle_core.verbs import every
+
+    rows = ["| route | what it does |", "|---|---|"]
+    for verb in every():
+        text = verb.summary
+        if verb.request is not None and hasattr(verb.request, "__fields__"):
+            fields = ", ".join(f'"{f.name}"' for f in verb.request.__fields__)
+            text += f" Body: `{{{fields}}}`" + (" (optional)." if not any(
+                f.required for f in verb.request.__fields__) else ".")
+        if verb.notes:
+            text += f" {verb.notes}"
+        if verb.event:
+            text += f" Announces `{verb.event}`."
+        if verb.plugin != "core":
+            text += f" (plugin {verb.plugin})"
+        rows.append(f"| `{verb.method} /api/v1{verb.path}` | {text} |")
+    return "\n".join(rows)

@@ -56,6 +56,19 @@ NAMES = (
 )
 
 
+def declare(name: str) -> None:
+    """A plugin verb's event (``Verb.event``): its document is a VM event (``vm`` and no
+    more), announced on the event stream like the core's."""
+    global NAMES
+    if name in NAMES:
+        return
+    from .wire import api
+
+    api.EVENTS[name] = type("".join(part.capitalize() for part in name.split("-")),
+                            (api.VmEvent,), {"__doc__": f"A plugin's event: {name}."})
+    NAMES = (*NAMES, name)
+
+
 def emit(name: str, sender: str, **data: Any) -> int:
     """Send signal ``name``; return how many receivers ran without error.
 

@@ -265,3 +265,32 @@ class NodeCandidate:
             if reserved is not None and limit and reserved >= limit:
                 full.append(f"{resource} {reserved:g}% reserved (limit {limit:g}%)")
         return "saturated: " + ", ".join(full) if full else "saturated"
+
+
+@attrs.define
+class ApiRoute:
+    """A route a plugin serves on the node's API (``virshle_routes``), under
+    ``/api/v1/x/<plugin>``: ``handler`` is ``async def handler(request, node)``."""
+
+    method: str
+    path: str
+    handler: Callable[..., Any]
+    summary: str = ""
+
+
+@attrs.define
+class Reply:
+    """What a plugin's route answers, when it is not JSON (or not 200)."""
+
+    body: Any
+    status: int = 200
+    content_type: str = "application/json"
+
+
+@attrs.define
+class Service:
+    """Long-running work a plugin runs in the node daemon (``virshle_services``):
+    ``run`` is ``async def run(node)``, cancelled when the daemon stops."""
+
+    name: str
+    run: Callable[..., Any]

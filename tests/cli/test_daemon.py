@@ -382,7 +382,7 @@ assert [vm.name for vm in made] == ["lib-1", "lib-2"], made
 found, vm = find_vm([client], VmRef.parse("name:lib-2"))
 assert found is client and vm.uuid == made[1].uuid
 for vm in made:
-    client.delete_vm(uuid_ref(vm))
+    client.rm(uuid_ref(vm))
 print("click" in sys.modules)
 """
     result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)

@@ -28,7 +28,8 @@ def test_the_contract_has_every_design_hook():
         "virshle_net_attach", "virshle_net_detach", "virshle_start", "virshle_stop",
         "virshle_vm_state", "virshle_console", "virshle_lease_query", "virshle_post_delete",
         "virshle_provision", "virshle_vm_watch", "virshle_hypervisor", "virshle_vm_control",
-        "virshle_snapshot", "virshle_disk_resize", "virshle_disk_copy", "virshle_node_gc"])
+        "virshle_snapshot", "virshle_disk_resize", "virshle_disk_copy", "virshle_node_gc",
+            "virshle_verbs", "virshle_routes", "virshle_services"])
 
 
 @pytest.mark.parametrize("hook", HOOKS)

@@ -20,6 +20,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from ..verbs import Verb
+
 
 class ProgressLine:
     """One line on stderr for long work, shown only on a terminal and after a moment."""
@@ -157,73 +159,25 @@ def _snapshot_names(client, vm: api.Vm) -> str:
     from ..errors import VirshleError
 
     try:
-        return ", ".join(snapshot.name for snapshot in client.snapshots(uuid_ref(vm))) or "-"
+        return ", ".join(snapshot.name for snapshot in client.snapshot_ls(uuid_ref(vm))) or "-"
     except VirshleError:  # a daemon older than snapshots
         return "?"
 
 
-def start(settings, ref, node_name: str | None, as_json: bool, attach: bool = False) -> None:
-    """``vm start`` (``attach``: then join its console)."""
+def one(settings, verb: "Verb", ref, node_name: str | None, values: dict, as_json: bool,
+        attach: bool = False) -> None:
+    """A verb on the one VM ``ref`` names (both command lines; several VMs are
+    ``cli/bulk.py``'s): its reply as JSON, or the line said of it (a VM in a state where
+    the verb has nothing to do says so). ``attach``: then join its console (``vm start``)."""
     client, vm = find_vm(settings, ref, node_name)
-    started = client.start_vm(uuid_ref(vm))
+    result = client.perform(verb, uuid_ref(vm), **values)
     if as_json and not attach:
-        emit_json(started)
-        return
-    from .bulk import VERBS
-
-    settings.say(VERBS["start"][2](client, started, started), err=attach)
+        emit_json(result)
+    elif vm.state in verb.done and getattr(result, "state", None) == vm.state:
+        settings.say(f"VM {vm.name} is {vm.state} already; nothing to do.")
+    else:
+        settings.say(verb.say(vm, client.name, result, values), err=attach)
     if attach:
         from .console import attach as attach_console
 
-        attach_console(client, uuid_ref(started), started.name)
-
-
-def stop(settings, ref, node_name: str | None, force: bool, as_json: bool) -> None:
-    """``vm stop``."""
-    client, vm = find_vm(settings, ref, node_name)
-    result = client.stop_vm(uuid_ref(vm), force=force)
-    if as_json:
-        emit_json(result)
-    else:
-        from .bulk import VERBS
-
-        settings.say(VERBS["stop"][2](client, vm, result))
-
-
-def remove(settings, ref, node_name: str | None, force: bool, as_json: bool) -> None:
-    """``vm rm``."""
-    client, vm = find_vm(settings, ref, node_name)
-    removed = client.delete_vm(uuid_ref(vm), force=force)
-    if as_json:
-        emit_json(removed)
-    else:
-        from .bulk import VERBS
-
-        settings.say(VERBS["rm"][2](client, removed, removed))
-
-
-def control(settings, ref, node_name: str | None, action: str, force: bool, as_json: bool) -> None:
-    """``vm pause|resume|reboot`` of one VM."""
-    from .bulk import VERBS
-
-    client, vm = find_vm(settings, ref, node_name)
-    result = client.control_vm(uuid_ref(vm), action, force)
-    if as_json:
-        emit_json(result)
-    elif action != "reboot" and vm.state == result.state:
-        settings.say(f"VM {vm.name} is {vm.state} already; nothing to do.")
-    else:
-        settings.say(VERBS[action][2](client, vm, result))
-
-
-def one(settings, verb: str, ref, node_name: str | None, force: bool, as_json: bool) -> None:
-    """``vm start|stop|rm|pause|resume|reboot`` of the one VM ``ref`` names (both command
-    lines; several VMs are ``cli/bulk.py``'s)."""
-    if verb == "start":
-        start(settings, ref, node_name, as_json)
-    elif verb == "stop":
-        stop(settings, ref, node_name, force, as_json)
-    elif verb == "rm":
-        remove(settings, ref, node_name, force, as_json)
-    else:
-        control(settings, ref, node_name, verb, force, as_json)
+        attach_console(client, uuid_ref(vm), vm.name)

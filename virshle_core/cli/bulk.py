@@ -1,5 +1,6 @@
-"""One verb on many VMs: ``vm start|stop|rm|pause|resume|reboot`` with several
-``--name``/``--id``/``--uuid``, ``--state STATE`` or ``--all``, on every node or one.
+"""One verb on many VMs: any verb declared ``bulk`` (``vm start|stop|rm|pause|resume|
+reboot``, a plugin's) with several names, ``--state STATE`` or ``--all``, on every node or
+one; ``--all`` takes the VMs in the states the verb acts on.
 
 The VMs are acted on concurrently, at most ``FAN_OUT`` at a time (each is one request
 to its node, whose daemon serialises work on one VM only); a line on stderr counts them
@@ -10,55 +11,28 @@ of ``{vm, node, ok, result, error}``), and the exit status is 1 when any failed.
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable
+from typing import Any
 
 from ..wire import api
 from ..errors import UsageError, VirshleError
 from .render import echo, emit_json
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..verbs import Verb
+
 FAN_OUT = 8
 
 
-def _ref(vm: api.Vm) -> str:
-    return f"uuid:{vm.uuid}"
-
-
-def _stopped(client, vm, result) -> str:
-    if result.was_running:
-        return f"Stopped VM {vm.name} on node {client.name}."
-    return f"VM {vm.name} is not running (it is {result.vm.state}); nothing to do."
-
-
-# each verb: what the counter says, the request for one VM, and the line said of it
-VERBS: dict[str, tuple[str, Callable, Callable]] = {
-    "start": ("starting", lambda client, vm, force: client.start_vm(_ref(vm)),
-              lambda client, vm, result: f"Started VM {vm.name} (id {vm.id}) on node {client.name}."),
-    "stop": ("stopping", lambda client, vm, force: client.stop_vm(_ref(vm), force=force), _stopped),
-    "rm": ("removing", lambda client, vm, force: client.delete_vm(_ref(vm), force=force),
-           lambda client, vm, result: f"Removed VM {vm.name} (id {vm.id}) from node {client.name}."),
-    "pause": ("pausing", lambda client, vm, force: client.control_vm(_ref(vm), "pause"),
-              lambda client, vm, result: f"Paused VM {vm.name} on node {client.name}."),
-    "resume": ("resuming", lambda client, vm, force: client.control_vm(_ref(vm), "resume"),
-               lambda client, vm, result: f"Resumed VM {vm.name} on node {client.name}."),
-    "reboot": ("rebooting", lambda client, vm, force: client.control_vm(_ref(vm), "reboot", force),
-               lambda client, vm, result: f"Rebooted VM {vm.name} on node {client.name}."),
-}
-
-# the states a verb acts on under --all: the others are skipped, not failed
-READY = {
-    "start": ("created", "shutdown", "crashed"),
-    "stop": ("running", "paused"),
-    "pause": ("running",),
-    "resume": ("paused",),
-    "reboot": ("running",),
-    "rm": None,
-}
+def request(client, verb: "Verb", vm: api.Vm, values: dict) -> Any:
+    """The verb's request for one VM, by its uuid (its name may be another VM's elsewhere)."""
+    return client.perform(verb, f"uuid:{vm.uuid}", **values)
 
 
 def select(settings, refs: list, node_name: str | None, state: str | None, every: bool,
-           verb: str) -> list[tuple[Any, api.Vm]]:
+           verb: "Verb") -> list[tuple[Any, api.Vm]]:
     """The (client, VM) pairs the selection names: VMs by reference (each must exist), or
-    every VM in ``state``, or with ``every`` all those ``verb`` acts on."""
+    every VM in ``state``, or with ``every`` all those ``verb`` acts on (its ``states``)."""
     from ..client import fan_out, one_per_daemon
     from ..client.cluster import find_vm
 
@@ -73,7 +47,7 @@ def select(settings, refs: list, node_name: str | None, state: str | None, every
             raise error
         for vm in vms:
             vm.node = client.name
-            if state or READY[verb] is None or vm.state in READY[verb]:
+            if state or verb.states is None or vm.state in verb.states:
                 chosen.append((client, vm))
     return chosen
 
@@ -96,15 +70,14 @@ class Counter:
             sys.stderr.write("\n")
 
 
-def run(settings, targets: list[tuple[Any, api.Vm]], verb: str, force: bool, as_json: bool) -> int:
+def run(settings, targets: list[tuple[Any, api.Vm]], verb: "Verb", values: dict,
+        as_json: bool) -> int:
     """Run ``verb`` on every target, ``FAN_OUT`` at a time; print what is said of each, or
     its error; 1 when any failed."""
     from concurrent.futures import ThreadPoolExecutor
 
-    doing, request, said = VERBS[verb]
-
     def work(client, vm) -> Any:
-        return request(client, vm, force)
+        return request(client, verb, vm, dict(values))
 
     if not targets:
         if as_json:
@@ -112,7 +85,7 @@ def run(settings, targets: list[tuple[Any, api.Vm]], verb: str, force: bool, as_
         else:
             settings.say("No VM matches; nothing to do.")
         return 0
-    counter = Counter(doing, len(targets))
+    counter = Counter(verb.doing, len(targets))
 
     def one(target: tuple[Any, api.Vm]) -> tuple[Any, VirshleError | None]:
         client, vm = target
@@ -137,7 +110,7 @@ def run(settings, targets: list[tuple[Any, api.Vm]], verb: str, force: bool, as_
                            "result": _json(result),
                            "error": error.to_json() if error is not None else None})
         elif error is None:
-            settings.say(said(client, vm, result))
+            settings.say(verb.say(vm, client.name, result, values))
         else:
             echo(f"Error: VM {vm.name} on node {client.name}: {error.message}", err=True)
     if as_json:

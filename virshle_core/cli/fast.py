@@ -1,6 +1,7 @@
 """The fast path of the commands typed most, without click: ``vm ls``, ``node ls``,
-``vm create|start|stop|info|rm`` in their plain forms, and the bulk verbs (``vm
-start|stop|rm|pause|resume|reboot`` of several names, ``--state`` or ``--all``).
+``vm create|info`` in their plain forms, and every verb declared ``bulk`` (``vm
+stop|rm|pause|resume|reboot``, a plugin's: of one name, several, ``--state`` or
+``--all``), from its declaration.
 
 A Python command line pays for every module it imports before it does
 anything; click alone costs more than the whole budget of a listing. These
@@ -57,19 +58,37 @@ def _warn_disks(disks: list) -> None:
             warn(message)
 
 
-# the options of the verbs this path answers: flags, and options taking a value
-BULK = {"start", "stop", "rm", "pause", "resume", "reboot"}  # several VMs: bulk.py
-FORCE = {"-f", "--force"}
-FLAGS = {"ls": {"--json", "--wide"}, "create": {"--json"}, "info": {"--json", "--refresh"},
-         "start": {"--json", "--all"}, "stop": {"--json", "--all", *FORCE},
-         "rm": {"--json", "--all", "-y", "--yes", *FORCE}, "pause": {"--json", "--all"},
-         "resume": {"--json", "--all"}, "reboot": {"--json", "--all", *FORCE}}
+# the options of the commands this path answers: flags, and options taking a value; the
+# bulk verbs' come from their declarations (``virshle_core.verbs``: the core's, and the
+# plugins' the view keeps)
 REFS = {"--id", "--name", "--uuid"}  # each may be given several times, by the bulk verbs
+FLAGS = {"ls": {"--json", "--wide"}, "create": {"--json"}, "info": {"--json", "--refresh"}}
 VALUES = {"ls": {"--node", "--state"}, "create": {"--node", "--name", "-t", "--template", "-n", "--count"},
-          "info": {"--node", *REFS}, **{verb: {"--node", "--state", *REFS} for verb in BULK}}
+          "info": {"--node", *REFS}}
 
 
-def _parse(argv: list[str]) -> dict | None:
+def bulk_verbs(view: dict | None = None) -> dict:
+    """The verbs this path answers on many VMs, by name: the core's and the plugins'."""
+    from ..verbs import Verb, core
+
+    verbs = {v.name: v for v in core() if v.bulk and v.group == "vm"}
+    for data in (view or {}).get("verbs", ()):
+        verb = Verb.from_json(data)
+        if verb.bulk and verb.group == "vm":
+            verbs.setdefault(verb.name, verb)
+    return verbs
+
+
+def _options(verb) -> tuple[set, set]:
+    """A bulk verb's flags and valued options, as its command takes them."""
+    flags = {"--json", "--all"} | {name for o in verb.options if o.flag for name in o.names}
+    if verb.method == "DELETE":
+        flags |= {"-y", "--yes"}
+    values = {"--node", "--state", *REFS} | {n for o in verb.options if not o.flag for n in o.names}
+    return flags, values
+
+
+def _parse(argv: list[str], bulk: dict) -> dict | None:
     """``[-v…|-q] [--config PATH] GROUP VERB [options]``, or None for anything else."""
     options: dict = {"verbosity": 0, "config": None, "flags": set(), "values": {}, "refs": []}
     words = iter(argv)
@@ -87,15 +106,15 @@ def _parse(argv: list[str]) -> dict | None:
                 return None
         elif not word.startswith("-") and len(command) < 2:
             command.append(word)
-        elif not word.startswith("-") and command[0] == "vm" and command[1] in BULK:
+        elif not word.startswith("-") and command[0] == "vm" and command[1] in bulk:
             options["refs"].append(("name", word))  # `vm stop web-1 web-2`
-        elif len(command) == 2 and word in FLAGS.get(command[1], ()):
+        elif len(command) == 2 and word in _flags(command, bulk):
             options["flags"].add(word)
-        elif len(command) == 2 and name in VALUES.get(command[1], ()):
+        elif len(command) == 2 and name in _values(command, bulk):
             value = inline if equals else next(words, None)
             if value is None or (value.startswith("-") and not equals):
                 return None
-            if name in REFS and command[1] in BULK:
+            if name in REFS and command[1] in bulk:
                 options["refs"].append((name[2:], value))
             elif name in options["values"]:
                 return None
@@ -105,7 +124,7 @@ def _parse(argv: list[str]) -> dict | None:
             return None
     if len(command) != 2 or (command[0], command[1]) not in {
             ("vm", "ls"), ("node", "ls"), ("vm", "create"), ("vm", "info"),
-            *(("vm", verb) for verb in BULK)}:
+            *(("vm", verb) for verb in bulk)}:
         return None
     if command[0] == "node" and options["values"].keys() - {"--node"}:
         return None
@@ -113,19 +132,32 @@ def _parse(argv: list[str]) -> dict | None:
     return options
 
 
+def _flags(command: list[str], bulk: dict) -> set:
+    if command[0] == "vm" and command[1] in bulk:
+        return _options(bulk[command[1]])[0]
+    return FLAGS.get(command[1], set())
+
+
+def _values(command: list[str], bulk: dict) -> set:
+    if command[0] == "vm" and command[1] in bulk:
+        return _options(bulk[command[1]])[1]
+    return VALUES.get(command[1], set())
+
+
 def run(argv: list[str]) -> int | None:
     """Answer ``argv`` here and return the exit status, or None to take the full path."""
     if os.environ.get("VIRSHLE_NO_FAST") or "_VIRSHLE_COMPLETE" in os.environ \
             or "_V_COMPLETE" in os.environ:  # a shell asks for completions: click answers
         return None
-    options = _parse(argv)
-    if options is None:
-        return None
     from .view import chosen_path, load
 
-    path, _ = chosen_path(options["config"])
+    path, _ = chosen_path(_config_of(argv))
     view = load(path)
     if view is None:
+        return None
+    bulk = bulk_verbs(view)
+    options = _parse(argv, bulk)
+    if options is None:
         return None
     nodes = [_Node(**entry) for entry in view["nodes"]]
     if any(not n.url.startswith("unix://") for n in nodes):
@@ -139,7 +171,7 @@ def run(argv: list[str]) -> int | None:
         _warn_disks(view["disks"])
     try:
         return _answer(options["group"], options["verb"], settings, values, flags, node,
-                       options["refs"])
+                       options["refs"], bulk)
     except _Decline:
         return None
     except Exception as exc:
@@ -159,8 +191,21 @@ class _Decline(Exception):
     """This invocation is the full command line's to answer."""
 
 
+def _config_of(argv: list[str]) -> str | None:
+    """``--config PATH`` (or ``--config=PATH``) before the command's words, if given."""
+    words = iter(argv)
+    for word in words:
+        if word == "--config":
+            return next(words, None)
+        if word.startswith("--config="):
+            return word.partition("=")[2]
+        if not word.startswith("-"):
+            break
+    return None
+
+
 def _answer(group: str, verb: str, settings: _Settings, values: dict, flags: set,
-            node: str | None, refs: list | None = None) -> int:
+            node: str | None, refs: list | None = None, bulk: dict | None = None) -> int:
     as_json = "--json" in flags
     if "--wide" in flags:
         from . import render
@@ -181,9 +226,15 @@ def _answer(group: str, verb: str, settings: _Settings, values: dict, flags: set
         return listing.list_vms(settings, node, state, as_json)
     from . import actions
 
-    force = bool(FORCE & flags)
-    if verb in BULK:
-        return _act(verb, settings, values, flags, node, refs or [], force, as_json)
+    if verb in (bulk or {}):
+        declared = bulk[verb]
+        given = {}
+        for option in declared.options:
+            if option.flag and flags & set(option.names):
+                given[option.field] = True
+            elif not option.flag:
+                given.update({option.field: values[n] for n in option.names if n in values})
+        return _act(declared, settings, values, flags, node, refs or [], given, as_json)
     if verb == "create":
         template = values.get("-t") or values.get("--template")
         count = values.get("-n") or values.get("--count") or "1"
@@ -211,8 +262,8 @@ def _one_ref(refs: list):
         raise _Decline from None
 
 
-def _act(verb: str, settings: _Settings, values: dict, flags: set, node: str | None, refs: list,
-         force: bool, as_json: bool) -> int:
+def _act(verb, settings: _Settings, values: dict, flags: set, node: str | None, refs: list,
+         given: dict, as_json: bool) -> int:
     """A bulk verb, or one VM named once, as ``cli/selection.act`` does it."""
     from . import actions
 
@@ -221,12 +272,12 @@ def _act(verb: str, settings: _Settings, values: dict, flags: set, node: str | N
             or (refs and (state or every)):
         raise _Decline  # the full command line words the usage error
     if len(refs) == 1 and not (state or every):
-        actions.one(settings, verb, _one_ref(refs), node, force, as_json)
+        actions.one(settings, verb, _one_ref(refs), node, given, as_json)
         return 0
-    if verb == "rm" and (state or every) and not flags & {"-y", "--yes"}:
+    if verb.method == "DELETE" and (state or every) and not flags & {"-y", "--yes"}:
         raise _Decline  # it asks first: click's prompt
     from . import bulk
 
     refs = [_one_ref([ref]) for ref in refs]
-    return bulk.run(settings, bulk.select(settings, refs, node, state, every, verb), verb, force,
+    return bulk.run(settings, bulk.select(settings, refs, node, state, every, verb), verb, given,
                     as_json)

@@ -6,13 +6,14 @@ import time
 
 import click
 
-from .app import Settings, VirshleGroup, verbosity_options
+from .app import Settings, verbosity_options
+from .verbs_cmd import VerbsGroup
 from .completion import node_names
 from .render import bar, emit_json, state, table
 
 
 
-@click.group(cls=VirshleGroup)
+@click.group(cls=VerbsGroup)
 @verbosity_options
 def node() -> None:
     """Prepare, run and list nodes (hosts that run VMs)."""
@@ -49,7 +50,7 @@ def node_init(settings: Settings, all_: bool, dir_: bool, db: bool, net: bool, f
         raise click.UsageError("--force-new goes with --db (or --all)")
     daemon = _serving(settings)
     if daemon is not None:  # the daemon does it (its event stream hears it), or refuses
-        done = daemon.init(sorted(parts), force_new=force_new).done
+        done = daemon.init(parts=sorted(parts), force_new=force_new).done
         for message in daemon.warnings:  # what it left alone, as node init in this process says
             click.echo(f"Warning: {message}", err=True)
     else:
@@ -95,7 +96,7 @@ def node_gc(settings: Settings, dry_run: bool, as_json: bool) -> None:
 
     daemon = _serving(settings)
     if daemon is not None:
-        removed = daemon.gc(dry_run).removed
+        removed = daemon.gc(dry_run=dry_run).removed
     else:
         removed = gc_node(settings.config, dry_run, node_name=settings.config.host.name)
     if as_json:

@@ -3,13 +3,16 @@ wanted), a positional ``NAME...``, ``--state`` or ``--all``, on every node or ``
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
 from ..wire.api import STATES
 from .app import Settings
 from .completion import node_names, vm_names
+
+if TYPE_CHECKING:
+    from ..verbs import Verb
 
 
 class VmIdType(click.ParamType):
@@ -74,27 +77,25 @@ def one_ref(vm_id=(), vm_name=(), vm_uuid=(), names=()):
     return refs[0]
 
 
-def act(settings: Settings, verb: str, names, vm_id, vm_name, vm_uuid, node_name, state,
-        every: bool, as_json: bool, force: bool = False, yes: bool = False,
-        single: Callable | None = None) -> None:
-    """One VM named once: ``single(ref)``, or ``actions.one``. Several, ``--state`` or
-    ``--all``: the bulk run (``cli/bulk.py``), exit 1 when any failed."""
+def act(settings: Settings, verb: "Verb", names, vm_id, vm_name, vm_uuid, node_name, state,
+        every: bool, as_json: bool, values: dict | None = None, yes: bool = False,
+        attach: bool = False) -> None:
+    """One VM named once: ``actions.one``. Several, ``--state`` or ``--all``: the bulk run
+    (``cli/bulk.py``), exit 1 when any failed."""
     from . import actions, bulk
 
+    values = values or {}
     refs = refs_of(names, vm_id, vm_name, vm_uuid)
     if len(refs) == 1 and not state and not every:
-        if single is not None:
-            single(refs[0])
-        else:
-            actions.one(settings, verb, refs[0], node_name, force, as_json)
+        actions.one(settings, verb, refs[0], node_name, values, as_json, attach=attach)
         return
     if not refs and not state and not every:
-        raise click.UsageError(f"say which VMs to {verb}: NAME..., --id, --name or --uuid "
+        raise click.UsageError(f"say which VMs to {verb.name}: NAME..., --id, --name or --uuid "
                                "(each as often as you like), --state STATE or --all")
     targets = bulk.select(settings, refs, node_name, state, every, verb)
-    if verb == "rm":
+    if verb.method == "DELETE":
         _confirm_removal(targets, state, every, yes)
-    code = bulk.run(settings, targets, verb, force, as_json)
+    code = bulk.run(settings, targets, verb, values, as_json)
     if code:
         raise click.exceptions.Exit(code)
 

@@ -1,5 +1,8 @@
-"""``virshle vm pause|resume|reboot|set|disk|snapshot|clone|ssh``: the verbs on VMs that
-exist, beside create, start, stop and rm (``cli/vm.py``)."""
+"""The ``vm`` and ``node`` commands of the declared verbs (``virshle_core.verbs``): one per
+verb, made from its declaration (its words, help and examples, ``NAME...`` with
+``--state``/``--all`` when it acts on many, its options and arguments, ``--json``), and the
+few commands of their own a declaration names (``command``): set, disk resize, snapshot
+ls, clone; ``ssh`` is no verb of the node's."""
 
 from __future__ import annotations
 
@@ -7,77 +10,168 @@ from typing import Any, Callable
 
 import click
 
+from ..verbs import Verb, find
+from ..verbs.vm import SETTINGS
 from . import actions
 from .app import Settings, VirshleGroup, verbosity_options
 from .completion import vm_names
 from .selection import act, one_ref, vm_ref_options, vm_selection
 
 JSON = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+GROUPS = {
+    "snapshot": "Snapshots of a VM's disks (and of a running guest's memory, with --memory).\n\n"
+                "They are qcow2 internal snapshots, kept inside each writable disk: nothing "
+                "else to keep track of, and a VM's snapshots go with it. Each counts against "
+                "[host.limits] disk by its disks' sizes (and the VM's memory with --memory).",
+    "disk": "A VM's disks.",
+}
 
 
-@click.command("pause")
-@vm_selection
-@JSON
-@verbosity_options
-@click.pass_obj
-def vm_pause(settings: Settings, names, vm_id, vm_name, vm_uuid, node_name, state, every,
+def help_of(verb: Verb) -> str:
+    """A command's help: the declaration's summary, more, and its examples."""
+    text = verb.summary + (f"\n\n{verb.help}" if verb.help else "")
+    if verb.examples:
+        text += "\n\n\b\nExamples:\n" + "\n".join(f"  {example}" for example in verb.examples)
+    return text
+
+
+def declared(group: str, name: str, words: str | None = None) -> Callable:
+    """A command of its own for a declared verb: its help comes from the declaration. With
+    ``words`` (the metavar of its words: ``[VM] DISK [+]SIZE``), the common parameters of a
+    command on one VM too: its words, ``--id/--name/--uuid/--node``, ``--json``, ``-v``."""
+    def decorate(func: Callable) -> click.Command:
+        if words is not None:
+            for decorator in (click.pass_obj, verbosity_options, JSON, vm_ref_options,
+                              click.argument("words", nargs=-1, metavar=words,
+                                             shell_complete=vm_names)):
+                func = decorator(func)
+        return click.command(name.split()[-1], help=help_of(find(group, name)))(func)
+
+    return decorate
+
+
+def command(verb: Verb) -> click.Command:
+    """The command a declaration makes: what it says, which VMs, its options, its words."""
+    def callback(settings: Settings, names=(), vm_id=(), vm_name=(), vm_uuid=(), node_name=None,
+                 state=None, every=False, as_json=False, words=(), **values: Any) -> None:
+        values = {k: v for k, v in values.items() if v not in (None, False)}
+        if verb.group == "node":
+            return _on_node(settings, verb, node_name, values, as_json)
+        if verb.bulk:
+            return act(settings, verb, names, vm_id, vm_name, vm_uuid, node_name, state, every,
+                       as_json, values, yes=values.pop("yes", False))
+        words = list(words)
+        wanted = len(verb.arguments)
+        if len(words) == wanted + 1 and not (vm_id or vm_name or vm_uuid):
+            vm_name = (words.pop(0),)
+        if len(words) != wanted:
+            raise click.UsageError(f"say the VM{''.join(' and ' + a.metavar for a in verb.arguments)}: "
+                                   f"vm {verb.name} VM {' '.join(a.metavar for a in verb.arguments)}")
+        for argument, word in zip(verb.arguments, words):
+            values[argument.param or argument.field] = word
+        actions.one(settings, verb, one_ref(vm_id, vm_name, vm_uuid), node_name, values, as_json)
+
+    params: list[click.Parameter] = []
+    for option in verb.options:
+        params.append(click.Option(list(option.names), option.field, is_flag=option.flag,
+                                   metavar=option.metavar, help=option.help))
+    if verb.bulk and verb.method == "DELETE":
+        params.append(click.Option(["-y", "--yes"], "yes", is_flag=True,
+                                   help="Do not ask before acting on --all or --state VMs."))
+    func = click.pass_obj(callback)
+    func = verbosity_options(func)
+    func = JSON(func)
+    if verb.group == "vm":
+        if verb.bulk:
+            func = vm_selection(func)
+        else:
+            func = vm_ref_options(func)
+            metavar = " ".join(["[VM]"] + [a.metavar for a in verb.arguments])
+            func = click.argument("words", nargs=-1, metavar=metavar, shell_complete=vm_names)(func)
+    else:
+        func = click.option("--node", "node_name", metavar="NAME", help="Only this node.")(func)
+    made = click.command(verb.words[-1], help=help_of(verb))(func)
+    made.params.extend(params)
+    return made
+
+
+def _on_node(settings: Settings, verb: Verb, node_name: str | None, values: dict,
              as_json: bool) -> None:
-    """Pause running VMs: their vcpus stop, their memory stays (`vm resume` goes on).
+    from ..client import fan_out
+    from .render import echo, emit_json
 
-    \b
-    Examples:
-      virshle vm pause web-1
-      virshle vm pause --all --node remote_1
-    """
-    act(settings, "pause", names, vm_id, vm_name, vm_uuid, node_name, state, every, as_json)
-
-
-@click.command("resume")
-@vm_selection
-@JSON
-@verbosity_options
-@click.pass_obj
-def vm_resume(settings: Settings, names, vm_id, vm_name, vm_uuid, node_name, state, every,
-              as_json: bool) -> None:
-    """Resume paused VMs.
-
-    \b
-    Examples:
-      virshle vm resume web-1
-      virshle vm resume --all
-    """
-    act(settings, "resume", names, vm_id, vm_name, vm_uuid, node_name, state, every, as_json)
+    results = fan_out(settings.clients(node_name), lambda client: client.perform(verb, **values))
+    if as_json:
+        emit_json([{"node": c.name, "result": r, "error": e.to_json() if e else None}
+                   for c, r, e in results])
+    for client, result, error in results:
+        if error is not None:
+            echo(f"Error: node {client.name}: {error.message}", err=True)
+        elif not as_json:
+            settings.say(verb.said.format(node=client.name, verb=verb.name))
+    if any(error for _, _, error in results):
+        raise click.exceptions.Exit(1)
 
 
-@click.command("reboot")
-@vm_selection
-@click.option("-f", "--force", is_flag=True,
-              help="Reset at once (the reset button) instead of asking the guest.")
-@JSON
-@verbosity_options
-@click.pass_obj
-def vm_reboot(settings: Settings, names, vm_id, vm_name, vm_uuid, node_name, state, every,
-              force: bool, as_json: bool) -> None:
-    """Reboot running VMs: the ACPI power button, and a reset once the guest is down
-    (within [host] stop_timeout); --force resets at once.
+def add_commands(group: click.Group, verbs: list[Verb]) -> None:
+    """Each verb of ``group``'s kind: its own command, or the one its declaration makes, in
+    the subgroups its words name (``snapshot create``)."""
+    for verb in verbs:
+        if verb.group != group.name:
+            continue
+        made = _load(verb.command) if verb.command else command(verb)
+        parent = group
+        for word in verb.words[:-1]:
+            if word not in parent.commands:
+                parent.add_command(_subgroup(word, [v for v in verbs if v.words[:-1] == (word,)]))
+            parent = parent.commands[word]
+        parent.add_command(made, verb.words[-1])
 
-    \b
-    Examples:
-      virshle vm reboot web-1
-      virshle vm reboot --force --name web-1 --name web-2
-    """
-    act(settings, "reboot", names, vm_id, vm_name, vm_uuid, node_name, state, every, as_json,
-        force=force)
+
+class VerbsGroup(VirshleGroup):
+    """The ``vm`` and ``node`` groups: the core's verbs are added where the group is made;
+    the plugins' (``virshle_verbs``), once this process has loaded its plugins, the first
+    time a command of the group is looked up."""
+
+    plugins_added = False
+
+    def _with_plugins(self) -> None:
+        from ..hooks.manager import loaded
+
+        if self.plugins_added or not loaded():
+            return
+        self.plugins_added = True
+        from ..verbs import every
+
+        add_commands(self, [verb for verb in every() if verb.plugin != "core"])
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._with_plugins()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        self._with_plugins()
+        return super().get_command(ctx, name)
+
+
+def _subgroup(word: str, verbs: list[Verb]) -> click.Group:
+    """``vm snapshot``, ``vm disk``: the verbs of that word, with an example of each."""
+    def group() -> None:
+        pass
+
+    examples = [verb.examples[0] for verb in verbs if verb.examples]
+    text = GROUPS.get(word, f"The {word} verbs.") + (
+        "\n\n\b\nExamples:\n" + "\n".join(f"  {e}" for e in examples) if examples else "")
+    return click.group(word, cls=VirshleGroup, help=text)(verbosity_options(group))
+
+
+def _load(spec: str) -> click.Command:
+    from ..verbs import _load as load
+
+    return load(spec)
 
 
 # --- settings and sizes ----------------------------------------------------------------
-
-SETTINGS = {
-    "autostart": "true or false: start it whenever its node daemon starts",
-    "vcpu": "a number of vcpus (the VM stopped; used at its next start)",
-    "vram": "a memory size, 2 (GiB) or 512MiB (the VM stopped; used at its next start)",
-}
-
 
 def _size(text: str, what: str) -> int:
     """A size on the command line: a bare number is GiB, as in config.toml."""
@@ -89,29 +183,9 @@ def _size(text: str, what: str) -> int:
         raise click.BadParameter(f"{what}: {exc}") from None
 
 
-@click.command("set")
-@click.argument("words", nargs=-1, metavar="[NAME] KEY=VALUE...")
-@vm_ref_options
-@JSON
-@verbosity_options
-@click.pass_obj
-def vm_set(settings: Settings, words: tuple[str, ...], vm_id, vm_name, vm_uuid, node_name,
-           as_json: bool) -> None:
-    """Change a VM's settings; its size only while it is stopped, within the node's
-    [host.limits].
-
-    \b
-    Settings:
-      autostart=true|false   start it whenever its node daemon starts
-      vcpu=N                 its vcpus, from its next start
-      vram=SIZE              its memory, 2 (GiB) or 512MiB, from its next start
-
-    \b
-    Examples:
-      virshle vm set web-1 autostart=true
-      virshle vm set web-1 vcpu=2 vram=4GiB
-      virshle vm set --id 7 autostart=false
-    """
+@declared("vm", "set", words="[NAME] KEY=VALUE...")
+def set_command(settings: Settings, words: tuple[str, ...], vm_id, vm_name, vm_uuid, node_name,
+                as_json: bool) -> None:
     from ..wire import api
 
     words = list(words)
@@ -119,13 +193,13 @@ def vm_set(settings: Settings, words: tuple[str, ...], vm_id, vm_name, vm_uuid, 
         vm_name = words.pop(0)  # `vm set NAME key=value`, as libvirt's and Incus's verbs read
     if not words:
         raise click.UsageError("say what to change: KEY=VALUE (settings: "
-                               + ", ".join(SETTINGS) + ")")
+                               + ", ".join(key.split("=")[0] for key in SETTINGS) + ")")
     change = api.VmChange()
     for word in words:
         key, equals, value = word.partition("=")
-        if not equals or key not in SETTINGS:
+        if not equals or key not in {setting.split("=")[0] for setting in SETTINGS}:
             raise click.BadParameter(f"{word!r}: settings are " + "; ".join(
-                f"{k}={v}" for k, v in SETTINGS.items()), param_hint="KEY=VALUE")
+                f"{k}: {v}" for k, v in SETTINGS.items()), param_hint="KEY=VALUE")
         if key == "vcpu":
             if not (value.isascii() and value.isdigit()) or int(value) < 1:
                 raise click.BadParameter(f"vcpu must be a whole number of at least 1, not {value!r}",
@@ -141,7 +215,7 @@ def vm_set(settings: Settings, words: tuple[str, ...], vm_id, vm_name, vm_uuid, 
                                          param_hint="KEY=VALUE")
             change.autostart = truth
     client, found = actions.find_vm(settings, one_ref(vm_id, vm_name, vm_uuid), node_name)
-    changed = client.change_vm(actions.uuid_ref(found), change)
+    changed = client.set(actions.uuid_ref(found), **change.to_json())
     changed.node = client.name
     if as_json:
         from .render import emit_json
@@ -158,34 +232,9 @@ def vm_set(settings: Settings, words: tuple[str, ...], vm_id, vm_name, vm_uuid, 
     settings.say(f"VM {changed.name}: {'; '.join(said)}.")
 
 
-@click.group("disk", cls=VirshleGroup)
-@verbosity_options
-def vm_disk() -> None:
-    """A VM's disks.
-
-    \b
-    Examples:
-      virshle vm disk resize web-1 os +10G
-    """
-
-
-@vm_disk.command("resize")
-@click.argument("words", nargs=-1, metavar="[VM] DISK [+]SIZE")
-@vm_ref_options
-@JSON
-@verbosity_options
-@click.pass_obj
-def vm_disk_resize(settings: Settings, words, vm_id, vm_name, vm_uuid, node_name,
-                   as_json: bool) -> None:
-    """Grow a stopped VM's disk (qemu-img resize), within [host.limits] disk. +SIZE adds,
-    SIZE is the new size; a bare number is GiB. The guest grows its partition and
-    filesystem at its next boot (cloud-init's growpart), or you do.
-
-    \b
-    Examples:
-      virshle vm disk resize web-1 os +10G
-      virshle vm disk resize --id 7 os 40GiB
-    """
+@declared("vm", "disk resize", words="[VM] DISK [+]SIZE")
+def disk_resize_command(settings: Settings, words, vm_id, vm_name, vm_uuid, node_name,
+                        as_json: bool) -> None:
     words = list(words)
     if len(words) == 3 and not (vm_id or vm_name or vm_uuid):
         vm_name = words.pop(0)
@@ -195,7 +244,7 @@ def vm_disk_resize(settings: Settings, words, vm_id, vm_name, vm_uuid, node_name
     grow = text.startswith("+")
     size = _size(text[1:] if grow else text, "SIZE")
     client, found = actions.find_vm(settings, one_ref(vm_id, vm_name, vm_uuid), node_name)
-    changed = client.resize_disk(actions.uuid_ref(found), disk, size=None if grow else size,
+    changed = client.disk_resize(actions.uuid_ref(found), disk=disk, size=None if grow else size,
                                  grow=size if grow else None)
     if as_json:
         from .render import emit_json
@@ -211,24 +260,6 @@ def vm_disk_resize(settings: Settings, words, vm_id, vm_name, vm_uuid, node_name
 # --- snapshots -------------------------------------------------------------------------
 
 
-@click.group("snapshot", cls=VirshleGroup)
-@verbosity_options
-def vm_snapshot() -> None:
-    """Snapshots of a VM's disks (and of a running guest's memory, with --memory).
-
-    They are qcow2 internal snapshots, kept inside each writable disk: nothing
-    else to keep track of, and a VM's snapshots go with it. Each counts against
-    [host.limits] disk by its disks' sizes (and the VM's memory with --memory).
-
-    \b
-    Examples:
-      virshle vm snapshot create web-1 before-upgrade
-      virshle vm snapshot ls web-1
-      virshle vm snapshot restore web-1 before-upgrade
-      virshle vm snapshot rm web-1 before-upgrade
-    """
-
-
 def _vm_and_snapshot(words, vm_id, vm_name, vm_uuid, wanted: int = 2) -> tuple:
     """``[VM] SNAPSHOT``: the VM's reference and the snapshot's name."""
     words = list(words)
@@ -237,25 +268,6 @@ def _vm_and_snapshot(words, vm_id, vm_name, vm_uuid, wanted: int = 2) -> tuple:
     if len(words) != wanted - 1:
         raise click.UsageError("say the VM and the snapshot: VM SNAPSHOT (or --name VM SNAPSHOT)")
     return one_ref(vm_id, vm_name, vm_uuid), (words[0] if words else None)
-
-
-def snapshot_command(name: str, metavar: str = "[VM] SNAPSHOT") -> Callable:
-    """A ``vm snapshot`` subcommand: ``[VM] SNAPSHOT`` (or ``--name VM SNAPSHOT``), ``--json``."""
-    def decorate(func: Callable) -> Callable:
-        for decorator in (click.pass_obj, verbosity_options, JSON, vm_ref_options,
-                          click.argument("words", nargs=-1, metavar=metavar)):
-            func = decorator(func)
-        return vm_snapshot.command(name)(func)
-
-    return decorate
-
-
-def _on_snapshot(settings: Settings, words, vm_id, vm_name, vm_uuid, node_name, action: str,
-                 as_json: bool, said: Callable, memory: bool = False) -> None:
-    ref, name = _vm_and_snapshot(words, vm_id, vm_name, vm_uuid)
-    client, found = actions.find_vm(settings, ref, node_name)
-    result = client.snapshot(actions.uuid_ref(found), action, name, memory)
-    reply(settings, as_json, result, said(found, name, result))
 
 
 def reply(settings: Settings, as_json: bool, result: Any, message: str) -> None:
@@ -268,35 +280,12 @@ def reply(settings: Settings, as_json: bool, result: Any, message: str) -> None:
         settings.say(message)
 
 
-@snapshot_command("create")
-@click.option("--memory", is_flag=True,
-              help="A running VM's memory and devices too: restoring resumes it where it was.")
-def snapshot_create(settings: Settings, words, vm_id, vm_name, vm_uuid, node_name, memory: bool,
-                    as_json: bool) -> None:
-    """Take a snapshot of a VM's disks (running or not), and with --memory of the guest.
-
-    \b
-    Examples:
-      virshle vm snapshot create web-1 before-upgrade
-      virshle vm snapshot create web-1 live --memory
-    """
-    _on_snapshot(settings, words, vm_id, vm_name, vm_uuid, node_name, "create", as_json,
-                 lambda vm, name, taken: f"Took snapshot {name} of VM {vm.name} "
-                                         f"({'disks and memory' if taken.memory else 'disks'}).",
-                 memory=memory)
-
-
-@snapshot_command("ls", metavar="[VM]")
-def snapshot_ls(settings: Settings, words, vm_id, vm_name, vm_uuid, node_name, as_json: bool) -> None:
-    """List a VM's snapshots, oldest first.
-
-    \b
-    Examples:
-      virshle vm snapshot ls web-1
-    """
+@declared("vm", "snapshot ls", words="[VM]")
+def snapshot_ls_command(settings: Settings, words, vm_id, vm_name, vm_uuid, node_name,
+                        as_json: bool) -> None:
     ref, _ = _vm_and_snapshot(words, vm_id, vm_name, vm_uuid, wanted=1)
     client, found = actions.find_vm(settings, ref, node_name)
-    listed = client.snapshots(actions.uuid_ref(found))
+    listed = client.snapshot_ls(actions.uuid_ref(found))
     from .render import echo, emit_json, table
 
     if as_json:
@@ -309,37 +298,10 @@ def snapshot_ls(settings: Settings, words, vm_id, vm_name, vm_uuid, node_name, a
                 for s in listed]))
 
 
-@snapshot_command("restore")
-def snapshot_restore(settings: Settings, words, vm_id, vm_name, vm_uuid, node_name,
-                     as_json: bool) -> None:
-    """Bring a VM back to a snapshot: its disks while it is stopped, or a running guest to
-    a snapshot taken with --memory.
-
-    \b
-    Examples:
-      virshle vm snapshot restore web-1 before-upgrade
-    """
-    _on_snapshot(settings, words, vm_id, vm_name, vm_uuid, node_name, "restore", as_json,
-                 lambda vm, name, restored: f"Restored VM {vm.name} to snapshot {name} "
-                                            f"(it is {restored.state}).")
-
-
-@snapshot_command("rm")
-def snapshot_rm(settings: Settings, words, vm_id, vm_name, vm_uuid, node_name, as_json: bool) -> None:
-    """Remove a snapshot, and what it reserved.
-
-    \b
-    Examples:
-      virshle vm snapshot rm web-1 before-upgrade
-    """
-    _on_snapshot(settings, words, vm_id, vm_name, vm_uuid, node_name, "delete", as_json,
-                 lambda vm, name, removed: f"Removed snapshot {name} of VM {vm.name}.")
-
-
 # --- clone and ssh ---------------------------------------------------------------------
 
 
-@click.command("clone")
+@declared("vm", "clone")
 @click.argument("source", required=False, metavar="SRC", shell_complete=vm_names)
 @click.option("--id", "vm_id", metavar="ID", help="The source VM's id (instead of SRC).")
 @click.option("--uuid", "vm_uuid", metavar="UUID", help="The source VM's uuid (instead of SRC).")
@@ -350,18 +312,8 @@ def snapshot_rm(settings: Settings, words, vm_id, vm_name, vm_uuid, node_name, a
 @JSON
 @verbosity_options
 @click.pass_obj
-def vm_clone(settings: Settings, source, vm_id, vm_uuid, node_name, new_name, autostart: bool,
-             as_json: bool) -> None:
-    """Copy a stopped VM into a new one on its node: its disks (a qcow2 overlay is copied
-    as a new overlay on the same cached image), its size and template; a new name, uuid,
-    MAC addresses and cloud-init instance-id. Its snapshots stay with the source.
-
-    \b
-    Examples:
-      virshle vm clone web-1 --to web-2
-      virshle vm clone web-1 --name web-3
-      virshle vm clone --id 7 --json
-    """
+def clone_command(settings: Settings, source, vm_id, vm_uuid, node_name, new_name, autostart: bool,
+                  as_json: bool) -> None:
     from ..wire import api
     from ..wire.refs import validate_name
 
@@ -438,4 +390,5 @@ def _exec(argv: list[str]) -> Any:
                            "Install the Debian package openssh-client.") from None
 
 
-COMMANDS = (vm_pause, vm_resume, vm_reboot, vm_set, vm_disk, vm_snapshot, vm_clone, vm_ssh)
+COMMANDS = (vm_ssh,)
+"""The ``vm`` commands that are no verb of the node's."""

@@ -93,6 +93,7 @@ def store(path: str, config) -> None:
             "nodes": [{"name": n.name, "url": n.url, "weight": n.weight, "timeout": n.timeout}
                       for n in config.managed_nodes()],
             "disks": disks_of(config),
+            "verbs": plugin_verbs(),  # the fast path knows them without loading plugins
         }
         fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
         with os.fdopen(fd, "w") as handle:
@@ -100,6 +101,13 @@ def store(path: str, config) -> None:
         os.replace(tmp, _file(path))
     except Exception:
         return  # without a view, commands take the full path: slower, never wrong
+
+
+def plugin_verbs() -> list[dict]:
+    """The plugins' verbs (``virshle_verbs``), as data."""
+    from ..verbs import every
+
+    return [verb.to_json() for verb in every() if verb.plugin != "core"]
 
 
 def disks_of(config) -> list[tuple[str, str]]:

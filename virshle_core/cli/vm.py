@@ -12,12 +12,14 @@ from ..errors import UsageError
 from . import actions
 from .completion import node_names, template_names
 from . import verbs_cmd
-from .app import Settings, VirshleGroup, verbosity_options
+from .app import Settings, verbosity_options
+from ..verbs import core, find
 from .selection import act, one_ref, refs_of, vm_ref_options, vm_selection
+from .verbs_cmd import VerbsGroup, declared
 
 
 
-@click.group(cls=VirshleGroup)
+@click.group(cls=VerbsGroup)
 @verbosity_options
 def vm() -> None:
     """Create, start, stop, pause, snapshot, clone, list and remove virtual machines."""
@@ -107,47 +109,18 @@ def vm_info(settings: Settings, vm_id, vm_name, vm_uuid, node_name, refresh: boo
     actions.info(settings, one_ref(vm_id, vm_name, vm_uuid), node_name, refresh, as_json)
 
 
-@vm.command("start")
+@declared("vm", "start")
 @vm_selection
 @click.option("--attach", is_flag=True, help="Then join this terminal to its serial console.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @verbosity_options
 @click.pass_obj
-def vm_start(settings: Settings, names, vm_id, vm_name, vm_uuid, node_name, state, every,
-             attach: bool, as_json: bool) -> None:
-    """Boot VMs (and with --attach, one VM's console; Ctrl-] detaches).
-
-    \b
-    Examples:
-      virshle vm start --id 1
-      virshle vm start --name web-1 --attach
-      virshle vm start web-1 web-2            # several at once
-      virshle vm start --all --node remote_1  # every stopped VM there
-    """
+def start_command(settings: Settings, names, vm_id, vm_name, vm_uuid, node_name, state, every,
+                  attach: bool, as_json: bool) -> None:
     if attach and (len(refs_of(names, vm_id, vm_name, vm_uuid)) != 1 or state or every):
         raise click.UsageError("--attach joins one VM's console: name one VM")
-    act(settings, "start", names, vm_id, vm_name, vm_uuid, node_name, state, every, as_json,
-        single=lambda ref: actions.start(settings, ref, node_name, as_json, attach))
-
-
-@vm.command("stop")
-@vm_selection
-@click.option("-f", "--force", is_flag=True, help="Kill the VM at once instead of asking the guest.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-@verbosity_options
-@click.pass_obj
-def vm_stop(settings: Settings, names, vm_id, vm_name, vm_uuid, node_name, state, every,
-            force: bool, as_json: bool) -> None:
-    """Stop VMs: the ACPI power button, then a kill after [host] stop_timeout.
-
-    \b
-    Examples:
-      virshle vm stop --name web-1
-      virshle vm stop --all                    # every running or paused VM, at once
-      virshle vm stop --state paused --force
-    """
-    act(settings, "stop", names, vm_id, vm_name, vm_uuid, node_name, state, every, as_json,
-        force=force)
+    act(settings, find("vm", "start"), names, vm_id, vm_name, vm_uuid, node_name, state, every,
+        as_json, attach=attach)
 
 
 @vm.command("attach")
@@ -195,28 +168,6 @@ def vm_logs(settings: Settings, vm_id, vm_name, vm_uuid, node_name, follow: bool
         response.close()
 
 
-@vm.command("rm")
-@vm_selection
-@click.option("-f", "--force", is_flag=True, help="Stop a running VM first.")
-@click.option("-y", "--yes", is_flag=True, help="Do not ask before removing --all or --state VMs.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-@verbosity_options
-@click.pass_obj
-def vm_rm(settings: Settings, names, vm_id, vm_name, vm_uuid, node_name, state, every,
-          force: bool, yes: bool, as_json: bool) -> None:
-    """Remove VMs: their process, disks, snapshots, directory and row.
-
-    --all and --state ask first, unless --yes.
-
-    \b
-    Examples:
-      virshle vm rm --name web-1
-      virshle vm rm web-1 web-2 --force
-      virshle vm rm --state shutdown --yes
-    """
-    act(settings, "rm", names, vm_id, vm_name, vm_uuid, node_name, state, every, as_json,
-        force=force, yes=yes)
-
-
-for _command in verbs_cmd.COMMANDS:  # pause, resume, reboot, set, disk, snapshot, clone, ssh
+verbs_cmd.add_commands(vm, core())  # start, stop, rm, pause, snapshot create...: the declared verbs
+for _command in verbs_cmd.COMMANDS:
     vm.add_command(_command)

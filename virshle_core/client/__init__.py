@@ -15,6 +15,7 @@ from ..errors import NodeUnavailable, VirshleError, from_json
 from . import http
 
 if TYPE_CHECKING:
+    from ..verbs import Verb
     from typing import Any, Callable, Iterable, TypeVar
 
     from ..config import NodeEntry
@@ -220,21 +221,6 @@ class NodeClient:
     def info(self) -> api.NodeInfo:
         return self.read(api.NodeInfo, self.get("/node/info"))
 
-    def init(self, parts: list[str], force_new: bool = False) -> api.NodeInitResult:
-        """``node init`` run by the daemon (it announces ``node-initialized``)."""
-        request = api.NodeInitRequest(parts=parts, force_new=force_new)
-        return self.read(api.NodeInitResult, self.post(
-            "/node/init", request.to_json(), timeout=max(self.timeout, 120.0)))
-
-    def gc(self, dry_run: bool) -> api.NodeGcResult:
-        """``node gc`` run by the daemon: the strays no node marked go."""
-        request = api.NodeGcRequest(dry_run=dry_run)
-        return self.read(api.NodeGcResult, self.post("/node/gc", request.to_json()))
-
-    def reload(self) -> api.ReloadResult:
-        """The daemon reads its configuration file again (``node reload``)."""
-        return self.read(api.ReloadResult, self.post("/node/reload"))
-
     def templates(self) -> list[api.Template]:
         return self.read(api.Template, self.get("/templates"))
 
@@ -284,50 +270,40 @@ class NodeClient:
             response.close()
         raise self._lost("POST", path, "it ended the reply without a result")
 
-    def delete_vm(self, ref: str, force: bool = False) -> api.Vm:
-        suffix = "?force=1" if force else ""
-        return self.read(api.Vm, self.delete(f"/vms/{quote(str(ref))}{suffix}",
-                                             timeout=max(self.timeout, 120.0)))
+    def __getattr__(self, name: str) -> Any:
+        """A plugin's verb, as the core's are (``client.ping_guest(ref)``): its declaration is
+        looked up among the plugins' (loading them) the first time it is asked for."""
+        if name.startswith("_"):
+            raise AttributeError(name)
+        from ..verbs import every
 
-    def change_vm(self, ref: str, change: api.VmChange) -> api.Vm:
-        """Change a VM's settings (``vm set``)."""
-        return self.read(api.Vm, self.call("PATCH", f"/vms/{quote(str(ref))}", change.to_json()))
+        for verb in every():
+            if verb.attribute == name:
+                return lambda *args, **values: self.perform(verb, *args, **values)
+        raise AttributeError(f"NodeClient has no verb {name!r}")
 
-    def start_vm(self, ref: str) -> api.Vm:
-        return self.read(api.Vm, self.post(f"/vms/{quote(str(ref))}/start",
-                                           timeout=max(self.timeout, 120.0)))
-
-    def stop_vm(self, ref: str, force: bool = False) -> api.StopResult:
-        return self.read(api.StopResult, self.post(
-            f"/vms/{quote(str(ref))}/stop", api.StopRequest(force=force).to_json(),
-            timeout=max(self.timeout, 600.0)))
-
-    def control_vm(self, ref: str, action: str, force: bool = False) -> api.Vm:
-        """``pause``, ``resume`` or ``reboot`` (``force``: a reset at once)."""
-        body = api.RebootRequest(force=force).to_json() if action == "reboot" else None
-        return self.read(api.Vm, self.post(f"/vms/{quote(str(ref))}/{action}", body,
-                                           timeout=max(self.timeout, 600.0)))
-
-    def resize_disk(self, ref: str, disk: str, size: int | None = None,
-                    grow: int | None = None) -> api.Vm:
-        body = api.DiskResize(size=size, grow=grow).to_json()
-        return self.read(api.Vm, self.post(f"/vms/{quote(str(ref))}/disks/{quote(disk)}/resize",
-                                           body, timeout=max(self.timeout, 120.0)))
-
-    def snapshots(self, ref: str) -> list[api.Snapshot]:
-        return self.read(api.Snapshot, self.get(f"/vms/{quote(str(ref))}/snapshots"))
-
-    def snapshot(self, ref: str, action: str, name: str, memory: bool = False
-                 ) -> "api.Snapshot | api.Vm":
-        """Take (``create``), ``restore`` or ``delete`` snapshot ``name``."""
-        base = f"/vms/{quote(str(ref))}/snapshots"
-        timeout = max(self.timeout, 600.0)
-        if action == "create":
-            body = api.SnapshotRequest(name=name, memory=memory).to_json()
-            return self.read(api.Snapshot, self.post(base, body, timeout=timeout))
-        if action == "restore":
-            return self.read(api.Vm, self.post(f"{base}/{quote(name)}/restore", timeout=timeout))
-        return self.read(api.Snapshot, self.delete(f"{base}/{quote(name)}", timeout=timeout))
+    def perform(self, verb: "Verb", ref: str | None = None, **values: Any) -> Any:
+        """Run a declared verb (``virshle_core.verbs``) on this node: on VM ``ref`` (a wire
+        reference) when it acts on one; ``values`` fill its path's parameters and its body
+        (or, for a verb without a body, its query). Its reply is read into its class (a
+        plugin's verb the CLI holds only as data: the plain JSON)."""
+        path = verb.path.replace("{ref}", quote(str(ref))) if ref is not None else verb.path
+        for argument in verb.arguments:
+            if argument.param:
+                path = path.replace("{%s}" % argument.param, quote(str(values.pop(argument.param))))
+        body = verb.body(values)
+        if verb.request is None and values:
+            query = "&".join(f"{quote(k)}={'1' if v is True else quote(str(v))}"
+                             for k, v in values.items() if v not in (None, False))
+            path += f"?{query}" if query else ""
+        data = self.call(verb.method, path, body if body is not None or verb.method != "POST" else {},
+                         timeout=max(self.timeout, 600.0))
+        if verb.reply is None:
+            return data
+        if isinstance(verb.reply, str):
+            kind = verb.reply[5:-1] if verb.reply.startswith("list[") else verb.reply
+            return self.read(api.wire.TYPES[kind], data)
+        return self.read(verb.reply, data)
 
     def logs(self, ref: str, follow: bool = False) -> http.Response:
         path = f"/vms/{quote(str(ref))}/logs" + ("?follow=1" if follow else "")
@@ -398,3 +374,21 @@ def one_per_daemon(results: list) -> tuple[list, list[str]]:
             first[identity] = client.name
         kept.append((client, value, error))
     return kept, notices
+
+
+def _derive_methods() -> None:
+    """A ``NodeClient`` method for each of the core's verbs: ``client.pause(ref)``,
+    ``client.snapshot_create(ref, name="x", memory=True)``, ``client.gc(dry_run=True)``."""
+    from ..verbs import core
+
+    for verb in core():
+        def method(self, *args: Any, _verb=verb, **values: Any) -> Any:
+            return self.perform(_verb, *args, **values)
+
+        method.__name__ = verb.attribute
+        method.__doc__ = verb.summary
+        if not hasattr(NodeClient, verb.attribute):
+            setattr(NodeClient, verb.attribute, method)
+
+
+_derive_methods()

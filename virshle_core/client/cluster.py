@@ -147,7 +147,7 @@ def create_placed(plan: list, body: api.CreateRequest, vm_name: str | None,
                 finished.append((client, made[-1]))
         except VirshleError:
             for vm in made:
-                client.delete_vm(uuid_ref(vm), force=True)
+                client.rm(uuid_ref(vm), force=True)
             raise
         return made
 
@@ -160,7 +160,7 @@ def create_placed(plan: list, body: api.CreateRequest, vm_name: str | None,
             client.abort()
         for client, vm in finished:
             try:
-                client.delete_vm(uuid_ref(vm), force=True)
+                client.rm(uuid_ref(vm), force=True)
             except VirshleError:
                 pass
         raise
@@ -173,7 +173,7 @@ def create_placed(plan: list, body: api.CreateRequest, vm_name: str | None,
     if failures:
         for client, vm in created:
             try:
-                client.delete_vm(uuid_ref(vm), force=True)
+                client.rm(uuid_ref(vm), force=True)
             except VirshleError:
                 pass
         client, error = failures[0]

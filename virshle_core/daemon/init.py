@@ -35,6 +35,7 @@ from ..hooks import plugins
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..store.store import Store
+    from ..wire import api
 
 PARTS = ("dir", "db", "net")
 GROUP = "virshle"
@@ -203,6 +204,14 @@ def init_node(config: Config, parts: set[str], node_name: str = "default",
             "no installed plugin prepares the network"]
     events.emit(events.NODE_INITIALIZED, node_name, parts=sorted(parts), root=str(root))
     return done
+
+
+def gc(node: NodeContext, request) -> "api.NodeGcResult":
+    """``POST /node/gc``, on the daemon's node."""
+    from ..wire import api
+
+    removed = gc_node(node.config, request.dry_run, node.name, node.store)
+    return api.NodeGcResult(dry_run=request.dry_run, removed=removed)
 
 
 def gc_node(config: Config, dry_run: bool, node_name: str = "default",

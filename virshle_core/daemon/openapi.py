@@ -38,6 +38,8 @@ TEXT_SCHEMAS: dict[str, Any] = {
     "ConsoleLog": {"type": "string", "description": "text/plain: the console output kept in "
                    "console.log (the rotated console.log.1 first)."},
     "OpenApi": {"type": "object"},
+    "PluginReply": {"description": "What the plugin's route answers (JSON, unless it says "
+                    "otherwise)."},
 }
 
 _SCALAR_SCHEMAS = {"str": {"type": "string"}, "int": {"type": "integer"},
@@ -58,7 +60,7 @@ def field_schema(kind: str, schemas: dict[str, Any]) -> dict[str, Any]:
         return {"type": "array", "items": field_schema(kind[5:-1], schemas)}
     if kind.startswith("dict[str, "):
         return {"type": "object", "additionalProperties": field_schema(kind[10:-1], schemas)}
-    target = getattr(api, kind)
+    target = api.wire.TYPES.get(kind) or getattr(api, kind)
     if kind not in schemas:
         schemas[kind] = {}  # taken before recursing: records may name each other
         schemas[kind] = (record_schema(target, schemas) if issubclass(target, api.Record)

@@ -14,7 +14,7 @@ from typing import Any, Callable
 from ..wire import api
 from ..vm import lifecycle
 from .. import progress
-from ..errors import Conflict, UsageError, VirshleError, cut
+from ..errors import UsageError, VirshleError, cut
 from ..log import logger
 from . import access, nodeinfo
 from .http import HTTPError, Request, Response, Router, StreamResponse, json_response
@@ -33,20 +33,13 @@ class Api:
         self.tracker = tracker or Tracker(node)  # live states, from the VMMs' own events
         self.streams = streams or Streams(node)
         streams = self.streams
+        from ..verbs import every
+
+        self.verb_routes = VerbRoutes(self, every())
         self.routes = [
             Route("GET", "/node/ping", self.ping, "Is the daemon alive?", response=api.Pong),
             Route("GET", "/node/info", self.info, "Host health, reservations and saturation.",
                   response=api.NodeInfo),
-            Route("POST", "/node/init", self.init, "Prepare the node again (node init): its "
-                  "directories, database and host network; announces node-initialized.",
-                  body=api.NodeInitRequest, response=api.NodeInitResult),
-            Route("POST", "/node/gc", self.gc, "Remove what looks like Virshle's on the host "
-                  "but carries no node's mark (node gc); with dry_run, only say what would go.",
-                  body=api.NodeGcRequest, response=api.NodeGcResult),
-            Route("POST", "/node/reload", self.reload, "Read the configuration file again: "
-                  "templates, limits and plugin tables take effect for new operations; a file "
-                  "that does not validate is refused whole (400 bad_config) and the old one "
-                  "stays.", response=api.ReloadResult),
             Route("GET", "/templates", self.templates, "The templates this node offers.",
                   response="list[Template]"),
             Route("GET", "/vms", self.list_vms, "The node's VMs, with live state and IPs.",
@@ -59,16 +52,7 @@ class Api:
                   response=api.Vm, query={"refresh": "Ask its hypervisor for its state (1/true).",
                                         "leases": "Ask the DHCP plugins for its addresses "
                                                   "(the default; 0/false leaves ips empty)."}),
-            Route("DELETE", "/vms/{ref}", self.delete_vm, "Remove a VM and everything it holds.",
-                  response=api.Vm, query={"force": "Stop a running VM first (1/true)."}),
-            Route("PATCH", "/vms/{ref}", self.change_vm, "Change a VM's settings: autostart, "
-                  "and the vcpu and vram (bytes) of a stopped VM, within [host.limits].",
-                  body=api.VmChange, response=api.Vm),
-            Route("POST", "/vms/{ref}/start", self.start_vm, "Boot a VM.", response=api.Vm),
-            Route("POST", "/vms/{ref}/stop", self.stop_vm,
-                  "Stop a VM: ACPI power button, then a kill after [host] stop_timeout.",
-                  body=api.StopRequest, response=api.StopResult),
-            *VerbRoutes(self).routes(),
+            *self.verb_routes.routes(),
             Route("GET", "/vms/{ref}/console", streams.console, "The serial console: a WebSocket "
                   "carrying raw bytes both ways (binary messages).", response="ConsoleStream",
                   stream=True, status=101, content_type="application/octet-stream"),
@@ -78,8 +62,20 @@ class Api:
             Route("GET", "/events", streams.events, "Events as newline-delimited JSON, kept open.",
                   stream=True, stream_line=api.Event),
             Route("GET", "/openapi.json", self.openapi, "This document.", response="OpenApi"),
+            *self.plugin_routes(),
         ]
         self.router = self.make_router()
+
+    def plugin_routes(self) -> list[Route]:
+        """The plugins' own routes (``virshle_routes``), each under ``/x/<plugin>``."""
+        from ..hooks import plugins
+
+        made = []
+        for plugin, route in plugins().routes():
+            made.append(Route(route.method, f"/x/{plugin}{route.path}", _plugin_handler(
+                route.handler, self.node), route.summary or f"Plugin {plugin}'s route.",
+                response="PluginReply"))
+        return made
 
     def make_router(self) -> Router:
         router = Router()
@@ -156,41 +152,6 @@ class Api:
     async def info(self, request: Request) -> Response:
         info = await self.node.run(nodeinfo.collect, self.node.context, self.node.store)
         return json_response(info.to_json())
-
-    async def init(self, request: Request) -> Response:
-        from .init import init_node
-
-        access.check_admin("node init", self.node.config.host.admin_group)
-        body = (await self.body(request, api.NodeInitRequest) if request.can_read_body
-                else api.NodeInitRequest())
-        if body.force_new:
-            raise Conflict("this daemon has the database open: it cannot be set aside now",
-                           "Stop `virshle node serve`, then run `virshle node init --db --force-new`.",
-                           code="daemon_running")
-        done, warnings = await self.node.run_to_end(self._with_notices, lambda: init_node(
-            self.node.config, set(body.parts), self.node.name, False, self.node.store))
-        root = str(self.node.config.host.root_path)
-        return json_response(api.NodeInitResult(root=root, done=done).to_json(),
-                             headers=_warning_headers(warnings))
-
-    async def gc(self, request: Request) -> Response:
-        from .init import gc_node
-
-        access.check_admin("node gc", self.node.config.host.admin_group)
-        body = await self.body(request, api.NodeGcRequest) if request.can_read_body else api.NodeGcRequest()
-        removed = await self.node.run_to_end(gc_node, self.node.config, body.dry_run,
-                                             self.node.name, self.node.store)
-        return json_response(api.NodeGcResult(dry_run=body.dry_run, removed=removed).to_json())
-
-    async def reload(self, request: Request) -> Response:
-        access.check_admin("node reload", self.node.config.host.admin_group)
-        config = await self.node.run(self.node.reload)
-        logger.info("configuration reloaded from {}", config.path or "the defaults")
-        for message in config.warnings:
-            logger.warning("{}", message)
-        return json_response(api.ReloadResult(
-            path=config.path, templates=[t.name for t in config.templates],
-            warnings=list(config.warnings)).to_json())
 
     async def templates(self, request: Request) -> Response:
         return json_response([t.to_json() for t in self.node.config.templates])
@@ -279,59 +240,27 @@ class Api:
             self._with_notices, lambda: self._vm_json([vm], refresh=refresh, leases=leases))
         return json_response(documents[0], headers=_warning_headers(warnings))
 
-    async def delete_vm(self, request: Request) -> Response:
-        force = request.query.get("force", "").lower() in ("1", "true", "yes")
-        async with self.node.locked(request.match_info["ref"]) as vm:
-            state = vm.state
-            if force and state in ("running", "paused") and self.tracker.following(vm.uuid):
-                vm = await self._stop_followed(vm, True, 0, "deleting")
-            await self.node.delete(vm, force)
-        return json_response(api.dump(api.Vm, vm))
-
-    async def change_vm(self, request: Request) -> Response:
-        change = await self.body(request, api.VmChange)
-        async with self.node.locked(request.match_info["ref"]) as vm:
-            vm = await self.node.change(vm, change)
-        return json_response(api.dump(api.Vm, vm))
-
-    async def start_vm(self, request: Request) -> Response:
-        async with self.node.locked(request.match_info["ref"]) as vm:
-            vm = await self.node.start(vm)
-            await self.tracker.follow(vm)
-        return json_response(api.dump(api.Vm, vm))
-
-    async def stop_vm(self, request: Request) -> Response:
-        body = (await self.body(request, api.StopRequest) if request.can_read_body
-                else api.StopRequest())
-        async with self.node.locked(request.match_info["ref"]) as vm:
-            if vm.state in ("running", "paused") and self.tracker.following(vm.uuid):
-                timeout = float(self.node.config.host.stop_timeout)
-                vm, was_running = await self._stop_followed(vm, body.force, timeout, "stopping"), True
-            else:
-                vm, was_running = await self.node.stop(vm, body.force)
-        return json_response(api.dump(api.StopResult, api.StopResult(vm=vm, was_running=was_running)))
-
-    async def _stop_followed(self, vm, force: bool, timeout: float, pending: str):
-        """A signal (or the power button) and a wait on the exit its watch sees, on the loop:
-        no thread waits; then what a stop leaves (NICs, state) is recorded."""
-        state = vm.state
-        try:
-            await self.node.run(self.node.store.mark, vm, pending)
-        except VirshleError as exc:
-            if not force or exc.code != "no_space":
-                raise
-            logger.warning("VM {}: stopping it without its journal entry: {}", vm.name, exc.message)
-        try:
-            await self.tracker.stop(vm, force, timeout)
-        except BaseException:
-            await self.node.run(self.node.store.mark, vm, None)
-            raise
-        return await self.node.finish_stop(vm, state, force)
-
     async def openapi(self, request: Request) -> Response:
         from .. import __version__
 
         return json_response(openapi_document(self.routes, API, __version__))
+
+
+def _plugin_handler(handler: Callable, node: Node) -> Callable:
+    """A plugin route's handler as the router calls it: its answer (a ``Reply``, or a dict or
+    list sent as JSON) made a response."""
+    async def handle(request: Request) -> Response:
+        from ..models import Reply
+
+        answer = await handler(request, node)
+        if isinstance(answer, Reply):
+            body = answer.body
+            if not isinstance(body, (bytes, str)):
+                return json_response(body, status=answer.status)
+            body = body.encode() if isinstance(body, str) else body
+            return Response(body, answer.status, content_type=answer.content_type)
+        return json_response(answer)
+    return handle
 
 
 def _log_refusal(request, status: int, code: str, message: str) -> None:

@@ -82,6 +82,7 @@ class NodeDaemon:
             raise
         supervisor = asyncio.create_task(self.supervisor.run())
         autostart = asyncio.create_task(self._autostart())
+        services = self._start_services()
         logger.info("node {!r} serving on {} ({} VMs)", self.node.name, socket_path,
                     self.node.store.count())
 
@@ -97,6 +98,10 @@ class NodeDaemon:
             self.node.shut_down()
             supervisor.cancel()
             autostart.cancel()
+            for service in services:
+                service.cancel()
+            if services:
+                await asyncio.wait(services, timeout=5)
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             await self.streams.end()
@@ -116,6 +121,25 @@ class NodeDaemon:
             self.node.store.close()
             os.close(lock)
             logger.info("node {!r} stopped", self.node.name)
+
+    def _start_services(self) -> list[asyncio.Task]:
+        """The plugins' services (``virshle_services``), each a task for the daemon's life;
+        one that fails is logged and the daemon goes on."""
+        from ..hooks import plugins
+
+        tasks = []
+        for plugin, service in plugins().services(self.node):
+            async def run(plugin: str = plugin, service=service) -> None:
+                try:
+                    await service.run(self.node)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    logger.opt(exception=True).error("plugin {}: service {} failed", plugin,
+                                                     service.name)
+            tasks.append(asyncio.create_task(run(), name=f"service-{plugin}-{service.name}"))
+            logger.info("plugin {}: service {} started", plugin, service.name)
+        return tasks
 
     async def _autostart(self) -> None:
         """Start the VMs marked ``autostart`` that are stopped (the host rebooted, say), one

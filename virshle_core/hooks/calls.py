@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 
     from ..wire.api import Snapshot
     from ..config import TemplateDisk, VmTemplate
-    from ..models import (ClonedDisk, ConsoleEndpoint, Disk, Lease, Net, NetAttachment, NodeCandidate,
-                         NodeContext, Vm, VmmHandle, VmWatch)
+    from ..models import (ApiRoute, ClonedDisk, ConsoleEndpoint, Disk, Lease, Net, NetAttachment,
+                          NodeCandidate, NodeContext, Service, Vm, VmmHandle, VmWatch)
 
 
 class Hooks:
@@ -125,3 +125,27 @@ class Hooks:
     def disk_copy(self, vm: "Vm", disk: "Disk", dest: str, node: "NodeContext"
                   ) -> "ClonedDisk | None":
         return self._hook.virshle_disk_copy(vm=vm, disk=disk, dest=dest, node=node)
+
+    # --- extending the daemon and the command line ---------------------------------------
+
+    def verbs(self) -> list[Any]:
+        """Every plugin's verbs (``virshle_core.verbs.Verb``), each stamped with the plugin
+        that declared it."""
+        found = []
+        for impl in self._hook.virshle_verbs.get_hookimpls():
+            for verb in impl.function() or ():
+                verb.plugin = self._manager.get_name(impl.plugin) or "?"
+                found.append(verb)
+        return found
+
+    def routes(self) -> list[tuple[str, "ApiRoute"]]:
+        """Every plugin's own routes, with the plugin's name (their prefix)."""
+        return [(self._manager.get_name(impl.plugin) or "?", route)
+                for impl in self._hook.virshle_routes.get_hookimpls()
+                for route in impl.function() or ()]
+
+    def services(self, node: Any) -> list[tuple[str, "Service"]]:
+        """Every plugin's services for the daemon of ``node``, with the plugin's name."""
+        return [(self._manager.get_name(impl.plugin) or "?", service)
+                for impl in self._hook.virshle_services.get_hookimpls()
+                for service in impl.function(node=node) or ()]

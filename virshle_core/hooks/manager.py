@@ -143,6 +143,11 @@ def _load_module(value: str) -> Any:
     return module
 
 
+def loaded() -> bool:
+    """Whether this process has loaded its plugins (a command line does only when it must)."""
+    return _manager is not None
+
+
 def get_plugin_manager() -> pluggy.PluginManager:
     """The process's plugin manager, loading plugins on first use."""
     global _manager

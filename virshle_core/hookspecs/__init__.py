@@ -13,7 +13,7 @@ Write an implementation with ``from virshle_core import hookimpl``, and
 declare only the arguments you use: pluggy passes arguments by name.
 """
 
-from . import cleanup, creation, disks, hypervisor, network, node, startup
+from . import cleanup, creation, disks, extension, hypervisor, network, node, startup
 from .startup import virshle_config_sections, virshle_register_commands
 from .node import virshle_node_init, virshle_node_gc, virshle_node_info, virshle_choose_node
 from .creation import virshle_pre_create, virshle_disk_clone, virshle_provision
@@ -21,6 +21,7 @@ from .network import virshle_net_attach, virshle_net_detach
 from .hypervisor import virshle_hypervisor, virshle_start, virshle_stop, virshle_vm_state, virshle_vm_watch, virshle_console, virshle_vm_control
 from .disks import virshle_snapshot, virshle_disk_resize, virshle_disk_copy
 from .cleanup import virshle_lease_query, virshle_post_delete
+from .extension import virshle_verbs, virshle_routes, virshle_services
 
 SECTIONS = (
     ("Start-up", startup),
@@ -30,6 +31,7 @@ SECTIONS = (
     ("Hypervisor", hypervisor),
     ("Disks and snapshots", disks),
     ("DHCP and clean-up", cleanup),
+    ("Extending the daemon and the command line", extension),
 )
 """The hooks by kind, in the order the reference (docs/plugins.md) shows them."""
 
@@ -57,4 +59,7 @@ __all__ = [
     "virshle_disk_copy",
     "virshle_lease_query",
     "virshle_post_delete",
+    "virshle_verbs",
+    "virshle_routes",
+    "virshle_services",
 ]

@@ -15,7 +15,7 @@ import uuid as uuid_lib
 
 from . import admission
 from .. import events
-from ..wire.api import CloneRequest, VmChange
+from ..wire.api import CloneRequest, RebootRequest, VmChange
 from .disks import admit, refuse_active
 from ..errors import Conflict, UsageError, VirshleError
 from .lifecycle import VM_DIR_MODE, failed_at, live_state, undo_creates, write_user_data
@@ -56,6 +56,18 @@ def control(node: NodeContext, vm: Vm, action: str, force: bool = False) -> Vm:
     data = {"force": force} if action == "reboot" else {}
     events.emit(event, node.name, vm=vm.to_json(), **data)
     return vm
+
+
+def pause(node: NodeContext, vm: Vm) -> Vm:
+    return control(node, vm, "pause")
+
+
+def resume(node: NodeContext, vm: Vm) -> Vm:
+    return control(node, vm, "resume")
+
+
+def reboot(node: NodeContext, vm: Vm, request: RebootRequest) -> Vm:
+    return control(node, vm, "reboot", request.force)
 
 
 # --- settings and sizes ----------------------------------------------------------------

@@ -16,7 +16,7 @@ import shutil
 
 from . import admission
 from .. import events
-from ..wire.api import Snapshot
+from ..wire.api import DiskResize, Snapshot, SnapshotRequest
 from ..errors import Conflict, NotFound, UsageError, VirshleError
 from ..host.images import repair_leaks
 from .lifecycle import end_vmm, live_state
@@ -124,7 +124,22 @@ def disk_resize(node: NodeContext, vm: Vm, disk_name: str, size: int | None = No
     return vm
 
 
+def resize_disk(node: NodeContext, vm: Vm, request: DiskResize, disk: str) -> Vm:
+    """``POST /vms/{ref}/disks/{disk}/resize``."""
+    return disk_resize(node, vm, disk, request.size, request.grow)
+
+
 # --- snapshots -------------------------------------------------------------------------------
+
+
+def snapshots(node: NodeContext, vm: Vm) -> list[Snapshot]:
+    return node.store.snapshots(vm)
+
+
+def take_snapshot(node: NodeContext, vm: Vm, request: SnapshotRequest) -> Snapshot:
+    """``POST /vms/{ref}/snapshots``."""
+    return snapshot_create(node, vm, request.name, request.memory)
+
 
 
 def snapshot_create(node: NodeContext, vm: Vm, name: str, memory: bool = False) -> Snapshot:
@@ -173,10 +188,11 @@ def snapshot_create(node: NodeContext, vm: Vm, name: str, memory: bool = False) 
     return snapshot
 
 
-def snapshot_restore(node: NodeContext, vm: Vm, name: str) -> Vm:
-    """Bring the VM's disks back to snapshot ``name`` (a stopped VM), or, for a snapshot
+def snapshot_restore(node: NodeContext, vm: Vm, snapshot: str) -> Vm:
+    """Bring the VM's disks back to ``snapshot`` (a stopped VM), or, for a snapshot
     with memory, the running guest too; the disks' sizes are read again (a disk grown since
     the snapshot is back to its old size)."""
+    name = snapshot
     snapshot = node.store.snapshot(vm, name)
     state = live_state(node, vm)
     vm.state = state
@@ -210,7 +226,8 @@ def snapshot_restore(node: NodeContext, vm: Vm, name: str) -> Vm:
     return vm
 
 
-def snapshot_delete(node: NodeContext, vm: Vm, name: str) -> Snapshot:
+def snapshot_delete(node: NodeContext, vm: Vm, snapshot: str) -> Snapshot:
+    name = snapshot
     snapshot = node.store.snapshot(vm, name)
     vm.state = live_state(node, vm)
     with journal(node, vm, f"unsnapshotting:{name}"):
