@@ -166,6 +166,23 @@ def test_hook_virshle_choose_node(register):
     assert {choose_node(candidates) for _ in range(20)} == {"b"}
 
 
+def test_a_renamed_hook_parameter_still_reaches_plugins_written_against_it(register):
+    """Round two renamed choose_node's `template` to `template_name`, and a plugin written
+    against the old name stopped loading; the old name is kept, with a warning."""
+    seen = []
+
+    class OldStyle:
+        @hookimpl(tryfirst=True)
+        def virshle_choose_node(self, candidates, template):
+            seen.append(template)
+            return "a"
+
+    with pytest.warns(DeprecationWarning, match="template_name"):
+        register(OldStyle())
+    assert choose_node([NodeCandidate("a"), NodeCandidate("b")], template_name="xs") == "a"
+    assert seen == ["xs"]
+
+
 def test_choose_node_explains_when_nothing_fits():
     candidates = [NodeCandidate("a", status="offline"), NodeCandidate("b", weight=0),
                   NodeCandidate("c", info={"saturated": True})]

@@ -58,7 +58,8 @@ class Hooks:
     # --- placement and creation ----------------------------------------------------------
 
     def choose_node(self, candidates: list["NodeCandidate"], template_name: str | None) -> str | None:
-        return self._hook.virshle_choose_node(candidates=candidates, template_name=template_name)
+        return self._hook.virshle_choose_node(candidates=candidates, template_name=template_name,
+                                              template=template_name)
 
     def pre_create(self, vm: "Vm", template: "VmTemplate", node: "NodeContext") -> None:
         self._hook.virshle_pre_create(vm=vm, template=template, node=node)

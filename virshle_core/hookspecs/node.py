@@ -81,9 +81,11 @@ def virshle_node_info(node: NodeContext) -> dict[str, Any] | None:
     """
 
 
-@hookspec(firstresult=True)
+@hookspec(firstresult=True, warn_on_impl_args={"template": DeprecationWarning(
+    "virshle_choose_node's parameter `template` is called `template_name` since 0.2; "
+    "`template` goes in the next release")})
 def virshle_choose_node(
-    candidates: list[NodeCandidate], template_name: str | None
+    candidates: list[NodeCandidate], template_name: str | None, template: str | None
 ) -> str | None:
     """Choose the node a new VM goes to when ``vm create`` has no ``--node``.
 
@@ -98,6 +100,9 @@ def virshle_choose_node(
         templates it offers and whether each fits). Set ``candidate.refused``
         to say why you would not choose a node: the user reads it when no
         node was chosen.
+    :param template: the same name, under the parameter's first name: kept for plugins
+        written against it, which load and run, with a ``DeprecationWarning`` (docs/
+        plugins.md, "Compatibility of hook signatures").
     :param template_name: the name of the VM's template, a name only.
         Templates belong to the nodes (each its own ``config.toml``): the
         command line that places a VM does not hold them, only what each

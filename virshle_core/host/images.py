@@ -335,6 +335,33 @@ def repair_leaks(vm) -> list[str]:
     return checked
 
 
+CHECK = ".check-disks"
+"""A file in a VM's directory: a disk verb failed on it, its qcow2 disks are checked (leaks
+repaired) before it next starts, and by the next daemon's reconcile."""
+
+
+def mark_for_check(vm) -> None:
+    import os
+
+    try:
+        with open(os.path.join(vm.dir, CHECK), "w"):
+            pass
+    except OSError:  # a full disk may refuse even this; the journal entry then stays
+        pass
+
+
+def check_if_marked(vm) -> bool:
+    """Repair a VM's disks when a failed disk verb marked them; True when it did."""
+    import os
+
+    path = os.path.join(vm.dir, CHECK)
+    if not os.path.exists(path):
+        return False
+    if repair_leaks(vm) or not [d for d in vm.disks if d.format == "qcow2" and not d.readonly]:
+        os.unlink(path)
+    return True
+
+
 def snapshot_disks(vm) -> list:
     """The disks a snapshot holds: the writable ones (a seed is read-only, and made again)."""
     return [disk for disk in vm.disks if not disk.readonly]

@@ -18,7 +18,7 @@ from . import admission
 from .. import events
 from ..wire.api import DiskResize, Snapshot, SnapshotRequest
 from ..errors import Conflict, NotFound, UsageError, VirshleError
-from ..host.images import repair_leaks
+from ..host.images import mark_for_check, repair_leaks
 from .lifecycle import end_vmm, live_state
 from ..log import logger
 from ..models import NodeContext, Vm
@@ -72,7 +72,9 @@ class journal:
     def __enter__(self) -> None:
         self.node.store.mark(self.vm, self.entry)
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is not None:  # qemu-img may have been cut short (a full disk): check them later
+            mark_for_check(self.vm)
         self.node.store.mark(self.vm, None)
 
 

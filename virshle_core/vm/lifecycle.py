@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .. import events
 from ..wire.api import CreateRequest
-from ..host.images import repair_leaks
+from ..host.images import check_if_marked, repair_leaks
 from .intake import check_request
 from ..config import VmTemplate
 from ..errors import Cancelled, Conflict, NotFound, UsageError, VirshleError
@@ -244,6 +244,7 @@ def start(node: NodeContext, vm: Vm) -> Vm:
                        f"Stop it with `virshle vm stop --name {vm.name}`.", code="vm_running")
     if vm.hypervisor is None:  # none answered at create (none was installed): ask again
         vm.hypervisor = plugins().hypervisor(wanted=node.config.host.hypervisor, node=node)
+    check_if_marked(vm)  # a disk verb failed on its disks since: their leaks go first
     node.store.mark(vm, "starting")
     undo = Undo()
     attachments = []

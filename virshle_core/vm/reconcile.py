@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 
 from .. import events
+from ..host.images import check_if_marked
 from .disks import settle
 from .lifecycle import detach_all, end_vmm, live_state, release, undo_creates
 from ..log import logger
@@ -73,6 +74,9 @@ def reconcile(node: NodeContext) -> list[str]:
         except Exception as exc:  # one VM must not keep the node from starting
             logger.opt(exception=True).error("reconciling {} failed: {}", label, exc)
             done.append(f"could not reconcile {label} ({vm.pending}): {exc}")
+    for vm in store.all():  # disks a failed disk verb left to check (a full disk, say)
+        if vm.state not in ("running", "paused") and check_if_marked(vm):
+            done.append(f"checked the disks of VM {vm.name!r} (a disk verb had failed on them)")
     known = store.uuids()
     vm_root = node.root / "vm"
     for entry in sorted(vm_root.iterdir()) if vm_root.is_dir() else []:
