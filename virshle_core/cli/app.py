@@ -1,8 +1,9 @@
 """The ``virshle`` (and ``v``) command line, in click.
 
 The group is built by ``make_cli()``: core commands first, then the
-plugins' through ``virshle_register_commands``. Heavy modules (the daemon,
-aiohttp, sqlite-utils) are imported inside the commands that need them.
+plugins' through ``virshle_register_commands`` (and their verbs: ``verbs_cmd``). Heavy
+modules (the daemon, asyncssh, sqlite-utils) are imported inside the commands that need
+them.
 ``virshle_core.cli.main`` runs the fast path first (``cli/fast.py``) and
 imports this module only when that path declines.
 """
