@@ -498,7 +498,7 @@ def test_a_full_disk_during_a_download_is_one_line_and_leaves_nothing(tmp_path):
     try:
         node.start()
         result = node.cli("vm", "create", "-t", "xs", timeout=60)
-        assert result.returncode == 1
+        assert result.returncode == 1, result.stdout + result.stderr + node.log()
         line = one_line_error(result)
         assert "is full" in line and "OSError" not in line, line
         assert not list((mount / "r" / "cache").glob(".*partial"))

@@ -7,7 +7,7 @@ import time
 import click
 
 from .app import Settings, verbosity_options
-from .verbs_cmd import VerbsGroup
+from .verbs_cmd import VerbsGroup, declared
 from .completion import node_names
 from .render import bar, emit_json, state, table
 
@@ -19,7 +19,7 @@ def node() -> None:
     """Prepare, run and list nodes (hosts that run VMs)."""
 
 
-@node.command("init")
+@declared("node", "init")
 @click.option("--all", "all_", is_flag=True, help="Everything below (the default).")
 @click.option("--dir", "dir_", is_flag=True, help="Directories under [host] root, and the group 'virshle'.")
 @click.option("--db", is_flag=True, help="The VM database (created or migrated).")
@@ -34,13 +34,6 @@ def node() -> None:
 @click.pass_obj
 def node_init(settings: Settings, all_: bool, dir_: bool, db: bool, net: bool, force_new: bool,
               systemd: bool, as_json: bool) -> None:
-    """Create what this host needs to be a node; safe to run again.
-
-    \b
-    Makes [host] root (default /var/lib/virshle) with vm/ and cache/,
-    the database virshle.sqlite, the group 'virshle' that may use the
-    socket, and (with --net) the host network of the installed plugins.
-    """
     from ..daemon.init import PARTS, init_node
 
     parts = set(PARTS) if all_ or not (dir_ or db or net) else {
@@ -73,25 +66,12 @@ def node_init(settings: Settings, all_: bool, dir_: bool, db: bool, net: bool, f
     click.echo(f"Node ready at {settings.config.host.root_path}. Start it with {how}.")
 
 
-@node.command("gc")
+@declared("node", "gc")
 @click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @verbosity_options
 @click.pass_obj
 def node_gc(settings: Settings, dry_run: bool, as_json: bool) -> None:
-    """Remove what looks like Virshle's on this host but no node owns.
-
-    \b
-    node init and a daemon's start reap only what carries this node's mark.
-    Taps, OVS ports and macvtaps that look like Virshle's but carry no node's
-    mark (left by a Virshle older than the marks, or made by hand) are only
-    reported; gc removes them. What another node marked is never touched.
-
-    \b
-    Examples:
-      virshle node gc --dry-run
-      virshle node gc
-    """
     from ..daemon.init import gc_node
 
     daemon = _serving(settings)
@@ -236,21 +216,13 @@ def _size_pair(used: float, total: float) -> str:
     return f"{human_size(used, short=True)}/{human_size(total, short=True)}"
 
 
-@node.command("reload")
+@declared("node", "reload")
 @click.option("--node", "node_name", metavar="NAME", shell_complete=node_names,
               help="Only this node.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @verbosity_options
 @click.pass_obj
 def node_reload(settings: Settings, node_name: str | None, as_json: bool) -> None:
-    """Make the node daemons read their configuration file again (as SIGHUP does).
-
-    \b
-    Templates, [host.limits] and plugin tables take effect for new
-    operations; running VMs are not touched. A file that does not
-    validate is refused whole, with each problem's line, and the
-    configuration in force stays. Exit 2 when a file was refused.
-    """
     from ..client import fan_out
     from ..errors import UsageError
 
@@ -312,3 +284,7 @@ def node_ping(settings: Settings, node_name: str | None, as_json: bool) -> None:
                 click.echo(f"{doc['name']}: {doc['status']}: {doc['reason']}", err=True)
     if any(d["status"] != "online" for d in documents):
         raise click.exceptions.Exit(1)
+
+
+for _command in (node_init, node_gc, node_reload):  # the node's declared verbs with commands of their own
+    node.add_command(_command)

@@ -4,8 +4,7 @@ console's WebSocket, on wsproto, is in ``websocket.py``).
 Why not aiohttp: with its C parsers, yarl, multidict and friends it was 15.6 MiB of a
 59 MiB daemon, for a server that only ever speaks to the CLI on a unix socket. h11 and
 wsproto are the protocol state machines alone (1.6 MiB together); what is left here is
-small: a route table, bodies read whole under a cap, chunked streams, and the rules the
-API promises (docs/api.md):
+small: bodies read whole under a cap, chunked streams, and the rules of docs/api.md:
 
 - a request head must arrive within ``header_timeout`` seconds (keep-alive idles too),
   and a whole body within ``body_timeout`` (else 408);
@@ -21,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from typing import Any, Awaitable, Callable
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -132,36 +130,6 @@ class StreamResponse(Response):
     async def write_eof(self) -> None:
         if self._connection is not None and self._connection.h11.our_state is h11.SEND_BODY:
             await self._connection.send(h11.EndOfMessage())
-
-
-class Router:
-    """Routes by method and path; ``{name}`` matches one path segment."""
-
-    def __init__(self) -> None:
-        self._routes: list[tuple[str, str, re.Pattern, Handler, bool]] = []
-
-    def add(self, method: str, path: str, handler: Handler, head: bool = False) -> None:
-        """Route ``method path`` to ``handler``; ``head``: a GET answers HEAD too (its head)."""
-        pattern = re.compile("^" + re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", re.escape(path)) + "$")
-        self._routes.append((method, path, pattern, handler, head and method == "GET"))
-
-    def routes(self) -> list[tuple[str, str]]:
-        return [(method, path) for method, path, _, _, _ in self._routes]
-
-    def resolve(self, request: Request) -> Handler:
-        allowed = False
-        for method, _, pattern, handler, head in self._routes:
-            match = pattern.match(request.path)
-            if match is None:
-                continue
-            if method == request.method or (head and request.method == "HEAD"):
-                request.match_info = match.groupdict()
-                return handler
-            allowed = True
-        if allowed:
-            raise HTTPError(405, "method_not_allowed",
-                            f"{request.method} is not allowed on {request.path}")
-        raise HTTPError(404, "no_route", f"no route {request.method} {request.path}")
 
 
 class Server:

@@ -8,6 +8,7 @@ reply in the JSON error shape (docs/api.md).
 from __future__ import annotations
 
 import asyncio
+import re
 import json
 from typing import Any, Callable
 
@@ -17,12 +18,43 @@ from .. import progress
 from ..errors import UsageError, VirshleError, cut
 from ..log import logger
 from . import access, nodeinfo
-from .http import HTTPError, Request, Response, Router, StreamResponse, json_response
+from .http import Handler, HTTPError, Request, Response, StreamResponse, json_response
 from .node import Node
 from .openapi import Route, openapi_document
 from .streams import Streams
 from .tracker import Tracker
 from .verb_routes import VerbRoutes
+
+class Router:
+    """Routes by method and path; ``{name}`` matches one path segment."""
+
+    def __init__(self) -> None:
+        self._routes: list[tuple[str, str, re.Pattern, Handler, bool]] = []
+
+    def add(self, method: str, path: str, handler: Handler, head: bool = False) -> None:
+        """Route ``method path`` to ``handler``; ``head``: a GET answers HEAD too (its head)."""
+        pattern = re.compile("^" + re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", re.escape(path)) + "$")
+        self._routes.append((method, path, pattern, handler, head and method == "GET"))
+
+    def routes(self) -> list[tuple[str, str]]:
+        return [(method, path) for method, path, _, _, _ in self._routes]
+
+    def resolve(self, request: Request) -> Handler:
+        allowed = False
+        for method, _, pattern, handler, head in self._routes:
+            match = pattern.match(request.path)
+            if match is None:
+                continue
+            if method == request.method or (head and request.method == "HEAD"):
+                request.match_info = match.groupdict()
+                return handler
+            allowed = True
+        if allowed:
+            raise HTTPError(405, "method_not_allowed",
+                            f"{request.method} is not allowed on {request.path}")
+        raise HTTPError(404, "no_route", f"no route {request.method} {request.path}")
+
+
 
 API = "/api/v1"
 

@@ -1,2 +1,3 @@
 """What a node does with its host's files: template images, their formats and sizes, the
-image cache and its downloads (``images``)."""
+qemu-img, snapshots and leaks (``images``), and the image cache's downloads
+(``downloads``)."""

@@ -24,17 +24,15 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import sqlite_utils
 
-    from ..wire.api import Snapshot
 
-from ..errors import Conflict, NotFound, UsageError, VirshleError
+from ..errors import Conflict, NotFound, UsageError
 from ..models import Vm
-from ..marks import interface_name, node_id, node_tag, random_mac
 from .migrations import MIGRATIONS
 from ..wire.refs import MAX_ID, VmRef
-from .rows import changes_of, column, now, row_of, vm_of
-
-RELEASED_DAYS = 30
-"""How long a removed NIC's MAC is remembered as this node's (longer than any lease)."""
+from .nics import RELEASED_DAYS, Nics
+from .room import Room, _room_kept
+from .rows import changes_of, now, row_of, vm_of
+from .snapshots import Snapshots
 
 PENDING = ("creating", "starting", "stopping", "deleting",
            "snapshotting", "restoring", "unsnapshotting", "resizing")
@@ -42,37 +40,7 @@ PENDING = ("creating", "starting", "stopping", "deleting",
 snapshot after a colon: ``snapshotting:first``)."""
 
 
-RESERVE = ".store-reserve"
-RESERVE_SIZE = 4 * 1024**2
-"""Room the daemon holds for its store (a file of zeros under the root): when the disk
-fills up, the store frees it and still records what happens (a forced stop, at least)."""
-
-
-def _room_kept(method):
-    """A write that finds the disk full frees the node's reserve and tries once more; then
-    the failure is one line (``no_space``), not SQLite's own."""
-    import functools
-
-    @functools.wraps(method)
-    def write(self, *args, **kwargs):
-        try:
-            return method(self, *args, **kwargs)
-        except sqlite3.OperationalError as exc:
-            if "full" not in str(exc):
-                raise
-            if self.release_reserve():
-                try:
-                    return method(self, *args, **kwargs)
-                except sqlite3.OperationalError as again:
-                    if "full" not in str(again):
-                        raise
-            raise VirshleError(f"the disk of node {self.node!r} is full: {self.path} cannot "
-                               "record the change", "Free some room under the node's root.",
-                               code="no_space") from None
-    return write
-
-
-class Store:
+class Store(Nics, Room, Snapshots):
     """The VMs of one node."""
 
     def __init__(self, path: Path | str, node: str = "default"):
@@ -227,74 +195,11 @@ class Store:
             vm.created_at = vm.updated_at = stamp
         return vms
 
-    def _allocate_nics(self, vm: Vm) -> None:
-        """Give each NIC a unique MAC and host interface name (inside the insert's transaction)."""
-        for index, net in enumerate(vm.nets):
-            net.ifname = interface_name(vm.id, index, self.tag)
-            for _attempt in range(50):
-                net.mac = net.mac or random_mac()
-                try:
-                    self.conn.execute("SAVEPOINT nic")
-                    self.conn.execute("INSERT INTO nics VALUES (?, ?, ?, ?)",
-                                    [vm.id, net.name, net.mac, net.ifname])
-                    self.conn.execute("RELEASE nic")
-                    break
-                except sqlite3.IntegrityError as exc:
-                    self.conn.execute("ROLLBACK TO nic")
-                    self.conn.execute("RELEASE nic")
-                    if "ifname" in str(exc):
-                        raise Conflict(f"interface name {net.ifname} is already taken") from None
-                    net.mac = None  # a MAC collision: draw again
-            else:
-                raise Conflict("could not find a free MAC address after 50 draws")
-        if vm.nets:
-            self.conn.execute("UPDATE vms SET nets = ? WHERE id = ?",
-                            [column(vm, "nets"), vm.id])
-
     def _rollback(self) -> None:
         """Roll back the transaction under way, if SQLite has not already (a full disk at
         COMMIT ends it, and a second ROLLBACK would hide the first error)."""
         if self.conn.in_transaction:
             self.conn.execute("ROLLBACK")
-
-    def keep_reserve(self) -> None:
-        """Hold ``RESERVE_SIZE`` bytes under the root for the store (the daemon, at start)."""
-        import os
-
-        path = self.path.parent / RESERVE
-        if path.exists():
-            return
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except OSError:
-            return
-        try:
-            os.posix_fallocate(fd, 0, RESERVE_SIZE)
-        except OSError:  # no room for it now: none is held
-            os.close(fd)
-            path.unlink(missing_ok=True)
-            return
-        os.close(fd)
-
-    def release_reserve(self) -> bool:
-        """Free the reserve, once, when the disk is full; False when there was none."""
-        from ..log import logger
-
-        try:
-            (self.path.parent / RESERVE).unlink()
-        except FileNotFoundError:
-            return False
-        logger.warning("the disk under {} is full: the store's reserve ({} MiB) was freed so "
-                       "that it can still record; free some room", self.path.parent,
-                       RESERVE_SIZE // 1024**2)
-        return True
-
-    @property
-    def tag(self) -> str:
-        """The node's tag in interface names (``marks.node_tag``): from ``<root>/node-id``."""
-        if self._tag is None:
-            self._tag = node_tag(node_id(self.path.parent))
-        return self._tag
 
     @_room_kept
     def update(self, vm: Vm, **fields: Any) -> Vm:
@@ -357,13 +262,6 @@ class Store:
             except BaseException:
                 self._rollback()
                 raise
-
-    def released_macs(self) -> set[str]:
-        """MACs of the NICs this node removed with their VMs, in the last ``RELEASED_DAYS``
-        days, and gave to no VM since (see ``NodeContext.released_macs``)."""
-        with self._lock:
-            return {row[0] for row in self.conn.execute(
-                "SELECT mac FROM released_nics WHERE mac NOT IN (SELECT lower(mac) FROM nics)")}
 
     def all(self) -> list[Vm]:
         """Every VM, in id order, without its user-data (``get`` reads it); rows still being
@@ -472,62 +370,6 @@ class Store:
                 self._rollback()
                 raise
         return vm
-
-    # --- snapshots ---------------------------------------------------------------------
-
-    def snapshots(self, vm: Vm) -> list["Snapshot"]:
-        """The VM's snapshots, oldest first."""
-        from ..wire.api import Snapshot
-
-        with self._lock:
-            rows = self.conn.execute(
-                "SELECT name, memory, state, size, created_at, vcpu, vram FROM snapshots "
-                "WHERE vm_id = ? ORDER BY created_at, rowid", [vm.id]).fetchall()
-        return [Snapshot(name=name, vm=vm.name, memory=bool(memory), state=state, size=size,
-                         created_at=created_at, vcpu=vcpu, vram=vram)
-                for name, memory, state, size, created_at, vcpu, vram in rows]
-
-    def snapshot(self, vm: Vm, name: str) -> "Snapshot":
-        """One snapshot of ``vm``; NotFound naming the ones it has."""
-        for snapshot in self.snapshots(vm):
-            if snapshot.name == name:
-                return snapshot
-        names = [s.name for s in self.snapshots(vm)]
-        raise NotFound(f"VM {vm.name!r} has no snapshot {name!r}",
-                       f"Its snapshots: {', '.join(names)}." if names
-                       else f"It has none; take one with `virshle vm snapshot create {vm.name} NAME`.",
-                       code="snapshot_not_found")
-
-    @_room_kept
-    def add_snapshot(self, vm: Vm, snapshot: "Snapshot",
-                     admit: Callable[[dict[str, int]], None] | None = None) -> "Snapshot":
-        """Record ``snapshot`` (its name free on this VM), admitted against the limits first."""
-        snapshot.created_at = snapshot.created_at or now()
-        with self._lock:
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                if admit is not None:
-                    admit(self.totals())
-                self.conn.execute(
-                    "INSERT INTO snapshots (vm_id, name, memory, state, size, created_at, vcpu, "
-                    "vram) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [
-                        vm.id, snapshot.name, int(snapshot.memory), snapshot.state, snapshot.size,
-                        snapshot.created_at, snapshot.vcpu, snapshot.vram])
-                self.conn.execute("COMMIT")
-            except sqlite3.IntegrityError:
-                self._rollback()
-                raise Conflict(f"VM {vm.name!r} already has a snapshot {snapshot.name!r}",
-                               "Choose another name, or remove it with `virshle vm snapshot rm`.",
-                               code="snapshot_exists") from None
-            except BaseException:
-                self._rollback()
-                raise
-        return snapshot
-
-    @_room_kept
-    def remove_snapshot(self, vm: Vm, name: str) -> None:
-        with self._lock:
-            self.conn.execute("DELETE FROM snapshots WHERE vm_id = ? AND name = ?", [vm.id, name])
 
     def close(self) -> None:
         self.conn.close()

@@ -9,23 +9,38 @@ from .declaration import Option, Verb
 INIT = "virshle_core.daemon.init"
 
 NODE_VERBS = [
-    Verb("init", "Prepare the node again (node init): its directories, database and host "
-         "network; announces node-initialized.",
-         help="Sent by `virshle node init` when the host's daemon serves; force_new is refused "
-              "then (409 daemon_running: the database is open).",
+    Verb("init", "Create what this host needs to be a node; safe to run again.",
+         help="\b\nMakes [host] root (default /var/lib/virshle) with vm/ and cache/,\n"
+              "the database virshle.sqlite, the group 'virshle' that may use the\n"
+              "socket, and (with --net) the host network of the installed plugins.",
+         examples=("virshle node init --all", "virshle node init --net"),
+         notes="Done by the daemon when one serves (it announces node-initialized): body "
+               "`{\"parts\": [\"dir\", \"db\", \"net\"], \"force_new\": false}` (both optional); "
+               "answers `{\"root\": ..., \"done\": {part: [what was made]}}`. `force_new` is "
+               "refused then (409 `daemon_running`: the database is open).",
          group="node", request=api.NodeInitRequest, reply=api.NodeInitResult,
          event="node-initialized", handler="init", command="virshle_core.cli.node:node_init"),
-    Verb("gc", "Remove what looks like Virshle's on the host (taps, OVS ports, macvtaps) but "
-         "carries no node's mark (node gc); with dry_run, only say what would go.",
-         help="What another node marked is never touched.",
+    Verb("gc", "Remove what looks like Virshle's on this host but no node owns.",
+         help="\b\nnode init and a daemon's start reap only what carries this node's mark.\n"
+              "Taps, OVS ports and macvtaps that look like Virshle's but carry no node's\n"
+              "mark (left by a Virshle older than the marks, or made by hand) are only\n"
+              "reported; gc removes them. What another node marked is never touched.",
          examples=("virshle node gc --dry-run", "virshle node gc"),
+         notes="Through `virshle_node_gc`; with `dry_run`, only says what would go; answers "
+               "`{\"dry_run\", \"removed\": [a line each]}`.",
          group="node", request=api.NodeGcRequest, reply=api.NodeGcResult, hook="virshle_node_gc",
          run=f"{INIT}:gc", options=(Option("--dry-run", field="dry_run", flag=True,
                                            help="Only list what would be removed."),),
          command="virshle_core.cli.node:node_gc"),
-    Verb("reload", "Read the configuration file again: templates, limits and plugin tables take "
-         "effect for new operations; a file that does not validate is refused whole (400 "
-         "bad_config) and the old one stays.",
-         examples=("virshle node reload",), group="node", reply=api.ReloadResult,
-         handler="reload", command="virshle_core.cli.node:node_reload"),
+    Verb("reload", "Make the node daemons read their configuration file again (as SIGHUP does).",
+         help="\b\nTemplates, [host.limits] and plugin tables take effect for new\n"
+              "operations; running VMs are not touched. A file that does not\n"
+              "validate is refused whole, with each problem's line, and the\n"
+              "configuration in force stays. Exit 2 when a file was refused.",
+         examples=("virshle node reload", "virshle node reload --node remote_1"),
+         notes="Answers `{\"path\", \"templates\", \"warnings\"}`; a file that does not "
+               "validate is a 400 `bad_config` (each problem with its file:line); a changed "
+               "`[host] root` or `name` needs a restart.",
+         group="node", reply=api.ReloadResult, handler="reload",
+         command="virshle_core.cli.node:node_reload"),
 ]

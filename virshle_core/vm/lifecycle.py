@@ -45,7 +45,8 @@ def create(node: NodeContext, request: CreateRequest, owner: int = 0) -> list[Vm
     thread's cancel flag is set (see ``virshle_core.progress``).
     """
     from . import admission
-    from ..host.images import fetch, image_format, virtual_size
+    from ..host.downloads import fetch
+    from ..host.images import image_format, virtual_size
 
     template, names, user_data = check_request(node, request)
     images: dict[str, tuple[str, int, Path]] = {}
