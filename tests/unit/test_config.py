@@ -35,7 +35,7 @@ def test_seed_template_example_means_what_it_says():
     assert (xs.name, xs.vcpu, xs.vram) == ("xs", 1, 2 * 1024**3)
     assert xs.disk[0].name == "os" and xs.disk[0].path == "~/Iso/nixos.efi.img"
     assert xs.disk[0].expanded_path == Path.home() / "Iso/nixos.efi.img"
-    assert xs.net[0].kind == "tap" and xs.net[0].options == {}
+    assert xs.net[0].type == "tap" and xs.net[0].options == {}
     # the disk does not exist here: a warning at load, not an error
     assert any("template.vm[0].disk[0].path" in w and "is not a file" in w for w in config.warnings)
 
@@ -138,6 +138,19 @@ BAD = [
         [template.vm.net.type.tap]
         [template.vm.net.type.mac_v_tap]
      """, "config.toml:5: template.vm[0].net[0].type: must name exactly one net type, e.g. [template.vm.net.type.tap]"),
+    ("net_type_not_a_table", """
+        [[template.vm]]
+        name = "xs"
+        [[template.vm.net]]
+        name = "main"
+        type.tap = 3
+     """, "config.toml:5: template.vm[0].net[0].type.tap: must be a table"),
+    ("net_without_type", """
+        [[template.vm]]
+        name = "xs"
+        [[template.vm.net]]
+        name = "main"
+     """, "config.toml:3: template.vm[0].net[0].type: is required"),
     ("template_vm_not_array", """
         [template.vm]
         name = "xs"

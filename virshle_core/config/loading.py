@@ -196,11 +196,6 @@ def _cross_checks(core: CoreConfig, hypervisors: list[str] | None = None) -> lis
                 problems.append((f"template.vm[{i}].ssh_authorized_keys[{j}]", problem))
         net_names: set[str] = set()
         for j, net in enumerate(template.net):
-            if len(net.type) != 1:
-                problems.append((f"template.vm[{i}].net[{j}].type",
-                                 "must name exactly one net type, e.g. [template.vm.net.type.tap]"))
-            elif not isinstance(net.options, dict):
-                problems.append((f"template.vm[{i}].net[{j}].type.{net.kind}", "must be a table"))
             if net.name in net_names:
                 problems.append((f"template.vm[{i}].net[{j}].name", f'"{net.name}" is used twice'))
             net_names.add(net.name)

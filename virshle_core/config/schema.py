@@ -157,18 +157,21 @@ class TemplateDisk:
 
 @attrs.define
 class TemplateNet:
-    """``[[template.vm.net]]``: one NIC; ``type`` has exactly one key, the net type."""
+    """``[[template.vm.net]]``: one NIC. The file names its type as a table of one key,
+    ``[template.vm.net.type.tap]``; read, it is ``type = "tap"`` and that table's
+    ``options``, spelled as on a VM (``structuring.template_net`` reads it)."""
+
+    name: TemplateName
+    type: str
+    options: dict[str, Any] = attrs.Factory(dict)
+
+
+@attrs.define
+class TemplateNetInFile:
+    """``[[template.vm.net]]`` as the file writes it, before ``TemplateNet``."""
 
     name: TemplateName
     type: dict[str, dict[str, Any]]
-
-    @property
-    def kind(self) -> str:
-        return next(iter(self.type))
-
-    @property
-    def options(self) -> dict[str, Any]:
-        return self.type[self.kind]
 
 
 @attrs.define
@@ -194,7 +197,7 @@ class VmTemplate:
             name=self.name, vcpu=self.vcpu, vram=self.vram,
             disks=[api.TemplateDisk(name=d.name, path=d.path if d.is_url else str(d.expanded_path),
                                     readonly=d.readonly, sha256=d.sha256) for d in self.disk],
-            nets=[api.TemplateNet(name=n.name, type=n.kind, options=n.options) for n in self.net],
+            nets=[api.TemplateNet(name=n.name, type=n.type, options=n.options) for n in self.net],
             kernel=self.kernel, initramfs=self.initramfs, cmdline=self.cmdline,
             firmware=self.firmware, user_data=self.user_data,
             ssh_authorized_keys=list(self.ssh_authorized_keys),

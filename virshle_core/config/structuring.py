@@ -12,7 +12,8 @@ from ..errors import ConfigError
 from ..units import parse_size
 from .schema import (
     MAX_COUNT, MAX_SECONDS, MAX_VCPU, MAX_VRAM, NODE_NAME_PATTERN, RENAMED, TEMPLATE_NAME_PATTERN,
-    Bytes, NodeName, NonNegativeInt, Percent, PositiveInt, Seconds, TemplateName, VcpuCount,
+    Bytes, NodeName, NonNegativeInt, Percent, PositiveInt, Seconds, TemplateName, TemplateNet,
+    TemplateNetInFile, VcpuCount,
 )
 
 
@@ -118,8 +119,20 @@ def converter():
         conv.register_structure_hook(
             NodeName, _checked(str, "a string", _name_check(NODE_NAME_PATTERN, "node name"))
         )
+        conv.register_structure_hook(TemplateNet, lambda data, _: template_net(conv, data))
         _CONVERTER = conv
     return _CONVERTER
+
+
+def template_net(conv: Any, data: Any) -> TemplateNet:
+    """A net's one-key ``type`` table (``[template.vm.net.type.tap]``) as ``type`` and
+    ``options``, so that a template's net and a VM's are spelled alike."""
+    written = conv.structure(data, TemplateNetInFile)
+    if len(written.type) != 1:
+        raise ValueError("\x01type\x01must name exactly one net type, e.g. "
+                         "[template.vm.net.type.tap]")
+    [(type_, options)] = written.type.items()
+    return TemplateNet(name=written.name, type=type_, options=options)
 
 
 def structure(data: Any, cls: type, *, where: str = "") -> Any:
@@ -156,7 +169,7 @@ def _problems(exc: BaseException, where: str) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
     for line in lines:
         message, _, path = line.rpartition(" @ ")
-        path = (where + path).lstrip(".")
+        path = re.sub(r"\['([^']*)'\]", r".\1", where + path).lstrip(".")  # type['tap'] → type.tap
         if message.startswith("\x01"):
             _, field, message = message.split("\x01", 2)
             path = f"{path}.{field}".lstrip(".")

@@ -103,7 +103,7 @@ def _new_vm(node: NodeContext, template: VmTemplate, name: str | None, user_data
         disks=[Disk(name=d.name, path=str(vm_dir / "disk" / d.name), size=images[d.name][1],
                     readonly=d.readonly, source=str(images[d.name][2]),
                     format=images[d.name][0]) for d in template.disk],
-        nets=[Net(name=n.name, type=n.kind, options=dict(n.options)) for n in template.net],
+        nets=[Net(name=n.name, type=n.type, options=dict(n.options)) for n in template.net],
         kernel=_expand(template.kernel), initramfs=_expand(template.initramfs),
         cmdline=template.cmdline, firmware=_expand(template.firmware),
         hypervisor=plugins().hypervisor(wanted=node.config.host.hypervisor, node=node),
