@@ -23,6 +23,7 @@ the end: the steps, the faults, and each daemon's peak resident memory.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -317,7 +318,8 @@ class Soak:
                 return "kill-qemu (none running)"
             pid = qemus_of(node.root).get(vm["uuid"])
             if pid:
-                os.kill(pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):  # it may have ended by itself
+                    os.kill(pid, signal.SIGKILL)
                 wait_for(lambda: pid not in qemus_of(node.root).values(), timeout=10,
                          what="the killed QEMU to end")  # else the checks race the kill
         elif fault == "kill-qemu-img":  # with its daemon: a power loss in the middle
@@ -331,8 +333,9 @@ class Soak:
             killed = False
             while time.monotonic() < deadline and not killed:
                 for pid in _qemu_imgs(vm["uuid"]):
-                    os.kill(pid, signal.SIGKILL)
-                    killed = True
+                    with contextlib.suppress(ProcessLookupError):  # it finished first
+                        os.kill(pid, signal.SIGKILL)
+                        killed = True
                 time.sleep(0.005)
             node.daemon.kill9()
             cli.wait(60)
