@@ -106,12 +106,55 @@ def place(everyone: list, template_name: str, count: int, node_name: str | None 
         candidates.append(NodeCandidate(
             name=client.name, weight=client.entry.weight, info=info.to_json() if info else {},
             status="online" if error is None else getattr(error, "status", "offline")))
+    _check_room(candidates, template_name, count)
     plan = []
-    for _ in range(count):
-        chosen = choose_node(candidates, template_name)
-        next(c for c in candidates if c.name == chosen).in_flight += 1
+    for index in range(count):
+        try:
+            chosen = choose_node(candidates, template_name)
+        except VirshleError as exc:
+            if count > 1:
+                exc.message = f"placing VM {index + 1} of {count}: {exc.message}; nothing was created"
+                exc.args = (exc.message,)
+            raise
+        candidate = next(c for c in candidates if c.name == chosen)
+        candidate.in_flight += 1
+        _take_room(candidate, template_name)
         plan.append(by_name[chosen])
     return plan
+
+
+def _room(candidate, template_name: str) -> int | None:
+    """How many more VMs of the template the node said it admits (None: no limit binds)."""
+    fit = candidate.info.get("templates", {}).get(template_name)
+    if fit is None or candidate.status != "online" or candidate.weight <= 0:
+        return 0
+    return fit.get("room", 1 if fit.get("fits") else 0)
+
+
+def _check_room(candidates: list, template_name: str, count: int) -> None:
+    """Refuse, before anything is made, ``count`` VMs that the nodes together cannot take."""
+    rooms = {c.name: _room(c, template_name) for c in candidates}
+    if count == 1 or any(room is None for room in rooms.values()):
+        return
+    total = sum(rooms.values())
+    if total < count:
+        each = ", ".join(f"{name}: {room}" for name, room in rooms.items())
+        raise VirshleError(
+            f"the nodes together have room for {total} of the {count} VMs of template "
+            f"{template_name!r} ({each}); nothing was created",
+            "Create fewer, free room, or raise [host.limits] on a node.", code="no_node_fits")
+
+
+def _take_room(candidate, template_name: str) -> None:
+    """Count a VM placed on ``candidate`` by this command: the placement plugin, asked again
+    for the next VM, sees the node with that much less room."""
+    fit = candidate.info.get("templates", {}).get(template_name)
+    if fit is None or fit.get("room") is None:
+        return
+    fit["room"] -= 1
+    if fit["room"] <= 0:
+        fit["fits"] = False
+        fit["reason"] = f"full with the {candidate.in_flight} VM(s) this command places there"
 
 
 def create_placed(plan: list, body: api.CreateRequest, vm_name: str | None,
@@ -135,20 +178,13 @@ def create_placed(plan: list, body: api.CreateRequest, vm_name: str | None,
 
     def create_on(items: list) -> list[api.Vm]:
         client = items[0][1]
-        if single_node or vm_name is None:
-            made = client.create_vms(request(count=len(items), name=vm_name), on_progress=report)
-            finished.extend((client, vm) for vm in made)
-            return made
-        made = []
-        try:
-            for index, _ in items:  # explicit names, so they stay unique across nodes
-                made += client.create_vms(request(name=f"{vm_name}-{index + 1}"),
-                                          on_progress=report)
-                finished.append((client, made[-1]))
-        except VirshleError:
-            for vm in made:
-                client.rm(uuid_ref(vm), force=True)
-            raise
+        if single_node or vm_name is None or len(plan) == 1:
+            change: dict = {"count": len(items), "name": vm_name}
+        else:  # NAME-1..NAME-K over the nodes: each node is told the names of its share
+            change = {"count": len(items), "name": None,
+                      "names": [f"{vm_name}-{index + 1}" for index, _ in items]}
+        made = client.create_vms(request(**change), on_progress=report)
+        finished.extend((client, vm) for vm in made)
         return made
 
     try:

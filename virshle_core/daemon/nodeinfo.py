@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -18,6 +19,7 @@ from ..wire import api
 from ..config import Config, VmTemplate
 from ..models import NodeContext
 from ..hooks import plugins
+from ..host.images import virtual_size
 from ..store.store import Store
 
 WEIGHTS = {"disk": 10, "ram": 7, "cpu": 4}
@@ -86,17 +88,43 @@ def host_info(config: Config, store: Store) -> dict[str, Any]:
     }
 
 
-def fits(info: dict[str, Any], template: VmTemplate) -> tuple[bool, str]:
-    """Whether a VM of ``template`` fits on the node described by ``info``, and why not."""
+def fits(info: dict[str, Any], template: VmTemplate, limits: Any, cache: Path) -> dict[str, Any]:
+    """Whether a VM of ``template`` fits on the node described by ``info``, why not, and
+    ``room``: how many more of them the node admits now (None when no limit binds)."""
+    from ..vm import admission
+
     cpu, ram, disk = info["cpu"], info["ram"], info["disk"]
-    if (cpu["reserved"] + template.vcpu) * 100.0 / cpu["total"] > cpu["limit_pct"]:
-        return False, f"cpu: {cpu['reserved']}+{template.vcpu} vcpu exceeds {cpu['limit_pct']}% of {cpu['total']}"
-    if (ram["reserved"] + template.vram) * 100.0 / ram["total"] > ram["limit_pct"]:
-        return False, f"ram: reserving {template.vram} more bytes exceeds {ram['limit_pct']}%"
-    need = sum(d.expanded_path.stat().st_size for d in template.disk if d.expanded_path.is_file())
-    if need >= disk["available"]:
-        return False, f"disk: {need} bytes needed, {disk['available']} available"
-    return True, ""
+    images = [_image_of(d, cache) for d in template.disk]
+    copied = sum(path.stat().st_size for path in images if path is not None)
+    each = admission.Need(vcpu=template.vcpu, vram=template.vram,
+                          disk=sum(virtual_size(path) for path in images if path is not None))
+    capacity = admission.Capacity(cpu=cpu["total"], ram=ram["total"], disk=disk["total"])
+    totals = {"vcpu": cpu["reserved"], "vram": ram["reserved"], "disk": disk["reserved"]}
+    room = admission.room(limits, capacity, totals, each)
+    if copied >= disk["available"]:
+        return {"fits": False, "reason": f"disk: {copied} bytes needed, {disk['available']} "
+                "available", "room": 0}
+    for resource, ok in (("cpu", cpu["reserved"] + template.vcpu <= cpu["total"] * cpu["limit_pct"] // 100),
+                         ("ram", ram["reserved"] + template.vram <= ram["total"] * ram["limit_pct"] // 100)):
+        if not ok:
+            return {"fits": False, "room": 0, "reason": (
+                f"cpu: {cpu['reserved']}+{template.vcpu} vcpu exceeds {cpu['limit_pct']}% of "
+                f"{cpu['total']}" if resource == "cpu" else
+                f"ram: reserving {template.vram} more bytes exceeds {ram['limit_pct']}%")}
+    if room == 0:
+        return {"fits": False, "room": 0, "reason": "disk: its disks' sizes exceed [host.limits] disk"}
+    return {"fits": True, "reason": "", "room": room}
+
+
+def _image_of(disk, cache: Path) -> Path | None:
+    """The image a template disk is made from, when it is on this node (a URL's once cached)."""
+    if disk.is_url:
+        from ..host.downloads import cache_name
+
+        path = cache / cache_name(disk.path, disk.sha256 or "")
+    else:
+        path = disk.expanded_path
+    return path if path.is_file() else None
 
 
 def collect(node: NodeContext, store: Store) -> api.NodeInfo:
@@ -107,7 +135,6 @@ def collect(node: NodeContext, store: Store) -> api.NodeInfo:
         for key, value in extra.items():
             merged.setdefault(key, value)
     info["plugins"] = merged
-    info["templates"] = {
-        t.name: dict(zip(("fits", "reason"), fits(info, t))) for t in node.config.templates
-    }
+    limits, cache = node.config.host.limits, node.root / "cache"
+    info["templates"] = {t.name: fits(info, t, limits, cache) for t in node.config.templates}
     return api.NodeInfo.from_json({"name": node.name, **info}, strict=True)

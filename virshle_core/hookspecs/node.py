@@ -89,8 +89,12 @@ def virshle_choose_node(
 ) -> str | None:
     """Choose the node a new VM goes to when ``vm create`` has no ``--node``.
 
-    Runs in the command line's process. The ``lb`` plugin answers with a
-    weighted random choice among the online, unsaturated candidates that fit;
+    Runs in the command line's process, once per VM: ``vm create -n 10`` asks ten
+    times, and each time the candidates show what the command placed already (each
+    node's ``in_flight``, and its ``info["templates"][name]["room"]`` lowered by as
+    many; a node with no room left says ``fits: False``). A count the nodes together
+    have no room for is refused before the hook is asked. The ``lb`` plugin answers
+    with a weighted random choice among the online, unsaturated candidates that fit;
     mark an implementation ``tryfirst=True`` to override it.
 
     Stops at first non-None result.
@@ -99,7 +103,9 @@ def virshle_choose_node(
         ``node info`` document as a dict (``info["templates"]`` says which
         templates it offers and whether each fits). Set ``candidate.refused``
         to say why you would not choose a node: the user reads it when no
-        node was chosen.
+        node was chosen. ``info["templates"]`` gives, for each template,
+        ``fits``, ``reason`` and ``room`` (how many more the node admits; None when
+        no limit binds).
     :param template: the same name, under the parameter's first name: kept for plugins
         written against it, which load and run, with a ``DeprecationWarning`` (docs/
         plugins.md, "Compatibility of hook signatures").

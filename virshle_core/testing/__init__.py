@@ -328,6 +328,15 @@ def write_guest_config(directory: Path, guest: Path, hypervisor: str = "qemu", e
     return config
 
 
+def nodes_config(path: Path, daemons: dict[str, "Daemon"], weights: dict[str, int] | None = None
+                 ) -> Path:
+    """A CLI config (``[[node]]`` entries) that manages ``daemons`` by the given names."""
+    path.write_text("".join(
+        f'[[node]]\nname = "{name}"\nurl = "unix://{daemon.socket}"\n'
+        f'weight = {(weights or {}).get(name, 1)}\n\n' for name, daemon in daemons.items()))
+    return path
+
+
 def wait_for(predicate, timeout: float = 60, every: float = 0.2, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

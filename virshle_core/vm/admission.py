@@ -46,17 +46,23 @@ class Need:
     disk: int
 
 
-def check(node: str, limits: Any, capacity: Capacity, totals: dict[str, int], need: Need,
-          what: str) -> None:
-    """Raise Conflict (``limit_exceeded``) naming the resource, the figures and the limit."""
-    rules = (  # resource, reserved, needed, host total, limit %, how to print an amount, of what
+def _resources(limits: Any, capacity: Capacity, totals: dict[str, int], need: Need) -> list:
+    """Each resource: its name, what is reserved, what is needed, the host's total, the
+    limit %, how to print an amount of it, and what the whole is."""
+    return [
         ("cpu", totals["vcpu"], need.vcpu, capacity.cpu, limits.cpu, _vcpu, f"{capacity.cpu} cores"),
         ("ram", totals["vram"], need.vram, capacity.ram, limits.ram, human_size,
          human_size(capacity.ram)),
         ("disk", totals["disk"], need.disk, capacity.disk, limits.disk, human_size,
          f"{human_size(capacity.disk)} under its root"),
-    )
-    for resource, reserved, needed, total, limit, amount, whole in rules:
+    ]
+
+
+def check(node: str, limits: Any, capacity: Capacity, totals: dict[str, int], need: Need,
+          what: str) -> None:
+    """Raise Conflict (``limit_exceeded``) naming the resource, the figures and the limit."""
+    for resource, reserved, needed, total, limit, amount, whole in _resources(
+            limits, capacity, totals, need):
         allowed = total * limit // 100
         if reserved + needed > allowed:
             raise Conflict(
@@ -66,6 +72,15 @@ def check(node: str, limits: Any, capacity: Capacity, totals: dict[str, int], ne
                 f"{amount(max(0, allowed - reserved))} still free)",
                 f"Remove VMs, create fewer, or raise [host.limits] {resource} in the node's "
                 "config.toml.", code="limit_exceeded")
+
+
+def room(limits: Any, capacity: Capacity, totals: dict[str, int], each: Need) -> int | None:
+    """How many more VMs that each need ``each`` the node admits now (None: no limit binds,
+    as when a template needs nothing of any resource)."""
+    counts = [max(0, (total * limit // 100 - reserved) // needed)
+              for _, reserved, needed, total, limit, _, _ in _resources(limits, capacity, totals, each)
+              if needed > 0]
+    return min(counts) if counts else None
 
 
 def _vcpu(count: int) -> str:

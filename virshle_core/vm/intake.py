@@ -29,8 +29,13 @@ def check_request(node: NodeContext, request: CreateRequest
         raise UsageError(f"count must be between 1 and {most}, not {request.count}",
                          "Create fewer VMs per request; [host] max_count sets the maximum.",
                          code="bad_count")
-    if request.name is not None and request.count > 1:
-        names: list[str | None] = [f"{request.name}-{index + 1}" for index in range(request.count)]
+    if request.names is not None:
+        if request.name is not None or len(request.names) != request.count:
+            raise UsageError(f"names gives {len(request.names)} names for {request.count} VMs",
+                             "Give count VMs' names in names, without name.", code="bad_count")
+        names: list[str | None] = list(request.names)
+    elif request.name is not None and request.count > 1:
+        names = [f"{request.name}-{index + 1}" for index in range(request.count)]
     else:
         names = [request.name] * request.count
     for name in dict.fromkeys(names):

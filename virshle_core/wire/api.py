@@ -119,11 +119,13 @@ class Vm(Record):
 
 class CreateRequest(Record):
     """The body of ``POST /vms``: ``count`` VMs of ``template``; with a ``name`` and a
-    count above one, they are named ``NAME-1``, ``NAME-2``..."""
+    count above one, they are named ``NAME-1``, ``NAME-2``...; ``names`` names each (one
+    per VM: a create spread over nodes names its share so)."""
 
     template: str
     name: str | None = None
     count: int = 1
+    names: list[str] | None = None
     user_data: str | None = None
     autostart: bool = False
 

@@ -40,10 +40,12 @@ class VmCount(Record):
 
 
 class Fit(Record):
-    """Whether one more VM of a template fits on the node, and why not."""
+    """Whether one more VM of a template fits on the node, why not, and ``room``: how many
+    more of them its ``[host.limits]`` admit now (None when no limit binds)."""
 
     fits: bool
     reason: str = ""
+    room: int | None = None
 
 
 class NodeInfo(Record):
