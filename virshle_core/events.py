@@ -35,6 +35,8 @@ NET_ATTACHED = "net-attached"
 NET_DETACHED = "net-detached"
 LEASE_ACQUIRED = "lease-acquired"
 NODE_INITIALIZED = "node-initialized"
+VM_MIGRATED = "vm-migrated"
+NODE_CORDONED = "node-cordoned"
 
 NAMES = (
     VM_CREATED,
@@ -53,6 +55,8 @@ NAMES = (
     NET_DETACHED,
     LEASE_ACQUIRED,
     NODE_INITIALIZED,
+    VM_MIGRATED,
+    NODE_CORDONED,
 )
 
 

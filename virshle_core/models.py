@@ -64,6 +64,18 @@ class Vm(api.Vm):
         return user_name(self.owner_uid)
 
     @property
+    def moving_to(self) -> str | None:
+        """The node the VM moves to, from its journal (``migrating:<id>:<node>``)."""
+        kind, _, rest = (self.pending or "").partition(":")
+        return rest.partition(":")[2] or None if kind in ("migrating", "migrated") else None
+
+    @property
+    def move_id(self) -> str | None:
+        """The id of the move under way on this VM, on either side."""
+        kind, _, rest = (self.pending or "").partition(":")
+        return rest.partition(":")[0] if kind in ("migrating", "migrated", "incoming") else None
+
+    @property
     def path(self) -> Path:
         """The VM's own directory, ``<root>/vm/<uuid>``."""
         return Path(self.dir)
@@ -236,7 +248,8 @@ class NodeContext:
 class NodeCandidate:
     """A node offered to ``virshle_choose_node``.
 
-    ``status`` is ``online`` for a usable node; ``info`` is its ``node info``
+    ``status`` is ``online`` for a usable node (``cordoned`` for one its admin set
+    aside with ``node cordon``, ``offline`` and the like for one not reached); ``info`` is its ``node info``
     document (``saturated``, the templates it offers with whether each fits,
     resource figures); ``in_flight`` counts creates already sent to it in
     this run; the placement plugin sets ``refused`` on the nodes it would

@@ -29,7 +29,9 @@ def test_the_contract_has_every_design_hook():
         "virshle_vm_state", "virshle_console", "virshle_lease_query", "virshle_post_delete",
         "virshle_provision", "virshle_vm_watch", "virshle_hypervisor", "virshle_vm_control",
         "virshle_snapshot", "virshle_disk_resize", "virshle_disk_copy", "virshle_node_gc",
-            "virshle_verbs", "virshle_routes", "virshle_services"])
+        "virshle_verbs", "virshle_routes", "virshle_services", "virshle_net_types",
+        "virshle_migration_support", "virshle_migration_receive", "virshle_migration_send",
+        "virshle_migration_end"])
 
 
 @pytest.mark.parametrize("hook", HOOKS)

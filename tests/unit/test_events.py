@@ -27,7 +27,7 @@ def test_every_design_event_exists():
         "vm-created", "vm-started", "vm-stopped", "vm-deleted", "vm-state-changed",
         "net-attached", "net-detached", "lease-acquired", "node-initialized",
         "vm-paused", "vm-resumed", "vm-rebooted", "vm-resized", "snapshot-created",
-        "snapshot-restored", "snapshot-deleted"}
+        "snapshot-restored", "snapshot-deleted", "vm-migrated", "node-cordoned"}
 
 
 def test_a_raising_receiver_is_logged_and_the_others_still_run(capfd):

@@ -99,7 +99,8 @@ def test_hookimpl_is_exported():
 
 
 PUBLIC_CORE = {"virshle_core", "virshle_core.config", "virshle_core.models", "virshle_core.errors",
-               "virshle_core.marks", "virshle_core.netdev", "virshle_core.keys", "virshle_core.vmm"}
+               "virshle_core.marks", "virshle_core.netdev", "virshle_core.keys", "virshle_core.vmm",
+               "virshle_core.progress"}
 """What a plugin may import of the core (docs/plugins.md, "Writing a plugin")."""
 
 

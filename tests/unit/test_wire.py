@@ -14,7 +14,7 @@ VM = dict(id=7, uuid="3f0c6a1e-0000-4000-8000-000000000007", name="web", node="n
                  "options": {}}], ips=["10.0.0.7"], kernel=None, initramfs=None, cmdline=None,
           firmware=None, hypervisor="qemu", provision={"seed": "nocloud"},
           created_at="2026-11-27T00:00:00+00:00", updated_at="2026-11-27T00:00:01+00:00",
-          autostart=False, owner="root")
+          autostart=False, owner="root", moving_to=None)
 
 
 def test_the_node_model_is_written_as_the_declared_document():

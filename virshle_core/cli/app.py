@@ -108,8 +108,9 @@ class Settings:
             return [_Node(**entry) for entry in self.view["nodes"]]
         return self.config.managed_nodes()
 
-    def clients(self, node: str | None = None) -> list:
-        """Clients of the managed nodes, or of ``node`` alone (an unknown name is exit 2)."""
+    def clients(self, node: str | None = None, param: str = "--node") -> list:
+        """Clients of the managed nodes, or of ``node`` alone (an unknown name is exit 2,
+        naming ``param``, the option or argument that gave it)."""
         from ..client import NodeClient
 
         entries = self.entries()
@@ -118,7 +119,7 @@ class Settings:
             if not chosen:
                 raise click.BadParameter(
                     f"no node named {node!r}; known nodes: {', '.join(e.name for e in entries)}",
-                    param_hint="--node",
+                    param_hint=param,
                 )
             entries = chosen
         return [NodeClient(e) for e in entries]

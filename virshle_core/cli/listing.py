@@ -70,9 +70,12 @@ def list_nodes(settings, node_name: str | None, as_json: bool) -> int:
     results = fan_out(settings.clients(node_name), lambda c: c.ping())
     for message in one_per_daemon(results)[1]:
         warn(message)
-    for client, _, error in results:
+    for client, pong, error in results:
+        status = "online" if error is None else getattr(error, "status", "offline")
+        if pong is not None and pong.cordoned:  # up, but the balancer skips it
+            status = "cordoned"
         doc = {"name": client.name, "url": client.entry.url, "weight": client.entry.weight,
-               "status": "online" if error is None else getattr(error, "status", "offline")}
+               "status": status}
         if error is not None:
             doc["reason"] = error.message
         documents.append(doc)
@@ -85,9 +88,9 @@ def list_nodes(settings, node_name: str | None, as_json: bool) -> int:
             for doc in documents]
     echo(table(headers, rows))
     for doc in documents:
-        if doc["status"] != "online" and v >= 1:
+        if "reason" in doc and v >= 1:
             echo(f"{doc['name']}: {doc['reason']}", err=True)
-    if v < 1 and any(d["status"] != "online" for d in documents):
+    if v < 1 and any("reason" in d for d in documents):
         echo("Some nodes are not online; -v says why.", err=True)
     return 0
 

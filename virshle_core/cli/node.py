@@ -286,5 +286,7 @@ def node_ping(settings: Settings, node_name: str | None, as_json: bool) -> None:
         raise click.exceptions.Exit(1)
 
 
-for _command in (node_init, node_gc, node_reload):  # the node's declared verbs with commands of their own
-    node.add_command(_command)
+from .moves import node_cordon, node_drain, node_uncordon  # noqa: E402
+
+for _command in (node_init, node_gc, node_reload, node_cordon, node_uncordon, node_drain):
+    node.add_command(_command)  # the node's declared verbs with commands of their own, and drain

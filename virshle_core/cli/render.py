@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from typing import Any, Sequence
 
 STATE_COLOURS = {
-    "online": "green", "running": "green",
+    "online": "green", "running": "green", "cordoned": "yellow",
     "created": "blue", "paused": "yellow", "shutdown": "white",
     "offline": "red", "unreachable": "red", "auth_error": "red",
     "socket_not_found": "red", "crashed": "red",

@@ -37,6 +37,9 @@ def find_vm(clients: list, ref: "VmRef", leases: bool = False) -> tuple[Any, api
             found.append((client, document))
         elif not isinstance(error, NotFound):
             unavailable.append((client, error))
+    moving = [(c, vm) for c, vm in found if vm.moving_to]
+    if len(found) == 2 and len(moving) == 1 and len({vm.uuid for _, vm in found}) == 1:
+        found = moving  # a move cut short after its target took the VM: the source settles it
     if len(found) > 1:
         names = ", ".join(c.name for c, _ in found)
         raise UsageError(f"VM {ref.label} exists on several nodes: {names}",
@@ -103,9 +106,12 @@ def place(everyone: list, template_name: str, count: int, node_name: str | None 
     by_name = {client.name: client for client, _, _ in results}
     candidates = []
     for client, info, error in results:
+        status = "online" if error is None else getattr(error, "status", "offline")
+        if info is not None and info.cordon is not None and info.cordon.cordoned:
+            status = "cordoned"  # `node cordon`: new VMs go elsewhere
         candidates.append(NodeCandidate(
             name=client.name, weight=client.entry.weight, info=info.to_json() if info else {},
-            status="online" if error is None else getattr(error, "status", "offline")))
+            status=status))
     _check_room(candidates, template_name, count)
     plan = []
     for index in range(count):

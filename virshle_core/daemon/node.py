@@ -83,11 +83,18 @@ class Node:
         return vm
 
     @asynccontextmanager
-    async def locked(self, ref: str) -> AsyncIterator["Vm"]:
-        """The VM ``ref`` names, read again once its lock is held; the lock is held inside."""
+    async def locked(self, ref: str, moving: bool = False) -> AsyncIterator["Vm"]:
+        """The VM ``ref`` names, read again once its lock is held; the lock is held inside.
+        A VM that is moving to another node is refused (409 ``vm_moving``) but to the
+        move's own routes (``moving``)."""
         vm = await self.find(ref)
         async with self.locks[vm.uuid]:
-            yield await self.run(self.store.get, VmRef("uuid", vm.uuid))
+            vm = await self.run(self.store.get, VmRef("uuid", vm.uuid))
+            if vm.moving_to and not moving:
+                from ..vm.migration import busy
+
+                raise busy(vm)
+            yield vm
 
     def busy(self, uuid: str) -> bool:
         """Whether an operation holds this VM's lock (it records the state it leaves)."""

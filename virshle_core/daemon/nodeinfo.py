@@ -135,6 +135,44 @@ def collect(node: NodeContext, store: Store) -> api.NodeInfo:
         for key, value in extra.items():
             merged.setdefault(key, value)
     info["plugins"] = merged
+    info["cordon"] = cordon_of(store).to_json()
     limits, cache = node.config.host.limits, node.root / "cache"
     info["templates"] = {t.name: fits(info, t, limits, cache) for t in node.config.templates}
     return api.NodeInfo.from_json({"name": node.name, **info}, strict=True)
+
+
+CORDON = "cordon"
+"""The key of the node's cordon in its store's settings."""
+
+
+def cordon_of(store: Store) -> api.Cordon:
+    """Whether the node is cordoned (the balancer skips it), since when and why."""
+    import json
+
+    kept = store.setting(CORDON)
+    return api.Cordon(cordoned=True, **json.loads(kept)) if kept else api.Cordon(cordoned=False)
+
+
+def cordon(node: NodeContext, request: api.CordonRequest | None) -> api.Cordon:
+    """Keep new VMs off this node (``node cordon``): every command line that asks sees it."""
+    import json
+
+    from .. import events
+    from ..store.rows import now
+
+    held = cordon_of(node.store)
+    if not held.cordoned:
+        held = api.Cordon(cordoned=True, since=now(), reason=(request.reason if request else ""))
+        node.store.set_setting(CORDON, json.dumps({"since": held.since, "reason": held.reason}))
+        events.emit(events.NODE_CORDONED, node.name, cordoned=True, reason=held.reason)
+    return held
+
+
+def uncordon(node: NodeContext, request: None = None) -> api.Cordon:
+    """Let the balancer place new VMs on this node again (``node uncordon``)."""
+    from .. import events
+
+    if cordon_of(node.store).cordoned:
+        node.store.set_setting(CORDON, None)
+        events.emit(events.NODE_CORDONED, node.name, cordoned=False, reason="")
+    return api.Cordon(cordoned=False)

@@ -37,6 +37,8 @@ TEXT_SCHEMAS: dict[str, Any] = {
                       "carry the serial console's bytes both ways."},
     "ConsoleLog": {"type": "string", "description": "text/plain: the console output kept in "
                    "console.log (the rotated console.log.1 first)."},
+    "Tunnel": {"type": "string", "description": "Upgrade: virshle-tunnel; raw bytes both ways "
+               "(one stream of a move, carried to the other node)."},
     "OpenApi": {"type": "object"},
     "PluginReply": {"description": "What the plugin's route answers (JSON, unless it says "
                     "otherwise)."},

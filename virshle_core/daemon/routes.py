@@ -23,6 +23,7 @@ from .node import Node
 from .openapi import Route, openapi_document
 from .streams import Streams
 from .tracker import Tracker
+from .moves import MoveRoutes
 from .verb_routes import VerbRoutes
 
 class Router:
@@ -68,6 +69,7 @@ class Api:
         from ..verbs import every
 
         self.verb_routes = VerbRoutes(self, every())
+        self.moves = MoveRoutes(self)
         self.routes = [
             Route("GET", "/node/ping", self.ping, "Is the daemon alive?", response=api.Pong),
             Route("GET", "/node/info", self.info, "Host health, reservations and saturation.",
@@ -85,6 +87,7 @@ class Api:
                                         "leases": "Ask the DHCP plugins for its addresses "
                                                   "(the default; 0/false leaves ips empty)."}),
             *self.verb_routes.routes(),
+            *self.moves.routes(),
             Route("GET", "/vms/{ref}/console", streams.console, "The serial console: a WebSocket "
                   "carrying raw bytes both ways (binary messages).", response="ConsoleStream",
                   stream=True, status=101, content_type="application/octet-stream"),
@@ -178,8 +181,9 @@ class Api:
     async def ping(self, request: Request) -> Response:
         from .. import __version__
 
+        cordoned = self.node.store is not None and bool(self.node.store.setting(nodeinfo.CORDON))
         return json_response(api.Pong(pong=True, node=self.node.name, version=__version__,
-                                      id=self.node.id or None).to_json())
+                                      id=self.node.id or None, cordoned=cordoned).to_json())
 
     async def info(self, request: Request) -> Response:
         info = await self.node.run(nodeinfo.collect, self.node.context, self.node.store)

@@ -118,6 +118,19 @@ class Tracker:
             await asyncio.wait({task}, timeout=10)
         return True
 
+    async def let_go(self, vm) -> None:
+        """Stop following one VM (its VMM goes on: another operation ends it)."""
+        task, watch = self.tasks.get(vm.uuid), self.watches.get(vm.uuid)
+        if task is None:
+            return
+        task.cancel()
+        if watch is not None:
+            try:
+                await watch.close()
+            except Exception as exc:
+                logger.warning("VM {}: closing its watch failed: {}", vm.name, exc)
+        await asyncio.wait({task}, timeout=5)
+
     async def close(self) -> None:
         """Let go of every VMM (they keep running), as the daemon stops."""
         for uuid, task in list(self.tasks.items()):

@@ -143,6 +143,14 @@ class VerbRoutes:
                 request, lambda flag, reporter: self.node.clone(vm, body, flag, reporter),
                 api.CloneLine, lambda made: api.dump(api.Vm, made))
 
+    async def _migrate(self, request: Request, verb: Verb) -> Response:
+        from ..vm.migration import begin
+
+        body = await self._request(request, verb)
+        async with self.node.locked(request.match_info["ref"]) as vm:
+            offer = await self.node.run_to_end(begin, self.node.context, vm, body)
+        return json_response(offer.to_json())
+
     async def _init(self, request: Request, verb: Verb) -> Response:
         from .init import init_node
 

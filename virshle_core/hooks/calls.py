@@ -127,6 +127,27 @@ class Hooks:
                   ) -> "ClonedDisk | None":
         return self._hook.virshle_disk_copy(vm=vm, disk=disk, dest=dest, node=node)
 
+    # --- moving a VM between nodes -------------------------------------------------------
+
+    def net_types(self, node: "NodeContext") -> set[str]:
+        """The net types the plugins that declare theirs attach, merged."""
+        return {kind for kinds in self._hook.virshle_net_types(node=node) for kind in kinds or ()}
+
+    def migration_support(self, vm: "Vm", node: "NodeContext") -> str | None:
+        return self._hook.virshle_migration_support(vm=vm, node=node)
+
+    def migration_receive(self, vm: "Vm", attachments: list["NetAttachment"],
+                          node: "NodeContext") -> dict[str, str] | None:
+        return self._hook.virshle_migration_receive(vm=vm, attachments=attachments, node=node)
+
+    def migration_send(self, vm: "Vm", sockets: dict[str, str], node: "NodeContext"
+                       ) -> dict | None:
+        return self._hook.virshle_migration_send(vm=vm, sockets=sockets, node=node)
+
+    def migration_end(self, vm: "Vm", side: str, outcome: str, node: "NodeContext"
+                      ) -> bool | None:
+        return self._hook.virshle_migration_end(vm=vm, side=side, outcome=outcome, node=node)
+
     # --- extending the daemon and the command line ---------------------------------------
 
     def verbs(self) -> list[Any]:

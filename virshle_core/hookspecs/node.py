@@ -99,7 +99,8 @@ def virshle_choose_node(
 
     Stops at first non-None result.
 
-    :param candidates: every managed node, online or not, with its
+    :param candidates: every managed node, online or not (``status``: ``online``;
+        ``cordoned`` for one set aside with ``node cordon``, which gets no new VM), with its
         ``node info`` document as a dict (``info["templates"]`` says which
         templates it offers and whether each fits). Set ``candidate.refused``
         to say why you would not choose a node: the user reads it when no

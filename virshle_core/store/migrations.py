@@ -109,5 +109,16 @@ def _v7(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE snapshots ADD COLUMN vram INTEGER")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
+def _v8(db: sqlite_utils.Database) -> None:
+    # ``moves``: the VMs moving to or from another node (vm migrate), each side's journal
+    # beside the row's ``pending``. ``node_settings``: what the node keeps about itself
+    # (its cordon), read by every command line that asks it.
+    db.execute("""CREATE TABLE moves (
+        id TEXT PRIMARY KEY, vm_uuid TEXT NOT NULL, side TEXT NOT NULL, peer TEXT NOT NULL,
+        peer_name TEXT NOT NULL, live INTEGER NOT NULL, phase TEXT NOT NULL,
+        started_at TEXT NOT NULL)""")
+    db.execute("CREATE TABLE node_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8]
 """Migration ``i`` takes the schema from version ``i`` to ``i + 1``. Only append."""

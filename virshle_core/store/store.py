@@ -29,18 +29,28 @@ from ..errors import Conflict, NotFound, UsageError
 from ..models import Vm
 from .migrations import MIGRATIONS
 from ..wire.refs import MAX_ID, VmRef
+from .moves import Moves
 from .nics import RELEASED_DAYS, Nics
 from .room import Room, _room_kept
 from .rows import changes_of, now, row_of, vm_of
 from .snapshots import Snapshots
 
 PENDING = ("creating", "starting", "stopping", "deleting",
-           "snapshotting", "restoring", "unsnapshotting", "resizing")
+           "snapshotting", "restoring", "unsnapshotting", "resizing",
+           "migrating", "migrated", "incoming")
 """The journal's values: the operation in flight on a row (the disk verbs name their
-snapshot after a colon: ``snapshotting:first``)."""
+snapshot after a colon: ``snapshotting:first``; a move, its id and the other node's name:
+``migrating:<id>:<node>`` on the source until the target holds everything, then
+``migrated:<id>:<node>``; ``incoming:<id>:<node>`` on the target until it owns the VM)."""
+UNLISTED = ("creating", "incoming")
+"""Rows listings and lookups do not see: a VM not made yet, or not this node's yet."""
+KEEPS_ITS_NICS = ("creating", "incoming", "migrating", "migrated")
+"""Rows whose NICs are not released with them: never given out, or moving with their VM."""
+VISIBLE = "(pending IS NULL OR (pending != 'creating' AND pending NOT LIKE 'incoming:%'))"
+"""The SQL that keeps the ``UNLISTED`` rows out."""
 
 
-class Store(Nics, Room, Snapshots):
+class Store(Moves, Nics, Room, Snapshots):
     """The VMs of one node."""
 
     def __init__(self, path: Path | str, node: str = "default"):
@@ -249,7 +259,7 @@ class Store(Nics, Room, Snapshots):
                 for vm in vms:
                     if vm.id is None:
                         continue
-                    if vm.pending != "creating":  # a rolled-back create never gave its NICs out
+                    if (vm.pending or "").partition(":")[0] not in KEEPS_ITS_NICS:
                         self.conn.executemany(
                             "INSERT OR REPLACE INTO released_nics VALUES (?, ?)",
                             [(net.mac.lower(), now()) for net in vm.nets if net.mac])
@@ -267,7 +277,7 @@ class Store(Nics, Room, Snapshots):
         """Every VM, in id order, without its user-data (``get`` reads it); rows still being
         created are not VMs yet."""
         with self._lock:
-            rows = self._rows("pending IS NULL OR pending != 'creating'", user_data=False)
+            rows = self._rows(VISIBLE, user_data=False)
         return [vm_of(row, self.node, self._vm_root) for row in rows]
 
     def journal(self) -> list[Vm]:
@@ -298,7 +308,7 @@ class Store(Nics, Room, Snapshots):
         """
         if not isinstance(ref, VmRef):
             ref = VmRef.parse(str(ref))
-        visible = "(pending IS NULL OR pending != 'creating')"
+        visible = VISIBLE
         rows: list[dict] = []
         if ref.kind == "id":
             if ref.value <= MAX_ID:
@@ -344,7 +354,7 @@ class Store(Nics, Room, Snapshots):
         by_state: dict[str, int] = {}
         creating = 0
         for disks_json, state, pending in listed:
-            if pending == "creating":
+            if (pending or "").partition(":")[0] in UNLISTED:
                 creating += 1
             else:
                 by_state[state] = by_state.get(state, 0) + 1

@@ -7,6 +7,7 @@ from ..wire import api
 from .declaration import Option, Verb
 
 INIT = "virshle_core.daemon.init"
+INFO = "virshle_core.daemon.nodeinfo"
 
 NODE_VERBS = [
     Verb("init", "Create what this host needs to be a node; safe to run again.",
@@ -43,4 +44,21 @@ NODE_VERBS = [
                "`[host] root` or `name` needs a restart.",
          group="node", reply=api.ReloadResult, handler="reload",
          command="virshle_core.cli.node:node_reload"),
+    Verb("cordon", "Keep new VMs off a node: the balancer skips it (vm create, node drain) "
+         "until node uncordon.",
+         help="Its VMs run on, and `--node NAME` still places there. The node keeps its "
+              "cordon itself: every command line that asks it sees it (node ls).",
+         examples=("virshle node cordon remote_1", "virshle node cordon remote_1 --reason kernel-update"),
+         group="node", request=api.CordonRequest, reply=api.Cordon, event="node-cordoned",
+         run=f"{INFO}:cordon", said="Cordoned node {node}: new VMs go elsewhere.",
+         options=(Option("--reason", field="reason", metavar="TEXT",
+                         help="Why, shown by node ls -v."),),
+         command="virshle_core.cli.moves:node_cordon",
+         notes="Answers `{\"cordoned\": true, \"since\", \"reason\"}`; cordoning a cordoned node keeps its first time and reason. `GET /node/ping` says `cordoned`, `GET /node/info` has the `cordon`."),
+    Verb("uncordon", "Let the balancer place new VMs on a node again.",
+         examples=("virshle node uncordon remote_1",), group="node", reply=api.Cordon,
+         event="node-cordoned", run=f"{INFO}:uncordon",
+         said="Uncordoned node {node}: it takes new VMs again.",
+         command="virshle_core.cli.moves:node_uncordon",
+         notes="Answers `{\"cordoned\": false}`."),
 ]

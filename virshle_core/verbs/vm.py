@@ -131,4 +131,18 @@ VM_VERBS = [
          hook="virshle_disk_copy", event="vm-created", handler="clone",
          command="virshle_core.cli.verbs_cmd:clone_command",
          notes='Its writable disks copied (`virshle_disk_copy`), its size, template, boot fields and user-data; a new uuid, name, MACs and cloud-init seed. Admitted like a create; all or nothing; 409 `name_taken`. With `Accept: application/x-ndjson`, progress lines then `{"result": ...}` or `{"error": ..., "status": N}`.'),
+    Verb("migrate", "Move a VM to another node: a stopped VM's files, or with --live a "
+         "running guest's disks and memory while it runs.",
+         help="It keeps its name, uuid, MACs, template, autostart and (stopped) snapshots; "
+              "the target admits it against its [host.limits] before any byte moves, and the "
+              "source lets it go only once the target owns it. The streams go through this "
+              "command's own connections to both nodes (unix or ssh://): the nodes need no "
+              "network between them. A move cut short is settled by running it again.",
+         examples=("virshle vm migrate web-1 --to remote_2",
+                   "virshle vm migrate web-1 --to remote_2 --live",
+                   "virshle vm migrate web-1 --to remote_2 --live --json"),
+         path="/vms/{ref}/migrate", request=api.MigrateRequest, reply=api.MoveOffer,
+         states=STOPPED + ACTIVE, hook="virshle_migration_send", event="vm-migrated",
+         handler="migrate", command="virshle_core.cli.moves:migrate_command",
+         notes="The source's *begin*: checks the VM (stopped, or running with `live`), journals it (`migrating:<id>:<node>`, 409 `vm_moving` to other verbs until the move ends) and answers the offer the target's `POST /moves` takes: the VM's row, snapshots, files and base images (their sha256). 409 `vm_running`, `vm_not_running`, `not_supported` (a hypervisor that cannot move it live; snapshots with `live`); 400 `same_node`. The rest of a move is under `/vms/{ref}/migrate/{id}/` and `/moves` (below)."),
 ]

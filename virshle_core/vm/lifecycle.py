@@ -248,22 +248,9 @@ def start(node: NodeContext, vm: Vm) -> Vm:
     check_if_marked(vm)  # a disk verb failed on its disks since: their leaks go first
     node.store.mark(vm, "starting")
     undo = Undo()
-    attachments = []
+    attachments: list = []
     try:
-        for net in vm.nets:
-            attachment = plugins().net_attach(vm=vm, net=net, node=node)
-            if attachment is None:
-                raise UsageError(
-                    f"VM {vm.name!r}: no plugin handles net type {net.type!r} (net {net.name!r})",
-                    "Plugins that attach nets: " + (", ".join(plugins().implementers("net_attach")) or "none")
-                    + ". Install one, or fix [template.vm.net.type.*].",
-                    code="unknown_net_type",
-                )
-            attachments.append(attachment)
-            undo.push(f"net {net.name}", lambda net=net, a=attachment: plugins().net_detach(
-                vm=vm, net=net, attachment=a, node=node))
-            events.emit(events.NET_ATTACHED, node.name, vm=vm.to_json(), net=net.name,
-                        ifname=attachment.ifname)
+        attachments = attach_all(node, vm, undo)
         handle = plugins().start(vm=vm, attachments=attachments, node=node)
         if handle is None:
             raise VirshleError(
@@ -278,16 +265,40 @@ def start(node: NodeContext, vm: Vm) -> Vm:
         node.store.mark(vm, None)
         raise
     finally:
-        # the VMM inherited its own copies of NIC descriptors (macvtap); ours go
-        for attachment in attachments:
-            for fd in attachment.fds:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+        close_descriptors(attachments)
     node.store.update(vm, state="running", hypervisor=handle.hypervisor, pending=None)
     events.emit(events.VM_STARTED, node.name, vm=vm.to_json(), pid=handle.pid)
     return vm
+
+
+def attach_all(node: NodeContext, vm: Vm, undo: Undo) -> list:
+    """Attach every NIC of ``vm`` (each one's detach pushed onto ``undo``); its attachments."""
+    attachments = []
+    for net in vm.nets:
+        attachment = plugins().net_attach(vm=vm, net=net, node=node)
+        if attachment is None:
+            raise UsageError(
+                f"VM {vm.name!r}: no plugin handles net type {net.type!r} (net {net.name!r})",
+                "Plugins that attach nets: " + (", ".join(plugins().implementers("net_attach")) or "none")
+                + ". Install one, or fix [template.vm.net.type.*].",
+                code="unknown_net_type",
+            )
+        attachments.append(attachment)
+        undo.push(f"net {net.name}", lambda net=net, a=attachment: plugins().net_detach(
+            vm=vm, net=net, attachment=a, node=node))
+        events.emit(events.NET_ATTACHED, node.name, vm=vm.to_json(), net=net.name,
+                    ifname=attachment.ifname)
+    return attachments
+
+
+def close_descriptors(attachments: list) -> None:
+    """The VMM inherited its own copies of NIC descriptors (macvtap); ours go."""
+    for attachment in attachments:
+        for fd in attachment.fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 def stop(node: NodeContext, vm: Vm, force: bool = False) -> tuple[Vm, bool]:

@@ -11,6 +11,7 @@ import shutil
 
 from .. import events
 from ..host.images import check_if_marked
+from . import migration
 from .disks import settle
 from .lifecycle import detach_all, end_vmm, live_state, release, undo_creates
 from ..log import logger
@@ -20,6 +21,7 @@ from ..wire.refs import UUID_PATTERN
 from ..store.store import Store
 
 DISK_VERBS = ("snapshotting", "restoring", "unsnapshotting", "resizing")
+MOVES = ("incoming", "migrating", "migrated")
 
 
 def reconcile(node: NodeContext) -> list[str]:
@@ -30,7 +32,8 @@ def reconcile(node: NodeContext) -> list[str]:
     ``starting`` rows are adopted when their VMM runs and reset otherwise,
     ``stopping`` rows get the state their VMM is in; a VM whose disks a snapshot or a
     resize was changing is settled (``disks.settle``: formats, sizes, snapshot rows
-    against the disks). Directories under
+    against the disks); a VM that was moving between nodes is rolled back on the side
+    the move had not got far enough on (``migration.reconcile``). Directories under
     ``<root>/vm/`` that no row knows (named by a uuid: only ours) are
     removed, and so are half-copied images in ``<root>/cache/``.
     """
@@ -62,6 +65,8 @@ def reconcile(node: NodeContext) -> list[str]:
             elif vm.pending.partition(":")[0] in DISK_VERBS:
                 entry = vm.pending
                 done += settle(node, vm) or [f"{label}: its disks were as recorded ({entry})"]
+            elif vm.pending.partition(":")[0] in MOVES:
+                done.append(migration.reconcile(node, vm))
             elif vm.pending == "stopping":
                 vm.pending = None
                 live = live_state(node, vm)
@@ -74,6 +79,10 @@ def reconcile(node: NodeContext) -> list[str]:
         except Exception as exc:  # one VM must not keep the node from starting
             logger.opt(exception=True).error("reconciling {} failed: {}", label, exc)
             done.append(f"could not reconcile {label} ({vm.pending}): {exc}")
+    journaled = {vm.move_id for vm in store.journal() if vm.move_id}
+    for move in store.moves():  # a move whose VM's row went (its side had ended)
+        if move.id not in journaled:
+            store.end_move(move.id)
     for vm in store.all():  # disks a failed disk verb left to check (a full disk, say)
         if vm.state not in ("running", "paused") and check_if_marked(vm):
             done.append(f"checked the disks of VM {vm.name!r} (a disk verb had failed on them)")

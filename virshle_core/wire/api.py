@@ -115,6 +115,8 @@ class Vm(Record):
     owner: str = ""
     """The user who created the VM (its name on the node); only they and the node's admins
     act on it."""
+    moving_to: str | None = None
+    """While the VM moves (``vm migrate``), the node it goes to, by its command line's name."""
 
 
 class CreateRequest(Record):
@@ -232,7 +234,11 @@ class CreateLine(Record):
 
 from .node import (  # noqa: E402,F401
     Fit, NodeGcRequest, NodeGcResult, NodeInfo, NodeInitRequest, NodeInitResult, Pong,
-    ReloadResult, Template, TemplateDisk, TemplateNet, Usage, VmCount,
+    ReloadResult, Template, TemplateDisk, TemplateNet, Usage, VmCount, Cordon, CordonRequest,
+)
+from .moves import (  # noqa: E402,F401
+    MigrateRequest, MigrateResult, Move, MoveBase, MoveFigures, MoveFile,
+    MoveOffer, MovePlan, MoveStarted, PerformLine, PerformRequest,
 )
 
 
@@ -341,6 +347,23 @@ class NodeInitialized(Event):
     root: str
 
 
+class VmMigrated(VmEvent):
+    """Announced by both nodes of a move: ``side`` says which this one was; ``source`` and
+    ``target`` are the nodes' names (as the command line that moved it called them)."""
+
+    side: str
+    source: str
+    target: str
+    live: bool = False
+
+
+class NodeCordoned(Event):
+    """The node was cordoned (``cordoned`` true) or uncordoned."""
+
+    cordoned: bool
+    reason: str = ""
+
+
 EVENTS: dict[str, type[Event]] = {
     "hello": Hello,
     "stream-dropped": StreamDropped,
@@ -360,6 +383,8 @@ EVENTS: dict[str, type[Event]] = {
     "net-detached": NetDetached,
     "lease-acquired": LeaseAcquired,
     "node-initialized": NodeInitialized,
+    "vm-migrated": VmMigrated,
+    "node-cordoned": NodeCordoned,
 }
 
 

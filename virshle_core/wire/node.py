@@ -18,6 +18,7 @@ class Pong(Record):
     node: str
     version: str
     id: str | None = None
+    cordoned: bool = False
 
 
 class Usage(Record):
@@ -65,6 +66,7 @@ class NodeInfo(Record):
     saturation_by_resource: dict[str, float] = {}
     templates: dict[str, Fit] = {}
     plugins: dict[str, Any] = {}
+    cordon: Cordon | None = None
 
 
 class TemplateDisk(Record):
@@ -130,3 +132,17 @@ class ReloadResult(Record):
     path: str | None
     templates: list[str] = []
     warnings: list[str] = []
+
+
+class CordonRequest(Record):
+    """The body of ``POST /node/cordon``: why (shown by ``node ls``)."""
+
+    reason: str = ""
+
+
+class Cordon(Record):
+    """A node's cordon: whether the balancer skips it, since when and why."""
+
+    cordoned: bool
+    since: str = ""
+    reason: str = ""

@@ -51,3 +51,14 @@ def virshle_vm_control(vm, action, force, node):
     api = ChApi(str(paths(vm)["api"]))
     {"pause": api.pause, "resume": api.resume, "reboot": api.reboot}[action]()
     return True
+
+
+@hookimpl
+def virshle_migration_support(vm, node):
+    """cloud-hypervisor's ``vm.send-migration`` and ``vm.receive-migration`` move memory and
+    devices only: its disks must already be on both hosts (shared storage), which a node's
+    own root is not. So a running VM moves cold."""
+    if vm.hypervisor != NAME:
+        return None
+    return ("cloud-hypervisor moves a running guest's memory but not its local disks "
+            "(vm.send-migration); stop the VM and migrate it stopped")

@@ -37,6 +37,11 @@ def virshle_config_sections(register):
 
 
 @hookimpl
+def virshle_net_types(node):
+    return list(TYPES)
+
+
+@hookimpl
 def virshle_net_attach(vm, net, node):
     if net.type not in TYPES:
         return None

@@ -90,6 +90,11 @@ def virshle_node_gc(node, dry_run):
 
 
 @hookimpl
+def virshle_net_types(node):
+    return ["tap"]
+
+
+@hookimpl
 def virshle_net_attach(vm, net, node):
     if net.type != "tap":
         return None

@@ -82,3 +82,42 @@ def virshle_snapshot(vm, action, snapshot, node):
 
     take(vm, action, snapshot)
     return True
+
+
+@hookimpl
+def virshle_migration_support(vm, node):
+    return "" if vm.hypervisor == NAME else None
+
+
+@hookimpl
+def virshle_migration_receive(vm, attachments, node):
+    if vm.hypervisor != NAME:
+        return None
+    from .migration import receive
+
+    return receive(vm, attachments, config_of(node))
+
+
+@hookimpl
+def virshle_migration_send(vm, sockets, node):
+    if vm.hypervisor != NAME:
+        return None
+    from .migration import send
+
+    return send(vm, sockets)
+
+
+@hookimpl
+def virshle_migration_end(vm, side, outcome, node):
+    if vm.hypervisor != NAME:
+        return None
+    from . import migration
+    from .vmm import stop
+
+    if (side, outcome) == ("target", "done"):
+        migration.finish_target(vm)
+    elif (side, outcome) == ("source", "abort"):
+        migration.cancel(vm)
+    else:  # the copy that no longer holds the guest
+        stop(vm, force=True, timeout=5)
+    return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
@@ -107,7 +108,8 @@ def nic_args(attachment) -> list[str]:
     return ["-netdev", netdev, "-device", device]
 
 
-def start(vm, attachments: list, config: QemuConfig) -> VmmHandle:
+def start(vm, attachments: list, config: QemuConfig, extra: tuple[str, ...] = ()) -> VmmHandle:
+    """Start the VM's QEMU (``extra``: more arguments, e.g. to wait for a migration)."""
     binary = shutil.which(config.binary)
     if not binary:
         raise VirshleError(
@@ -122,7 +124,7 @@ def start(vm, attachments: list, config: QemuConfig) -> VmmHandle:
     p = paths(vm)
     for key in ("pid", "qmp", "monitor", "console"):
         p[key].unlink(missing_ok=True)
-    argv = build_argv(vm, attachments, config, binary, choose_accel(config))
+    argv = [*build_argv(vm, attachments, config, binary, choose_accel(config)), *extra]
     if any(a.startswith("if=pflash") for a in argv):
         _ensure_uefi_files(vm, config)
     log_command(argv)
@@ -157,8 +159,13 @@ def read_pid(vm) -> int | None:
 
 
 def alive(pid: int, vm) -> bool:
-    """The process exists and is this VM's QEMU (pids get reused); a zombie is reaped."""
-    return process.alive(pid, vm.uuid.encode(), program=b"qemu")
+    """The process exists and is this VM's QEMU (pids get reused); a zombie is reaped.
+    Its pid file's path says which: two roots on one host may run the same uuid (a VM
+    moving between them)."""
+    return process.alive(pid, str(paths(vm)["pid"]).encode(), program=b"qemu")
+
+
+NEGOTIATE_TRIES = 5
 
 
 def qmp(vm, command: str, arguments: dict | None = None, timeout: float = 5.0) -> Any:
@@ -170,8 +177,21 @@ def qmp(vm, command: str, arguments: dict | None = None, timeout: float = 5.0) -
     socket_path = p["monitor"] if p["monitor"].exists() else p["qmp"]
 
     async def run() -> Any:
+        from qemu.qmp import ConnectError
+
         client = QMPClient(vm.name)
-        await asyncio.wait_for(client.connect(str(socket_path)), timeout)
+        for attempt in range(NEGOTIATE_TRIES):
+            try:
+                await asyncio.wait_for(client.connect(str(socket_path)), timeout)
+                break
+            except ConnectError as exc:
+                # QEMU resets a monitor after its last client left in its main loop: a
+                # client that comes right after can meet the old session and fail to
+                # negotiate (seen polling a migration every 50 ms); the next try is clean
+                if "Negotiation failed" not in str(exc) or attempt == NEGOTIATE_TRIES - 1:
+                    raise
+                client = QMPClient(vm.name)
+                await asyncio.sleep(0.02)
         try:
             return await asyncio.wait_for(client.execute(command, arguments), timeout)
         finally:
@@ -182,6 +202,25 @@ def qmp(vm, command: str, arguments: dict | None = None, timeout: float = 5.0) -
 
     with _qmp_locks[vm.uuid]:
         return asyncio.run(run())
+
+
+@contextlib.contextmanager
+def session(vm):
+    """A QMP connection held open on the one-shot monitor, for a few commands in quick
+    succession (a migration's switch-over, where each new connection adds to the guest's
+    downtime); ``qmp()`` for this VM waits until it ends."""
+    from qemu.qmp.legacy import QEMUMonitorProtocol
+
+    with _qmp_locks[vm.uuid]:
+        monitor = QEMUMonitorProtocol(str(paths(vm)["monitor"]))
+        monitor.connect()
+        try:
+            yield lambda command, arguments=None: monitor.cmd(command, **(arguments or {}))
+        finally:
+            try:
+                monitor.close()
+            except Exception:
+                pass  # QEMU went away: nothing to close
 
 
 def state(vm) -> str:
@@ -226,12 +265,14 @@ def _clean(vm) -> None:
 
 
 def processes(vm) -> list[int]:
-    """This VM's QEMU processes, found by their command line (``-uuid``).
+    """This VM's QEMU processes, found by their command line (``-uuid`` and ``-pidfile``:
+    the same uuid may run under another root of this host, a VM moving between them).
 
     A start cut short (the daemon died while QEMU daemonised) leaves a QEMU
     that has not written its pidfile yet; only its command line finds it.
     """
     marker = vm.uuid.encode()
+    pidfile = str(paths(vm)["pid"]).encode()
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -242,7 +283,7 @@ def processes(vm) -> list[int]:
         except OSError:
             continue
         if b"qemu" in os.path.basename(argv[0]) and b"-uuid" in argv[:-1] \
-                and argv[argv.index(b"-uuid") + 1] == marker:
+                and argv[argv.index(b"-uuid") + 1] == marker and pidfile in argv:
             found.append(int(entry))
     return found
 
