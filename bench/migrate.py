@@ -143,6 +143,10 @@ def live_floor(runs: int) -> list[dict]:
                         client.close()
                     except Exception:
                         pass  # "quit" closed the socket under us
+                for name in ("src", "dst"):  # whatever did not quit, by its recorded pid
+                    pid = (directory / f"{name}.pid")
+                    if pid.exists() and Path(f"/proc/{pid.read_text().strip()}").exists():
+                        os.kill(int(pid.read_text()), 9)
                 time.sleep(0.5)
     return figures
 

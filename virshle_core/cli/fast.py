@@ -108,6 +108,9 @@ def _parse(argv: list[str], bulk: dict) -> dict | None:
             command.append(word)
         elif not word.startswith("-") and command[0] == "vm" and command[1] in bulk:
             options["refs"].append(("name", word))  # `vm stop web-1 web-2`
+        elif not word.startswith("-") and command == ["vm", "info"] \
+                and "--name" not in options["values"]:
+            options["values"]["--name"] = word  # `vm info web-1`
         elif len(command) == 2 and word in _flags(command, bulk):
             options["flags"].add(word)
         elif len(command) == 2 and name in _values(command, bulk):

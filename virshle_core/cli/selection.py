@@ -44,6 +44,12 @@ def vm_ref_options(func: Callable) -> Callable:
     return func
 
 
+def one_vm(func: Callable) -> Callable:
+    """One VM: ``NAME``, or one of ``--id | --name | --uuid``; and ``--node``."""
+    func = vm_ref_options(func)
+    return click.argument("name", required=False, metavar="[NAME]", shell_complete=vm_names)(func)
+
+
 def vm_selection(func: Callable) -> Callable:
     """The VMs a verb acts on: names (``NAME...``, ``--name``, ``--id``, ``--uuid``, each as
     often as wanted), or ``--state STATE``, or ``--all``; on every node or ``--node``."""

@@ -20,7 +20,7 @@ def ssh_argv(client, vm, command: list[str], user: str | None, identity: str | N
     if address is None:
         raise VirshleError(
             f"VM {vm.name!r} has no address: no DHCP server has leased one to it yet",
-            "It may still be booting (`virshle vm logs --name {0}`), or its node has no DHCP "
+            "It may still be booting (`virshle vm logs {0}`), or its node has no DHCP "
             "plugin set up ([dhcp.kea]); `virshle vm ls -v` shows the leases.".format(vm.name),
             code="no_address")
     if user is None:

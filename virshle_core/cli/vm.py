@@ -14,7 +14,7 @@ from .completion import node_names, template_names
 from . import verbs_cmd
 from .app import Settings, verbosity_options
 from ..verbs import core, find
-from .selection import act, one_ref, refs_of, vm_ref_options, vm_selection
+from .selection import act, one_ref, one_vm, refs_of, vm_selection
 from .verbs_cmd import VerbsGroup, declared
 
 
@@ -91,22 +91,27 @@ def vm_ls(settings: Settings, node_name: str | None, state_filter: str | None, a
 
 
 @vm.command("info")
-@vm_ref_options
+@one_vm
 @click.option("--refresh", is_flag=True,
               help="Ask the VM's hypervisor for its state (the node otherwise follows it).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @verbosity_options
 @click.pass_obj
-def vm_info(settings: Settings, vm_id, vm_name, vm_uuid, node_name, refresh: bool,
+def vm_info(settings: Settings, name, vm_id, vm_name, vm_uuid, node_name, refresh: bool,
             as_json: bool) -> None:
     """Show one VM.
 
     \b
     Examples:
-      virshle vm info --name web-1
+      virshle vm info web-1
       virshle vm info --id 7 --refresh --json
     """
-    actions.info(settings, one_ref(vm_id, vm_name, vm_uuid), node_name, refresh, as_json)
+    actions.info(settings, one_ref(vm_id, vm_name, vm_uuid, _named(name)), node_name, refresh,
+                 as_json)
+
+
+def _named(name: str | None) -> tuple:
+    return (name,) if name else ()
 
 
 @declared("vm", "start")
@@ -124,38 +129,40 @@ def start_command(settings: Settings, names, vm_id, vm_name, vm_uuid, node_name,
 
 
 @vm.command("attach")
-@vm_ref_options
+@one_vm
 @verbosity_options
 @click.pass_obj
-def vm_attach(settings: Settings, vm_id, vm_name, vm_uuid, node_name) -> None:
+def vm_attach(settings: Settings, name, vm_id, vm_name, vm_uuid, node_name) -> None:
     """Join this terminal to a running VM's serial console; Ctrl-] detaches.
 
     \b
     Examples:
-      virshle vm attach --name web-1
+      virshle vm attach web-1
     """
     from .console import attach as attach_console
 
-    client, vm = actions.find_vm(settings, one_ref(vm_id, vm_name, vm_uuid), node_name)
+    client, vm = actions.find_vm(settings, one_ref(vm_id, vm_name, vm_uuid, _named(name)),
+                                 node_name)
     attach_console(client, actions.uuid_ref(vm), vm.name)
 
 
 @vm.command("logs")
-@vm_ref_options
+@one_vm
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new output until Ctrl-C.")
 @verbosity_options
 @click.pass_obj
-def vm_logs(settings: Settings, vm_id, vm_name, vm_uuid, node_name, follow: bool) -> None:
+def vm_logs(settings: Settings, name, vm_id, vm_name, vm_uuid, node_name, follow: bool) -> None:
     """Print what the VM's serial console printed (kept even while nobody is attached).
 
     \b
     Examples:
-      virshle vm logs --name web-1
+      virshle vm logs web-1
       virshle vm logs --name web-1 --follow
     """
     import sys
 
-    client, document = actions.find_vm(settings, one_ref(vm_id, vm_name, vm_uuid), node_name)
+    client, document = actions.find_vm(settings, one_ref(vm_id, vm_name, vm_uuid, _named(name)),
+                                       node_name)
     response = client.logs(actions.uuid_ref(document), follow=follow)
     out = sys.stdout.buffer
     try:

@@ -114,8 +114,8 @@ class Streams:
         state = await self.node.run(lifecycle.live_state, self.node.context, vm)
         if state not in ("running", "paused"):
             raise Conflict(f"VM {vm.name!r} is {state}; its console is not live",
-                           f"Start it with `virshle vm start --name {vm.name}`, or read "
-                           f"`virshle vm logs --name {vm.name}`.", code="vm_not_running")
+                           f"Start it with `virshle vm start {vm.name}`, or read "
+                           f"`virshle vm logs {vm.name}`.", code="vm_not_running")
         endpoint = await self.node.run(lifecycle.console, self.node.context, vm)
         if not endpoint.socket:
             raise NotFound(f"VM {vm.name!r} has no interactive console", code="no_console")
