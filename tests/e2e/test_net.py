@@ -337,3 +337,30 @@ def test_ipv6_leases_from_kea_dhcp6(lab):
     assert "fd77::150" in info["ips"]
     assert node.cli("vm", "rm", "--name", "six").returncode == 0
     assert "fd77::150" not in {l["ip-address"] for l in lab.kea6.leases()}
+
+
+def test_launch_waits_for_the_lease_then_logs_in(lab, tmp_path):
+    """`vm launch --wait-ip --ssh` (issue 23, item 4): created, started, its lease printed,
+    then `vm ssh` into it. The command runs in the node's namespace, where the guest's
+    address is reachable; `ssh` on its PATH only adds `-F` (this test's key and known
+    hosts) before the real one, and the shell it opens reads its commands from stdin."""
+    node = lab.daemon
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host *\n  IdentityFile {lab.guest / 'id_ed25519'}\n"
+                      "  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n"
+                      "  BatchMode yes\n  LogLevel ERROR\n")
+    wrapper = tmp_path / "bin" / "ssh"
+    wrapper.parent.mkdir()
+    wrapper.write_text(f'#!/bin/sh\nexec /usr/bin/ssh -F {config} "$@"\n')
+    wrapper.chmod(0o755)
+    env = {**os.environ, "VIRSHLE_CONFIG": str(node.config),
+           "PATH": f"{wrapper.parent}:{os.environ['PATH']}"}
+    launched = lab.node_ns.exec(
+        [VIRSHLE, "vm", "launch", "-t", "tapvm", "--name", "quick", "--wait-ip", "--ssh"],
+        check=False, env=env, input="echo ran-in-$(hostname)\nexit\n", timeout=240)
+    assert launched.returncode == 0, launched.stderr
+    assert "Created VM quick" in launched.stdout and "Started VM quick" in launched.stdout
+    address = vm_json(lab, "quick")["ips"][0]
+    assert f"VM quick: {address}" in launched.stdout
+    assert "ran-in-virshle-guest" in launched.stdout
+    assert node.cli("vm", "rm", "--name", "quick", "--force").returncode == 0

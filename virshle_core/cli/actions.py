@@ -97,8 +97,10 @@ def read_user_data(path: str) -> str:
 
 
 def create(settings, template_name: str, count: int, vm_name: str | None, node_name: str | None,
-           user_data: str | None, as_json: bool, autostart: bool = False) -> None:
-    """``vm create``: all of them or none; ``user_data`` is the file's text."""
+           user_data: str | None, as_json: bool, autostart: bool = False,
+           shown: bool = True) -> list:
+    """``vm create``: all of them or none; ``user_data`` is the file's text. The VMs made,
+    said (unless not ``shown``: ``vm launch`` says them once started)."""
     if vm_name is not None:  # checked here too, before any node is asked
         from ..wire.refs import validate_name
 
@@ -119,12 +121,13 @@ def create(settings, template_name: str, count: int, vm_name: str | None, node_n
         raise SystemExit(130) from None
     finally:
         bar.close()
-    if as_json:
+    if as_json and shown:
         emit_json(created)
-        return
-    for vm in created:
+        return created
+    for vm in created if not as_json else ():
         settings.say(f"Created VM {vm.name} (id {vm.id}) on node {vm.node} "
                      f"from template {vm.template}.")
+    return created
 
 
 def info(settings, ref, node_name: str | None, refresh: bool, as_json: bool) -> None:

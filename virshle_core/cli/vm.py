@@ -14,6 +14,7 @@ from .completion import node_names, template_names
 from . import verbs_cmd
 from .app import Settings, verbosity_options
 from ..verbs import core, find
+from .launch import launch_command, launch_options, start_created
 from .selection import act, one_ref, one_vm, refs_of, vm_selection
 from .verbs_cmd import VerbsGroup, declared
 
@@ -38,11 +39,14 @@ def vm() -> None:
                    "replaces the template's user_data.")
 @click.option("--autostart", is_flag=True,
               help="Start it whenever its node daemon starts and finds it stopped.")
+@click.option("--start", is_flag=True, help="Then start them (as `vm launch`).")
+@launch_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @verbosity_options
 @click.pass_obj
 def vm_create(settings: Settings, template_name: str, node_name: str | None, count: int,
-              vm_name: str | None, user_data: Any, autostart: bool, as_json: bool) -> None:
+              vm_name: str | None, user_data: Any, autostart: bool, start: bool, wait_ip: bool,
+              open_ssh: bool, rm_on_failure: bool, as_json: bool) -> None:
     """Create VMs from a template; all of them or none.
 
     Without --node, the load balancer picks a node that is online, has room
@@ -54,6 +58,7 @@ def vm_create(settings: Settings, template_name: str, node_name: str | None, cou
       virshle vm create -t xs -n 3 --name web     # web-1, web-2, web-3
       virshle vm create -t xs --node remote_1 --json
       virshle vm create -t xs --name db --autostart
+      virshle vm create -t xs --start --wait-ip
     """
     if count < 1:
         raise click.BadParameter("must be at least 1", param_hint="-n/--count")
@@ -63,8 +68,13 @@ def vm_create(settings: Settings, template_name: str, node_name: str | None, cou
             text = actions.read_user_data(user_data)
         except UsageError as exc:
             raise click.BadParameter(exc.message, param_hint="--user-data") from None
-    actions.create(settings, template_name, count, vm_name, node_name, text, as_json,
-                   autostart=autostart)
+    if (wait_ip or open_ssh or rm_on_failure) and not start:
+        raise click.UsageError("--wait-ip, --ssh and --rm-on-failure go with --start "
+                               "(or `vm launch`)")
+    created = actions.create(settings, template_name, count, vm_name, node_name, text, as_json,
+                             autostart=autostart, shown=not start)
+    if start:
+        start_created(settings, created, wait_ip, open_ssh, rm_on_failure, as_json)
 
 
 @vm.command("ls")
@@ -175,6 +185,7 @@ def vm_logs(settings: Settings, name, vm_id, vm_name, vm_uuid, node_name, follow
         response.close()
 
 
+vm.add_command(launch_command(vm_create))
 verbs_cmd.add_commands(vm, core())  # start, stop, rm, pause, snapshot create...: the declared verbs
 for _command in verbs_cmd.COMMANDS:
     vm.add_command(_command)
