@@ -10,7 +10,9 @@ daemon from it, and times each row of the table against
     vm ls with 0 VMs, 100 defined, 8 running guests, 16 running busy guests;
     create + rm one VM; 16 x `vm stop --force` at once, and as one `vm stop --force --all`;
     `vm start`;
-    create 100 in one command; the daemon's RSS with 8 running.
+    create 100 in one command; the daemon's RSS with 8 running;
+    vm ls through an ssh:// node, cold and warm (held), beside the unix socket
+    (`--ssh-only`: just those).
 
 The guests are the test guest under this machine's accelerator (TCG here).
 """
@@ -65,13 +67,71 @@ def row(label: str, ours: float, bare: float, target: str) -> None:
           f"  (target {target})")
 
 
+def ssh_rows(virshle: str, runs: int) -> None:
+    """`vm ls` of a node with 10 VMs through `ssh://`, cold (persist = 0: a handshake per
+    command) and warm (through the held connection), beside the node's unix socket; and
+    `virsh -c qemu+ssh://` where libvirt is installed. sshd runs in a namespace of the
+    bench's own; the command line in another (`ip netns exec` costs all rows alike)."""
+    import shutil
+
+    from virshle_core.testing.netlab import tear_down
+    from virshle_core.testing.sshlab import ssh_nodes
+
+    parts: list = []
+    try:
+        lab = ssh_nodes(["s1"], str(os.getpid() % 10000), "10.57", parts)
+        daemon = lab.nodes["s1"]
+        for _ in range(10):
+            daemon.cli("vm", "create", "-t", "xs")
+        url = f"ssh://root@{lab.addresses['s1']}:22{daemon.socket}"
+        configs = {}
+        for name, entry in (("unix", f'url = "unix://{daemon.socket}"'),
+                            ("cold", f'url = "{url}"\npersist = 0'),
+                            ("warm", f'url = "{url}"\npersist = 60')):
+            configs[name] = lab.base / f"{name}.toml"
+            configs[name].write_text(f'[[node]]\nname = "s1"\n{entry}\n')
+        env = {**os.environ, "HOME": str(lab.home), "SSH_AUTH_SOCK": str(lab.agent.socket),
+               "XDG_CACHE_HOME": str(lab.home / ".cache")}
+        env.pop("XDG_RUNTIME_DIR", None)
+        argv = ["ip", "netns", "exec", lab.client.name, virshle, "vm", "ls"]
+        medians = {}
+        for name, path in configs.items():
+            once(argv, {**env, "VIRSHLE_CONFIG": str(path)})  # the view; a holder for warm
+            time.sleep(1 if name == "warm" else 0)
+            medians[name] = statistics.median(
+                once(argv, {**env, "VIRSHLE_CONFIG": str(path)}) for _ in range(runs))
+        unix = medians["unix"]
+        print(f"{'vm ls, 10 VMs, unix socket':<34} {unix * 1000:8.1f} ms")
+        print(f"{'vm ls over ssh://, cold':<34} {medians['cold'] * 1000:8.1f} ms  "
+              f"({medians['cold'] / unix:.2f}x unix; target <= 1.0x virsh over qemu+ssh)")
+        print(f"{'vm ls over ssh://, warm (held)':<34} {medians['warm'] * 1000:8.1f} ms  "
+              f"({medians['warm'] / unix:.2f}x unix; target <= 1.5x)")
+        if shutil.which("virsh"):
+            virsh = ["ip", "netns", "exec", lab.client.name, "virsh", "-c",
+                     f"qemu+ssh://root@{lab.addresses['s1']}/system", "list", "--all"]
+            try:
+                took = statistics.median(once(virsh, env) for _ in range(runs))
+                print(f"{'virsh -c qemu+ssh:// list --all':<34} {took * 1000:8.1f} ms")
+            except AssertionError as exc:
+                print(f"virsh over qemu+ssh failed (no libvirtd on the node?): {exc}")
+        else:
+            print("virsh is not installed here: no qemu+ssh row")
+    finally:
+        tear_down(parts)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=21)
+    parser.add_argument("--ssh-only", action="store_true", help="Only the ssh:// rows.")
     args = parser.parse_args()
     bin_dir = installed.install()
     virshle = str(bin_dir / "virshle")
     testing.VIRSHLE = virshle  # the daemon and the CLI as users install them
+    if args.ssh_only:
+        ssh_rows(virshle, args.runs)
+        remove_short_dirs()
+        return
     guest = REPO / ".cache" / "guest"
     subprocess.run([str(REPO / "scripts" / "build-guest.sh"), str(guest)], check=True)
     directory = short_dir("cli")
@@ -157,6 +217,7 @@ def main() -> None:
         elapsed = time.perf_counter() - start
         print(f"{'vm stop --force --all (16 busy)':<34} {elapsed * 1000:8.1f} ms  (the same in one "
               "command: target <= 2 s)")
+        ssh_rows(virshle, args.runs)
     finally:
         node.close()
         remove_short_dirs()

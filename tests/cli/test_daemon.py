@@ -122,10 +122,13 @@ def test_openapi_describes_exactly_the_routes_served(shared_daemon):
             continue  # a stream; checked in test_events_stream
         body = {"/node/init": b'{"parts": ["dir"]}',  # not the host's net
                 "/gc": b'{"dry_run": true}',  # nor its devices
-                "/snapshots": b'{"name": "first"}'}.get(path[path.rfind("/"):], b"{}")
+                "/snapshots": b'{"name": "first"}',
+                "/migrate": b'{"id": "m", "to": "n"}'}.get(path[path.rfind("/"):], b"{}")
         code, reply = raw(shared_daemon, method, probe, body if method in ("POST", "PATCH") else None)
         if "{ref}" in path:
             assert (code, reply["error"]) == (404, "vm_not_found"), (method, path, code)
+        elif "{id}" in path:  # a move of that id (there is none): the route's own 404
+            assert (code, reply["error"]) == (404, "no_move"), (method, path, code)
         else:
             assert code not in (404, 405), (method, path, code)
     expected = {
@@ -143,6 +146,15 @@ def test_openapi_describes_exactly_the_routes_served(shared_daemon):
         ("GET", "/api/v1/vms/{ref}/snapshots"), ("POST", "/api/v1/vms/{ref}/snapshots"),
         ("POST", "/api/v1/vms/{ref}/snapshots/{snapshot}/restore"),
         ("DELETE", "/api/v1/vms/{ref}/snapshots/{snapshot}"),
+        ("POST", "/api/v1/node/cordon"), ("POST", "/api/v1/node/uncordon"),  # sorted: both
+        ("POST", "/api/v1/vms/{ref}/migrate"),
+        ("GET", "/api/v1/vms/{ref}/migrate/{id}/stream/{channel}"),
+        ("POST", "/api/v1/vms/{ref}/migrate/{id}/perform"),
+        ("POST", "/api/v1/vms/{ref}/migrate/{id}/confirm"),
+        ("POST", "/api/v1/vms/{ref}/migrate/{id}/abort"),
+        ("GET", "/api/v1/moves"), ("POST", "/api/v1/moves"), ("DELETE", "/api/v1/moves/{id}"),
+        ("GET", "/api/v1/moves/{id}/stream/{channel}"), ("POST", "/api/v1/moves/{id}/start"),
+        ("POST", "/api/v1/moves/{id}/finish"),
     }
     assert documented == expected
 

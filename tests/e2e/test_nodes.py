@@ -20,7 +20,7 @@ import pytest
 
 from virshle_core.testing.netlab import Netns, run, tear_down
 from virshle_core.testing.sshlab import SshAgent, Sshd
-from tests.support import VIRSHLE, Console, Daemon, Result, ssh_nodes
+from tests.support import VIRSHLE, Console, Daemon, Result, short_dir, ssh_nodes
 
 pytestmark = [pytest.mark.e2e]
 for tool in ("sshd", "ssh-agent", "ssh-keygen"):
@@ -47,7 +47,7 @@ class Cluster:
                     if k not in ("VIRSHLE_PLUGINS", "VIRSHLE_DISABLE_PLUGINS")}
         full_env.update({"HOME": str(self.home), "SSH_AUTH_SOCK": str(self.agent.socket),
                          "VIRSHLE_CONFIG": str(config or self.config), "COLUMNS": "200",
-                         "XDG_CACHE_HOME": str(self.home / ".cache")})
+                         "XDG_CACHE_HOME": str(self.home / ".cache"), "XDG_RUNTIME_DIR": None})
         full_env.update(env or {})
         for key, value in list(full_env.items()):
             if value is None:
@@ -76,7 +76,8 @@ def cluster():
         cluster = Cluster(lab.client, lab.nodes, lab.sshds, lab.agent, lab.home, lab.key,
                           lab.base / "config.toml", lab.addresses)
         cluster.write_config(cluster.config, [
-            {"name": name, "url": cluster.url(name), "weight": weight, "timeout": 5}
+            {"name": name, "url": cluster.url(name), "weight": weight, "timeout": 5,
+             "persist": 0}
             for name, weight in WEIGHTS.items()])
         yield cluster
     finally:
@@ -333,3 +334,126 @@ def test_host_key_refusals_say_what_is_really_wrong(cluster, tmp_path):
     only_rsa = reasons["only an RSA key"]
     assert "lists only ssh-rsa key(s)" in only_rsa and "offers no key of that type" in only_rsa, only_rsa
     assert "ssh-ed25519" in only_rsa and "Connection lost" not in only_rsa
+
+
+# --- held connections (issue 23, item 1) ---------------------------------------------------
+
+
+def logins(cluster: Cluster, name: str) -> int:
+    return (cluster.sshds[name].dir / "sshd.log").read_text().count("Accepted publickey")
+
+
+def holder_pids(cluster: Cluster, home: Path) -> list[int]:
+    """The live holders of ``home``'s user in the client's namespace (read, never killed,
+    by their command line: the namespace's end kills what is left by pid)."""
+    found = []
+    for pid in cluster.client_ns.pids():
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"virshle_core.client.sshholder" in argv and str(home).encode() in argv \
+                and not ended(pid):
+            found.append(pid)
+    return found
+
+
+def fresh_home(cluster: Cluster, path: Path) -> Path:
+    """A HOME with the cluster's known_hosts and nothing held yet (other tests' holders
+    keep the cluster's own HOME)."""
+    (path / ".ssh").mkdir(parents=True)
+    (path / ".ssh" / "known_hosts").write_text((cluster.home / ".ssh" / "known_hosts").read_text())
+    return path
+
+
+def ended(pid: int) -> bool:
+    """Gone, or a zombie (PID 1 here reaps no orphan: a holder's parent has ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_an_ssh_connection_is_held_between_commands(cluster, tmp_path):
+    """The first command leaves a holder; the next ones log in no more; the holder leaks no
+    descriptor, serves no other user, and ends after its idle time with its socket."""
+    config = cluster.write_config(tmp_path / "held.toml", [
+        {"name": "alpha", "url": cluster.url("alpha"), "timeout": 5, "persist": 3}])
+    home = fresh_home(cluster, short_dir("hh"))
+    env = {"HOME": str(home), "XDG_CACHE_HOME": None}
+    before = logins(cluster, "alpha")
+    first = cluster.cli("vm", "ls", "--json", config=config, env=env)
+    assert first.returncode == 0, first.stderr
+    (holder,) = wait_for_value(lambda: holder_pids(cluster, home) or None, "a holder")
+    held = wait_for_value(lambda: list((home / ".cache" / "virshle").glob("ssh-*.sock")),
+                          "the holder's socket")
+    log = held[0].with_suffix(".log")
+    assert log.read_text() == ""  # asyncssh's import warnings are not printed
+    assert len(held) == 1 and (held[0].stat().st_mode & 0o777) == 0o600
+    assert (held[0].parent.stat().st_mode & 0o777) == 0o700
+    wait_for_value(lambda: logins(cluster, "alpha") == before + 2 or None, "the holder's login")
+    descriptors = len(os.listdir(f"/proc/{holder}/fd"))
+    for _ in range(10):  # through the holder: no new login, every channel closed again
+        again = cluster.cli("vm", "ls", "--json", config=config, env=env)
+        assert again.returncode == 0, again.stderr
+    assert logins(cluster, "alpha") == before + 2
+    assert len(os.listdir(f"/proc/{holder}/fd")) == descriptors
+
+    other = subprocess.run(  # another user cannot even reach the socket
+        ["ip", "netns", "exec", cluster.client_ns.name, "setpriv", "--reuid", "65534",
+         "--regid", "65534", "--clear-groups", "/usr/bin/python3", "-c",
+         "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])",
+         str(held[0])], capture_output=True, text=True)
+    assert other.returncode != 0 and "Permission denied" in other.stderr
+    import tempfile
+
+    opened = Path(tempfile.mkdtemp(prefix="vsh-open-", dir="/tmp"))
+    os.chmod(opened, 0o777)
+    os.link(held[0], opened / "held.sock")  # the same socket, where anyone may reach it
+    os.chmod(held[0], 0o777)
+    try:  # and if it could, the holder would not serve it (SO_PEERCRED)
+        served = subprocess.run(
+            ["ip", "netns", "exec", cluster.client_ns.name, "setpriv", "--reuid", "65534",
+             "--regid", "65534", "--clear-groups", "/usr/bin/python3", "-c",
+             "import socket,sys\ns=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])\n"
+             "try:\n s.sendall(sys.argv[2].encode()+b'\\n'); print(repr(s.recv(100)))\n"
+             "except OSError as e: print('closed', e)",
+             str(opened / "held.sock"), str(cluster.nodes["alpha"].socket)],
+            capture_output=True, text=True)
+        # closed unanswered: no channel was opened for another user
+        assert served.stdout.startswith(("b''", "closed")), served
+    finally:
+        os.chmod(held[0], 0o600)
+        (opened / "held.sock").unlink()
+        opened.rmdir()
+
+    wait_for_value(lambda: ended(holder) or None, "the holder to end after its idle time",
+                   timeout=15)
+    assert not held[0].exists()
+    assert cluster.cli("vm", "ls", config=config, env=env).returncode == 0  # afresh
+
+
+def test_a_stale_holder_socket_is_passed_by(cluster, tmp_path):
+    """A socket nobody answers on (a holder killed -9) is removed; the command connects
+    afresh and the user sees nothing of it."""
+    config = cluster.write_config(tmp_path / "held.toml", [
+        {"name": "beta", "url": cluster.url("beta"), "timeout": 5, "persist": 30}])
+    home = fresh_home(cluster, short_dir("hh"))
+    env = {"HOME": str(home), "XDG_CACHE_HOME": None}
+    assert cluster.cli("vm", "ls", config=config, env=env).returncode == 0
+    holders = wait_for_value(lambda: holder_pids(cluster, home) or None, "a holder")
+    wait_for_value(lambda: list((home / ".cache" / "virshle").glob("ssh-*.sock")),
+                   "the holder's socket")
+    for pid in holders:
+        os.kill(pid, 9)
+    result = cluster.cli("vm", "ls", config=config, env=env)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    # the stale one was removed, and a new holder took its place (an inode may be reused)
+    wait_for_value(lambda: [p for p in holder_pids(cluster, home) if p not in holders] or None,
+                   "a new holder")
+
+
+def wait_for_value(predicate, what: str, timeout: float = 15):
+    from tests.support import wait_for
+
+    return wait_for(predicate, timeout=timeout, what=what)

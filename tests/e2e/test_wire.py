@@ -140,6 +140,22 @@ def test_every_reply_matches_the_openapi_document(node):
                        headers={"Accept": "application/x-ndjson"}, line="CloneLine")
     assert cloned[-1]["result"]["name"] == "wire-4"
     wire.send("POST", f"/api/v1/vms/{ref}/clone", {"name": "wire-4"}, expect=409)
+    # a move, as far as one node goes: its begin, its journal, the refusals of the rest
+    assert wire.send("POST", "/api/v1/node/cordon", {"reason": "wire"})["cordoned"] is True
+    assert wire.send("POST", "/api/v1/node/uncordon")["cordoned"] is False
+    offer = wire.send("POST", f"/api/v1/vms/{ref}/migrate",
+                      {"id": "m1", "to": "another-node", "to_name": "far"})
+    assert offer["vm"]["uuid"] == made["uuid"] and offer["files"]
+    assert [m["id"] for m in wire.send("GET", "/api/v1/moves")] == ["m1"]
+    wire.send("POST", "/api/v1/moves", offer, expect=400)  # the node it comes from
+    wire.send("GET", f"/api/v1/vms/{ref}/migrate/m1/stream/files", expect=400)  # no Upgrade
+    wire.send("POST", f"/api/v1/vms/{ref}/migrate/m1/perform", {}, expect=409)  # no files went
+    wire.send("POST", f"/api/v1/vms/{ref}/migrate/nope/confirm", expect=409)  # not that move
+    wire.send("POST", f"/api/v1/vms/{ref}/start", expect=409)  # moving: nothing else
+    assert wire.send("POST", f"/api/v1/vms/{ref}/migrate/m1/abort")["moving_to"] is None
+    wire.send("GET", "/api/v1/moves/m1/stream/files", expect=404)
+    for method, path in (("POST", "start"), ("POST", "finish"), ("DELETE", "")):
+        wire.send(method, f"/api/v1/moves/m1/{path}".rstrip("/"), expect=404)
     for name in ("wire-3", "wire-4"):
         wire.send("DELETE", f"/api/v1/vms/name:{name}")
     wire.send("DELETE", f"/api/v1/vms/{ref}")
@@ -183,7 +199,13 @@ def _pattern(path: str) -> str:
         parts[4] = "{ref}"
     if len(parts) > 6 and parts[5] in ("disks", "snapshots"):
         parts[6] = "{disk}" if parts[5] == "disks" else "{snapshot}"
-    return "/".join(parts)
+    if len(parts) > 6 and parts[5] == "migrate":
+        parts[6] = "{id}"
+    if len(parts) > 4 and parts[3] == "moves":
+        parts[4] = "{id}"
+    if "stream" in parts[:-1]:
+        parts[parts.index("stream") + 1] = "{channel}"
+    return "/".join(parts).split("?")[0]
 
 
 def test_error_codes_in_the_sources_are_in_the_catalogue():

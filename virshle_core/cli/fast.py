@@ -24,8 +24,9 @@ from ..wire.api import STATES
 class _Node:
     """A managed node as the view holds it (what NodeClient reads of a [[node]] entry)."""
 
-    def __init__(self, name: str, url: str, weight: int, timeout: float):
+    def __init__(self, name: str, url: str, weight: int, timeout: float, persist: float = 0):
         self.name, self.url, self.weight, self.timeout = name, url, weight, timeout
+        self.persist = persist
 
 
 class _Settings:
@@ -163,8 +164,8 @@ def run(argv: list[str]) -> int | None:
     if options is None:
         return None
     nodes = [_Node(**entry) for entry in view["nodes"]]
-    if any(not n.url.startswith("unix://") for n in nodes):
-        return None  # SSH nodes: asyncssh is the cost anyway
+    if not all(n.url.startswith("unix://") or _held(n) for n in nodes):
+        return None  # an SSH node nobody holds: asyncssh is the cost anyway
     values, flags = options["values"], options["flags"]
     node = values.get("--node")
     if node is not None and node not in {n.name for n in nodes}:
@@ -188,6 +189,17 @@ def run(argv: list[str]) -> int | None:
         if exc.hint:
             echo(f"  Hint: {exc.hint}", err=True)
         return exc.exit_code
+
+
+def _held(node: _Node) -> bool:
+    """An ``ssh://`` node whose connection a holder keeps (client/sshhold.py)."""
+    if not node.url.startswith("ssh://") or node.persist <= 0:
+        return False
+    from ..client import sshhold
+
+    user, host, port, _ = sshhold.parse(node.url)
+    held = sshhold.socket_path(user, host, port)
+    return held is not None and held.exists()
 
 
 class _Decline(Exception):

@@ -90,7 +90,8 @@ def store(path: str, config) -> None:
             return
         view = {
             "identity": identity(path),
-            "nodes": [{"name": n.name, "url": n.url, "weight": n.weight, "timeout": n.timeout}
+            "nodes": [{"name": n.name, "url": n.url, "weight": n.weight, "timeout": n.timeout,
+                       "persist": n.persist}
                       for n in config.managed_nodes()],
             "disks": disks_of(config),
             "verbs": plugin_verbs(),  # the fast path knows them without loading plugins

@@ -49,6 +49,10 @@ class Url:
             self.path = urlsplit(url).path
 
 
+_SPAWNED: set[tuple] = set()
+"""The SSH holders this process started (one per user, host and port)."""
+
+
 class NodeClient:
     """The API of one node."""
 
@@ -78,13 +82,29 @@ class NodeClient:
         if self.url.scheme == "unix":
             return self._connect_unix(self.url.path)
         if self.url.scheme == "ssh":
-            from . import ssh  # asyncssh only when an ssh node is used
-
-            sock = ssh.open_socket(self.name, self.entry.url, self.timeout)
-            sock.settimeout(self.timeout)
-            return sock
+            return self._connect_ssh()
         raise NodeUnavailable(f"node {self.name!r}: unknown URL scheme {self.url.scheme!r}",
                               "Use unix:// or ssh://.", status="unreachable")
+
+    def _connect_ssh(self) -> socket.socket:
+        """Through the connection a holder keeps (``sshhold.py``), else a new one (and a
+        holder started for the next command, unless ``[[node]] persist = 0``)."""
+        from . import sshhold
+
+        user, host, port, path = sshhold.parse(self.entry.url)
+        persist = getattr(self.entry, "persist", 0)
+        if persist > 0:
+            sock = sshhold.connect(user, host, port, path, self.timeout)
+            if sock is not None:
+                return sock
+        from . import ssh  # asyncssh only when no holder answers
+
+        sock = ssh.open_socket(self.name, self.entry.url, self.timeout)
+        sock.settimeout(self.timeout)
+        if persist > 0 and (user, host, port) not in _SPAWNED:
+            _SPAWNED.add((user, host, port))
+            sshhold.spawn(self.name, user, host, port, persist)
+        return sock
 
     def _connect_unix(self, path: str) -> socket.socket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -17,17 +17,33 @@ is one connection per node per process, reused by every request.
 from __future__ import annotations
 
 import asyncio
-import getpass
 import os
 import socket
 import threading
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from ..errors import NodeUnavailable
 
 CONNECT_TIMEOUT = 3.0
+
+
+def _import_asyncssh() -> None:
+    """Import asyncssh without the ten CryptographyDeprecationWarning lines (DSA) its
+    import prints with recent cryptography: ignored during that import only, so the
+    user's own warnings, and asyncssh's later ones, still show."""
+    import warnings
+
+    try:
+        from cryptography.utils import CryptographyDeprecationWarning
+    except ImportError:
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        import asyncssh  # noqa: F401
+
+
+_import_asyncssh()
 
 _loop: asyncio.AbstractEventLoop | None = None
 _loop_lock = threading.Lock()
@@ -44,10 +60,7 @@ def _event_loop() -> asyncio.AbstractEventLoop:
         return _loop
 
 
-def parse(url: str) -> tuple[str, str, int, str]:
-    parts = urlsplit(url)
-    return (parts.username or getpass.getuser(), parts.hostname or "localhost",
-            parts.port or 22, parts.path)
+from .sshhold import parse  # noqa: E402,F401 -- the URL's parts, read without asyncio
 
 
 def known_hosts_path() -> Path:

@@ -43,6 +43,10 @@ class Seconds(float):
     """A duration in seconds, > 0."""
 
 
+class NonNegativeSeconds(float):
+    """A duration in seconds, >= 0 (0: off)."""
+
+
 class Bytes(int):
     """A size: a number of GiB, or a string with a unit ("512MiB")."""
 
@@ -131,6 +135,9 @@ class NodeEntry:
     url: str
     weight: NonNegativeInt = 1
     timeout: Seconds = 10.0
+    persist: NonNegativeSeconds = 60.0
+    """An ``ssh://`` node's connection is held this long after the last command (0: not
+    held; OpenSSH's ControlPersist)."""
 
 
 @attrs.define

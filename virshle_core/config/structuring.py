@@ -12,8 +12,8 @@ from ..errors import ConfigError
 from ..units import parse_size
 from .schema import (
     MAX_COUNT, MAX_SECONDS, MAX_VCPU, MAX_VRAM, NODE_NAME_PATTERN, RENAMED, TEMPLATE_NAME_PATTERN,
-    Bytes, NodeName, NonNegativeInt, Percent, PositiveInt, Seconds, TemplateName, TemplateNet,
-    TemplateNetInFile, VcpuCount,
+    Bytes, NodeName, NonNegativeInt, NonNegativeSeconds, Percent, PositiveInt, Seconds,
+    TemplateName, TemplateNet, TemplateNetInFile, VcpuCount,
 )
 
 
@@ -109,6 +109,11 @@ def converter():
         conv.register_structure_hook(
             Seconds, _checked(float, "a number of seconds", lambda v: None if 0 < v <= MAX_SECONDS
                               else ("must be > 0" if v <= 0 else f"must be <= {MAX_SECONDS:g}"))
+        )
+        conv.register_structure_hook(
+            NonNegativeSeconds, _checked(float, "a number of seconds", lambda v: None
+                                         if 0 <= v <= MAX_SECONDS else
+                                         ("must be >= 0" if v < 0 else f"must be <= {MAX_SECONDS:g}"))
         )
         conv.register_structure_hook(Bytes, _bytes)
         conv.register_structure_hook_factory(

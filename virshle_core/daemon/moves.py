@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 from .. import progress
-from ..errors import NotFound, VirshleError
+from ..errors import Conflict, NotFound, VirshleError
 from ..host import transfer
 from ..log import logger
 from ..vm import migration
@@ -147,8 +147,8 @@ class MoveRoutes:
                                code="no_move")
             move = self.node.store.move(vm.move_id)
             if not move.live and vm.move_id not in self.sent:
-                raise VirshleError(f"VM {vm.name!r}: its files have not all reached the target",
-                                   "Run `virshle vm migrate` again.", code="migration_failed")
+                raise Conflict(f"VM {vm.name!r}: its files have not all reached the target",
+                               "Run `virshle vm migrate` again.", code="migration_failed")
             sockets = {channel: source_socket(vm, channel) for channel in body.channels}
 
             def work(flag, reporter):

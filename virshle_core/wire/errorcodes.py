@@ -69,6 +69,16 @@ class ErrorCode(StrEnum):
     VM_NOT_PAUSED = "vm_not_paused"
     NOT_SUPPORTED = "not_supported"
     NO_ADDRESS = "no_address"
+    # moving a VM between nodes
+    VM_MOVING = "vm_moving"
+    VM_BUSY = "vm_busy"
+    SAME_NODE = "same_node"
+    NO_MOVE = "no_move"
+    MIGRATION_FAILED = "migration_failed"
+    BASE_MISSING = "base_missing"
+    NOT_TUNNEL = "not_tunnel"
+    NO_NETWORK = "no_network"
+    NO_LEASE = "no_lease"
     # snapshots and disks
     SNAPSHOT_NOT_FOUND = "snapshot_not_found"
     SNAPSHOT_EXISTS = "snapshot_exists"
