@@ -5,9 +5,11 @@ lease: tests/e2e/test_net.py.)"""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from tests.support import Daemon, installed_hypervisors, write_guest_config
+from tests.support import Daemon, installed_hypervisors, wait_for, write_guest_config
 
 pytestmark = pytest.mark.skipif("qemu" not in installed_hypervisors(), reason="QEMU missing")
 
@@ -20,6 +22,11 @@ def test_launch_creates_and_starts(tmp_path, guest):
         assert "Created VM l1 (id 1)" in launched.stdout
         assert "Started VM l1 (id 1)" in launched.stdout
         assert daemon.cli("vm", "info", "l1", "--json").json()["state"] == "running"
+        wait_for(lambda: "Enter 'help'" in daemon.cli("vm", "logs", "l1").stdout, timeout=90,
+                 what="the guest's shell")
+        time.sleep(1)  # its prompt asks the terminal where the cursor is: ESC [6n
+        assert "\x1b[6n" in daemon.cli("vm", "logs", "l1", "--raw").stdout
+        assert "\x1b" not in daemon.cli("vm", "logs", "l1").stdout  # a pipe gets no codes
         started = daemon.cli("vm", "create", "-t", "tiny", "-n", "2", "--name", "c", "--start",
                              "--json")
         assert started.returncode == 0, started.stderr

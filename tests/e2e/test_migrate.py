@@ -130,6 +130,7 @@ def test_a_stopped_vm_moves_with_its_bytes_uuid_and_mac(pair):
     wait_logs(pair, "cold", "VIRSHLE-GUEST-READY")
     assert pair.cli("vm", "stop", "--name", "cold").returncode == 0
     disk = before["disks"][0]["path"]
+    assert pair.cli("vm", "snapshot", "create", "cold", "before-move").returncode == 0
     assert qemu_io(disk, f"write -P {PATTERN} 8M 256k").returncode == 0
 
     moved = pair.cli("vm", "migrate", "cold", "--to", "b", "--json")
@@ -146,6 +147,10 @@ def test_a_stopped_vm_moves_with_its_bytes_uuid_and_mac(pair):
     assert there.startswith(str(pair.daemons["b"].root))
     assert qemu_io(there, f"read -P {PATTERN} 8M 256k").returncode == 0  # the same bytes
     assert "VIRSHLE-GUEST-READY" in pair.cli("vm", "logs", "--name", "cold").stdout  # its log too
+    snapshots = pair.cli("vm", "snapshot", "ls", "cold", "--json")
+    assert [s["name"] for s in snapshots.json()] == ["before-move"], snapshots.stderr
+    assert "before-move" in subprocess.run(["qemu-img", "snapshot", "-l", "-U", there],
+                                           capture_output=True, text=True).stdout
 
     assert pair.cli("vm", "start", "--name", "cold").returncode == 0
     wait_for(lambda: pair.cli("vm", "logs", "--name", "cold").stdout.count(

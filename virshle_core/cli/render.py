@@ -59,6 +59,51 @@ def plain(text: str) -> str:
     return "".join(kept)
 
 
+class EscapeStripper:
+    """A byte stream without its terminal escape sequences (CSI ``ESC [ ... final``, OSC
+    ``ESC ] ... BEL``, and ``ESC`` intermediates final), fed in chunks: a sequence cut between two
+    chunks is held until its end arrives."""
+
+    def __init__(self) -> None:
+        self.pending = b""
+
+    def feed(self, data: bytes) -> bytes:
+        data, self.pending = self.pending + data, b""
+        kept, index = bytearray(), 0
+        while index < len(data):
+            start = data.find(b"\x1b", index)
+            if start < 0:
+                kept += data[index:]
+                break
+            kept += data[index:start]
+            end = self._end(data, start)
+            if end is None:  # cut in the middle: wait for the rest
+                self.pending = data[start:]
+                break
+            index = end
+        return bytes(kept)
+
+    @staticmethod
+    def _end(data: bytes, start: int) -> int | None:
+        """Where the sequence at ``start`` ends, or None when it goes past ``data``."""
+        if start + 1 >= len(data):
+            return None
+        kind = data[start + 1]
+        if kind == 0x5B:  # CSI: parameters, then a final byte in @..~
+            for index in range(start + 2, len(data)):
+                if 0x40 <= data[index] <= 0x7E:
+                    return index + 1
+            return None
+        if kind == 0x5D:  # OSC: up to BEL or ESC backslash
+            bell, st = data.find(b"\x07", start), data.find(b"\x1b\\", start + 2)
+            ends = [e + 1 for e in (bell,) if e >= 0] + [e + 2 for e in (st,) if e >= 0]
+            return min(ends) if ends else None
+        index = start + 1  # ESC, intermediate bytes (ESC ( B: a character set), a final byte
+        while index < len(data) and 0x20 <= data[index] <= 0x2F:
+            index += 1
+        return index + 1 if index < len(data) else None
+
+
 def width(text: str) -> int:
     """The printed width of ``text``: without its colour codes."""
     return len(plain(text))

@@ -159,25 +159,35 @@ def vm_attach(settings: Settings, name, vm_id, vm_name, vm_uuid, node_name) -> N
 @vm.command("logs")
 @one_vm
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new output until Ctrl-C.")
+@click.option("--raw", is_flag=True,
+              help="Keep the terminal's escape codes (kept anyway when printing to a terminal).")
 @verbosity_options
 @click.pass_obj
-def vm_logs(settings: Settings, name, vm_id, vm_name, vm_uuid, node_name, follow: bool) -> None:
+def vm_logs(settings: Settings, name, vm_id, vm_name, vm_uuid, node_name, follow: bool,
+            raw: bool) -> None:
     """Print what the VM's serial console printed (kept even while nobody is attached).
+
+    Printed to a file or a pipe, the guest's terminal escape codes (colours, cursor
+    moves, its queries of the terminal) are left out; --raw keeps them.
 
     \b
     Examples:
       virshle vm logs web-1
       virshle vm logs --name web-1 --follow
+      virshle vm logs web-1 --raw > console.txt
     """
     import sys
+
+    from .render import EscapeStripper
 
     client, document = actions.find_vm(settings, one_ref(vm_id, vm_name, vm_uuid, _named(name)),
                                        node_name)
     response = client.logs(actions.uuid_ref(document), follow=follow)
     out = sys.stdout.buffer
+    strip = None if raw or sys.stdout.isatty() else EscapeStripper()
     try:
         for chunk in response.iter_chunks():
-            out.write(chunk)
+            out.write(strip.feed(chunk) if strip else chunk)
             out.flush()
     except KeyboardInterrupt:
         pass
