@@ -44,6 +44,9 @@ class VirshleError(Exception):
         if code:
             self.code = code
 
+    node: str | None = None
+    """The node whose error it is, when a node's (``--json`` failures name it)."""
+
     def to_json(self) -> dict:
         return {"error": self.code, "message": self.message, "hint": self.hint}
 

@@ -53,7 +53,9 @@ def test_a_plugin_that_raises_on_import_is_skipped(cli, tmp_path):
     # the rest of the CLI works
     other = cli("template", "ls", "--json", env={"PYTHONPATH": str(site)},
                 config=tmp_path / "none.toml")
-    assert other.returncode == 2 and "no such configuration file" in other.stderr
+    assert other.returncode == 2  # --json: the failure is the JSON document on stdout
+    assert json.loads(other.stdout)["error"] == "bad_config"
+    assert "no such configuration file" in json.loads(other.stdout)["message"]
     assert "Traceback" not in other.stderr
 
 

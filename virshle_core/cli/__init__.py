@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from ..errors import ConfigError, VirshleError
     from .app import core_command, make_cli
+    from .render import report_error, wants_json
 
     # `v` is `virshle` by another name; its shell completion asks through _V_COMPLETE
     prog = "v" if os.path.basename(sys.argv[0]) == "v" else "virshle"
@@ -80,17 +81,16 @@ def main(argv: list[str] | None = None) -> None:
         from ..errors import shorten
 
         exc.message = shorten(exc.message)  # click quotes what it was given
-        exc.show()
+        if wants_json(args):
+            report_error("bad_usage", exc.format_message(), "", None, True)
+        else:
+            exc.show()
         sys.exit(exc.exit_code)
     except ConfigError as exc:
-        click.echo(f"Error: {exc.message}", err=True)
-        if exc.hint:
-            click.echo(f"  Hint: {exc.hint}", err=True)
+        report_error(exc.code, exc.message, exc.hint, None, wants_json(args))
         sys.exit(2)
     except VirshleError as exc:
-        click.echo(f"Error: {exc.message}", err=True)
-        if exc.hint:
-            click.echo(f"  Hint: {exc.hint}", err=True)
+        report_error(exc.code, exc.message, exc.hint, exc.node, wants_json(args))
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -183,11 +183,9 @@ def run(argv: list[str]) -> int | None:
 
         if not isinstance(exc, VirshleError):
             raise
-        from .render import echo
+        from .render import report_error
 
-        echo(f"Error: {exc.message}", err=True)
-        if exc.hint:
-            echo(f"  Hint: {exc.hint}", err=True)
+        report_error(exc.code, exc.message, exc.hint, exc.node, "--json" in flags)
         return exc.exit_code
 
 

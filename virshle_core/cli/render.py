@@ -232,3 +232,24 @@ def echo(message: str, err: bool = False) -> None:
 
 def warn(message: str) -> None:
     echo(style("Warning: ", fg="yellow", stream=sys.stderr) + message, err=True)
+
+
+def wants_json(args: list[str]) -> bool:
+    """``--json`` among a command's own words (not after ``--``)."""
+    words = args[:args.index("--")] if "--" in args else args
+    return "--json" in words
+
+
+def report_error(code: str, message: str, hint: str, node: str | None, as_json: bool) -> None:
+    """A failure, said once: one JSON document on stdout for ``--json`` (scripts read
+    stdout, and the exit status still says it failed), else a line and its hint on stderr."""
+    if as_json:
+        import json
+
+        sys.stdout.write(json.dumps({"error": code, "message": message, "hint": hint,
+                                     "node": node}) + "\n")
+        sys.stdout.flush()
+        return
+    echo(f"Error: {message}", err=True)
+    if hint:
+        echo(f"  Hint: {hint}", err=True)

@@ -79,6 +79,12 @@ class NodeClient:
     # --- transport ------------------------------------------------------------------
 
     def connect(self) -> socket.socket:
+        try:
+            return self._connect()
+        except VirshleError as exc:
+            raise self._said(exc) from None
+
+    def _connect(self) -> socket.socket:
         if self.url.scheme == "unix":
             return self._connect_unix(self.url.path)
         if self.url.scheme == "ssh":
@@ -175,17 +181,22 @@ class NodeClient:
         except (ValueError, OSError, http.HttpError):
             data = None
         if not isinstance(data, dict):
-            return VirshleError(f"node {self.name!r} answered {method} {path} with HTTP "
-                                f"{response.status} {response.reason}".rstrip())
-        return from_json(data, response.status)
+            return self._said(VirshleError(f"node {self.name!r} answered {method} {path} with "
+                                           f"HTTP {response.status} {response.reason}".rstrip()))
+        return self._said(from_json(data, response.status))
+
+    def _said(self, exc: VirshleError) -> VirshleError:
+        """``exc``, marked as this node's (``--json`` errors name it)."""
+        exc.node = exc.node or self.name
+        return exc
 
     def _lost(self, method: str, path: str, exc: BaseException) -> NodeUnavailable:
         detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-        return NodeUnavailable(
+        return self._said(NodeUnavailable(
             f"node {self.name!r}: the connection was lost during {method} {path} ({detail})",
             "The node daemon stopped or restarted; what it had not finished is finished or "
             "undone when it starts again. Check `virshle node ping` and `virshle vm ls`.",
-            status="offline")
+            status="offline"))
 
     def call(self, method: str, path: str, body: Any = None, timeout: float | None = None) -> Any:
         """One request; the decoded JSON reply, or the daemon's error raised."""
@@ -281,7 +292,7 @@ class NodeClient:
                 if line.progress is not None:
                     on_progress(line.progress.what, line.progress.done, line.progress.total)
                 elif line.error is not None:
-                    raise from_json(line.error.to_json(), line.status or 500)
+                    raise self._said(from_json(line.error.to_json(), line.status or 500))
                 elif line.result is not None:
                     return line.result
         except (OSError, http.HttpError, ValueError) as exc:
@@ -344,7 +355,8 @@ class NodeClient:
                 payload = json.loads(exc.body or b"{}")
             except ValueError:
                 payload = {}
-            raise from_json(payload if isinstance(payload, dict) else {}, exc.status) from None
+            raise self._said(from_json(payload if isinstance(payload, dict) else {},
+                                       exc.status)) from None
         sock.settimeout(None)
         return ws
 

@@ -52,9 +52,11 @@ def find_vm(clients: list, ref: "VmRef", leases: bool = False) -> tuple[Any, api
         raise unavailable[0][1]
     where = f"node {clients[0].name!r}" if len(clients) == 1 else "any node"
     extra = "".join(f"; node {c.name} unavailable: {e.message}" for c, e in unavailable)
-    raise NotFound(f"no VM with {ref.label} on {where}{extra}" if ref.kind != "name"
+    missing = NotFound(f"no VM with {ref.label} on {where}{extra}" if ref.kind != "name"
                    else f"no VM {ref.value!r} on {where}{extra}",
                    "List the VMs with `virshle vm ls`.", code="vm_not_found")
+    missing.node = clients[0].name if len(clients) == 1 else None
+    raise missing
 
 
 def place(everyone: list, template_name: str, count: int, node_name: str | None = None) -> list:

@@ -20,6 +20,7 @@ class ErrorCode(StrEnum):
     # generic, one per error class (virshle_core.errors)
     FAILED = "failed"
     BAD_REQUEST = "bad_request"
+    BAD_USAGE = "bad_usage"  # the command line's: options and arguments
     BAD_CONFIG = "bad_config"
     NOT_FOUND = "not_found"
     CONFLICT = "conflict"
