@@ -15,7 +15,7 @@ from .. import progress
 from ..errors import Conflict, NotFound, VirshleError
 from ..host import transfer
 from ..log import logger
-from ..vm import migration
+from ..vm import migration, movefiles
 from ..wire import api
 from . import access
 from .http import Request, Response, json_response
@@ -94,7 +94,7 @@ class MoveRoutes:
         if channel == "files":
             what = request.query.get("what", "all")
             bases = [b for b in request.query.get("bases", "").split(",") if b]
-            files = await self.node.run(migration.source_files, vm, what, bases,
+            files = await self.node.run(movefiles.source_files, vm, what, bases,
                                         int(request.query.get("since", 0) or 0))
             await tunnel.prepare(request)
             try:
@@ -209,8 +209,8 @@ class MoveRoutes:
             try:
                 await transfer.receive_files(
                     tunnel.reader, tunnel.writer,
-                    lambda header: migration.place_file(self.node.context, vm, header),
-                    lambda header, path: migration.file_received(self.node.context, header, path))
+                    lambda header: movefiles.place_file(self.node.context, vm, header),
+                    lambda header, path: movefiles.file_received(self.node.context, header, path))
             except (transfer.TransferError, OSError) as exc:
                 logger.warning("VM {}: receiving its files failed: {}", vm.name, exc)
                 held.received, held.failure = False, str(exc)
@@ -233,7 +233,7 @@ class MoveRoutes:
         async with self.node.locks[vm.uuid]:
             held.sockets = await self.node.run_to_end(migration.start_receiving, self.node.context,
                                                       vm, held.offer)
-        log = vm.path / migration.CONSOLE
+        log = vm.path / movefiles.CONSOLE
         size = log.stat().st_size if log.exists() else 0
         return json_response(api.MoveStarted(channels=sorted(held.sockets),
                                              console_size=size).to_json())
