@@ -97,3 +97,21 @@ def test_the_graph_is_read():
 
 def test_no_import_cycle():
     assert cycles(graph()) == []
+
+
+def test_the_hot_path_imports_nothing_heavy():
+    """What `vm ls` and `node ls` import on the fast path brings none of the modules the
+    start-up budget keeps out (docs/architecture.md, "Start-up budget"): a `from typing
+    import Any` in a wire module cost a listing 10 ms, a third of it, and no test saw it."""
+    import subprocess
+    import sys
+
+    probe = ("import sys; base = set(sys.modules)\n"
+             "import virshle_core.cli.fast, virshle_core.cli.listing, virshle_core.client, "
+             "virshle_core.wire.api, virshle_core.cli.render\n"
+             "print(' '.join(sorted(set(sys.modules) - base)))")
+    loaded = set(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                                check=True).stdout.split())
+    heavy = {"typing", "click", "pluggy", "attrs", "cattrs", "hashlib", "enum", "re", "json",
+             "asyncio", "asyncssh", "loguru", "sqlite3", "psutil"}
+    assert loaded & heavy == set()

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from .record import Record
+
+TYPE_CHECKING = False  # typing itself is an import the CLI's start-up avoids
+if TYPE_CHECKING:
+    from typing import Any
 
 # Error, Progress and Vm are api's records, found by name (record.TYPES): importing
 # api here would make a cycle, as api names these records as its own.
