@@ -210,8 +210,13 @@ def test_a_daemon_that_dies_mid_request_is_offline_and_the_others_still_answer(c
         assert nodes["dying"]["status"] == "offline"
         assert "closed the connection without answering" in nodes["dying"]["reason"]
         listing = cli("vm", "ls", "--json", config=config)
-        assert listing.returncode == 1 and "node dying:" in listing.stderr
+        assert listing.returncode == 0 and "node dying:" in listing.stderr  # named, once
+        assert listing.stderr.count("dying") == 1, listing.stderr
         assert listing.json() == []  # the good node's (empty) list was still printed
+        strict = cli("vm", "ls", "--json", "--strict", config=config)
+        assert strict.returncode == 1 and strict.json() == []
+        alone = cli("vm", "ls", "--node", "dying", config=config)  # no node answered
+        assert alone.returncode == 1 and "node dying:" in alone.stderr
     finally:
         server.close()
 

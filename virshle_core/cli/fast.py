@@ -63,7 +63,7 @@ def _warn_disks(disks: list) -> None:
 # bulk verbs' come from their declarations (``virshle_core.verbs``: the core's, and the
 # plugins' the view keeps)
 REFS = {"--id", "--name", "--uuid"}  # each may be given several times, by the bulk verbs
-FLAGS = {"ls": {"--json", "--wide"}, "create": {"--json"}, "info": {"--json", "--refresh"}}
+FLAGS = {"ls": {"--json", "--wide", "--strict"}, "create": {"--json"}, "info": {"--json", "--refresh"}}
 VALUES = {"ls": {"--node", "--state"}, "create": {"--node", "--name", "-t", "--template", "-n", "--count"},
           "info": {"--node", *REFS}}
 
@@ -236,7 +236,7 @@ def _answer(group: str, verb: str, settings: _Settings, values: dict, flags: set
             raise _Decline
         from . import listing
 
-        return listing.list_vms(settings, node, state, as_json)
+        return listing.list_vms(settings, node, state, as_json, "--strict" in flags)
     from . import actions
 
     if verb in (bulk or {}):

@@ -8,11 +8,13 @@ or the fast path's view of the cached configuration).
 from __future__ import annotations
 
 
-from .render import echo, emit_json, state, table, warn
+from .render import about, echo, emit_json, state, table, warn
 
 
-def list_vms(settings, node_name: str | None, state_filter: str | None, as_json: bool) -> int:
-    """Print the VMs of every node (in parallel); the exit status: 1 if a node failed."""
+def list_vms(settings, node_name: str | None, state_filter: str | None, as_json: bool,
+             strict: bool = False) -> int:
+    """Print the VMs of every node (in parallel); the exit status: 1 when no node answered,
+    or (``strict``) when any failed."""
     from ..client import fan_out, one_per_daemon
     from ..units import human_size
 
@@ -57,9 +59,10 @@ def list_vms(settings, node_name: str | None, state_filter: str | None, as_json:
         echo(table(headers, rows, optional=["uuid", "updated_at", "created_at", "provision",
                                             "disks", "owner", "node"]))
     for name, error in failures:
-        echo(f"Error: node {name}: {error.message}", err=True)
+        echo(f"Error: {about(name, error.message)}", err=True)
     show_node_warnings(settings, [client for client, _, _ in results])
-    return 1 if failures else 0
+    return 1 if failures and (strict or len(failures) == len(results)) else 0
+
 
 
 def list_nodes(settings, node_name: str | None, as_json: bool) -> int:

@@ -9,6 +9,7 @@ import click
 from .app import Settings, verbosity_options
 from .verbs_cmd import VerbsGroup, declared
 from .completion import node_names
+from .render import about
 from .render import bar, emit_json, state, table
 
 
@@ -243,7 +244,7 @@ def node_reload(settings: Settings, node_name: str | None, as_json: bool) -> Non
                 for message in answer.warnings:
                     click.echo(f"{client.name}: Warning: {message}", err=True)
             else:
-                click.echo(f"Error: node {client.name}: {error.message}", err=True)
+                click.echo(f"Error: {about(client.name, error.message)}", err=True)
     errors = [error for _, _, error in results if error is not None]
     if errors:
         raise click.exceptions.Exit(2 if all(isinstance(e, UsageError) for e in errors) else 1)

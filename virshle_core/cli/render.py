@@ -253,3 +253,12 @@ def report_error(code: str, message: str, hint: str, node: str | None, as_json: 
     echo(f"Error: {message}", err=True)
     if hint:
         echo(f"  Hint: {hint}", err=True)
+
+
+def about(node: str, message: str) -> str:
+    """``node NAME: message``, the node named once: a message that names it already
+    ("node 'remote_2': ...") is not prefixed again."""
+    for named in (f"node {node!r}: ", f"node {node}: "):
+        if message.startswith(named):
+            return f"node {node}: {message[len(named):]}"
+    return f"node {node}: {message}"

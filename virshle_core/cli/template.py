@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .app import Settings, VirshleGroup, verbosity_options
-from .render import emit_json, table
+from .render import about, emit_json, table
 
 
 
@@ -49,6 +49,6 @@ def template_ls(settings: Settings, node_name: str | None, as_json: bool) -> Non
         ]
         click.echo(table(headers, rows))
     for name, error in failures:
-        click.echo(f"Error: node {name}: {error.message}", err=True)
+        click.echo(f"Error: {about(name, error.message)}", err=True)
     if failures:
         raise click.exceptions.Exit(1)

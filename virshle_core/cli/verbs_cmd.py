@@ -98,7 +98,7 @@ def command(verb: Verb) -> click.Command:
 def _on_node(settings: Settings, verb: Verb, node_name: str | None, values: dict,
              as_json: bool) -> None:
     from ..client import fan_out
-    from .render import echo, emit_json
+    from .render import about, echo, emit_json
 
     results = fan_out(settings.clients(node_name), lambda client: client.perform(verb, **values))
     if as_json:
@@ -106,7 +106,7 @@ def _on_node(settings: Settings, verb: Verb, node_name: str | None, values: dict
                    for c, r, e in results])
     for client, result, error in results:
         if error is not None:
-            echo(f"Error: node {client.name}: {error.message}", err=True)
+            echo(f"Error: {about(client.name, error.message)}", err=True)
         elif not as_json:
             settings.say(verb.said.format(node=client.name, verb=verb.name))
     if any(error for _, _, error in results):

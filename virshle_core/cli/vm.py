@@ -84,10 +84,15 @@ def vm_create(settings: Settings, template_name: str, node_name: str | None, cou
               type=click.Choice(STATES),
               help="Only VMs in this state.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.option("--strict", is_flag=True, help="Exit 1 when any node could not be listed.")
 @verbosity_options
 @click.pass_obj
-def vm_ls(settings: Settings, node_name: str | None, state_filter: str | None, as_json: bool) -> None:
+def vm_ls(settings: Settings, node_name: str | None, state_filter: str | None, as_json: bool,
+          strict: bool) -> None:
     """List VMs of every node, in parallel; -v adds disks and ips, -vv dates, -vvv uuids.
+
+    A node that cannot be listed is named on stderr and the others are listed; the exit
+    status is 0 unless no node answered (or --strict).
 
     \b
     Examples:
@@ -96,7 +101,7 @@ def vm_ls(settings: Settings, node_name: str | None, state_filter: str | None, a
     """
     from .listing import list_vms
 
-    if list_vms(settings, node_name, state_filter, as_json):
+    if list_vms(settings, node_name, state_filter, as_json, strict):
         raise click.exceptions.Exit(1)
 
 
