@@ -45,3 +45,16 @@ def test_systemd_accepts_the_unit(tmp_path):
                               text=True)
     assert verified.returncode == 0, verified.stderr
     assert "virshle.service" not in verified.stderr  # no warning about it either
+
+
+def test_without_systemd_the_last_line_says_how_to_start_it_instead(tmp_path):
+    """`node init --systemd` where systemd does not run (a container, this machine) ended
+    with "Start it with `systemctl start virshle`" (issue 23, item 7)."""
+    config = write_config(tmp_path)
+    result = run_cli("node", "init", "--dir", "--systemd", config=config,
+                     env={"VIRSHLE_SYSTEMD_UNIT_DIR": str(tmp_path / "units")})
+    assert result.returncode == 0, result.stderr
+    running = Path("/run/systemd/system").is_dir() and shutil.which("systemctl")
+    how = "`systemctl start virshle`" if running else "`virshle node serve`"
+    assert result.stdout.rstrip().endswith(f"Start it with {how}."), result.stdout
+

@@ -63,7 +63,10 @@ def node_init(settings: Settings, all_: bool, dir_: bool, db: bool, net: bool, f
         if part in done:
             items = done[part] or ["already in place"]
             click.echo(f"{part:<7} " + "\n        ".join(items))
-    how = "`systemctl start virshle`" if systemd else "`virshle node serve`"
+    from ..daemon.service import systemd_running
+
+    # a unit written where systemd does not run is started elsewhere: here, serve it
+    how = "`systemctl start virshle`" if systemd and systemd_running() else "`virshle node serve`"
     click.echo(f"Node ready at {settings.config.host.root_path}. Start it with {how}.")
 
 

@@ -42,6 +42,11 @@ def this_virshle() -> str:
     return shutil.which("virshle") or os.path.join(os.path.dirname(sys.executable), "virshle")
 
 
+def systemd_running() -> bool:
+    """Whether systemd manages this host (not a container or another init)."""
+    return Path("/run/systemd/system").is_dir() and shutil.which("systemctl") is not None
+
+
 def install(config_path: str | None) -> list[str]:
     """Write the unit and enable it where systemd runs; what was done, a line each."""
     unit_dir = Path(os.environ.get("VIRSHLE_SYSTEMD_UNIT_DIR") or UNIT_DIR)
@@ -61,7 +66,7 @@ def install(config_path: str | None) -> list[str]:
                            "Run `virshle node init --systemd` as root.") from None
     if os.environ.get("VIRSHLE_SYSTEMD_UNIT_DIR"):
         return done  # a unit directory of its own (tests, packaging): systemd is not told
-    if not Path("/run/systemd/system").is_dir() or not shutil.which("systemctl"):
+    if not systemd_running():
         done.append("systemd is not running here: enable the service where it runs, with "
                     "`systemctl daemon-reload && systemctl enable --now virshle`")
         return done
