@@ -108,12 +108,9 @@ def place(everyone: list, template_name: str, count: int, node_name: str | None 
     by_name = {client.name: client for client, _, _ in results}
     candidates = []
     for client, info, error in results:
-        status = "online" if error is None else getattr(error, "status", "offline")
-        if info is not None and info.cordon is not None and info.cordon.cordoned:
-            status = "cordoned"  # `node cordon`: new VMs go elsewhere
         candidates.append(NodeCandidate(
             name=client.name, weight=client.entry.weight, info=info.to_json() if info else {},
-            status=status))
+            status=candidate_status(info, error)))
     _check_room(candidates, template_name, count)
     plan = []
     for index in range(count):
@@ -129,6 +126,14 @@ def place(everyone: list, template_name: str, count: int, node_name: str | None 
         _take_room(candidate, template_name)
         plan.append(by_name[chosen])
     return plan
+
+
+def candidate_status(info, error) -> str:
+    """A node's status for the placement hook: ``online``, ``cordoned`` (`node cordon`: new
+    VMs go elsewhere), or why it could not be asked."""
+    if error is not None:
+        return getattr(error, "status", "offline")
+    return "cordoned" if info.cordon is not None and info.cordon.cordoned else "online"
 
 
 def _room(candidate, template_name: str) -> int | None:

@@ -9,7 +9,7 @@ from typing import Callable
 
 from ..errors import VirshleError
 from ..wire import api
-from .cluster import choose_node, uuid_ref
+from .cluster import candidate_status, choose_node, uuid_ref
 
 
 def drain(node, everyone: list, live: bool, parallel: int,
@@ -28,11 +28,9 @@ def drain(node, everyone: list, live: bool, parallel: int,
     for client, info, error in results:
         if error is None and info is not None and client.node_id == here:
             continue  # another name for the node being drained
-        status = "online" if error is None else getattr(error, "status", "offline")
-        if error is None and info.cordon is not None and info.cordon.cordoned:
-            status = "cordoned"
         candidates.append(NodeCandidate(name=client.name, weight=max(client.entry.weight, 1),
-                                        status=status, info=info.to_json() if info else {}))
+                                        status=candidate_status(info, error),
+                                        info=info.to_json() if info else {}))
         by_name[client.name] = (client, info)
         reserved[client.name] = [info.cpu.reserved, info.ram.reserved] if info else [0, 0]
     plan: list[tuple] = []
