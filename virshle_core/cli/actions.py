@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     from ..verbs import Verb
 
 
+REDRAW = 0.1
+"""Seconds between two drawings of a progress line."""
+
+
 class ProgressLine:
     """One line on stderr for long work, shown only on a terminal and after a moment."""
 
@@ -34,24 +38,32 @@ class ProgressLine:
         self.delay = delay
         self.shown = False
         self.what = ""
-        self.since = self.started
+        self.since = self.drawn = self.started
+        self.longest = 0
 
     def update(self, what: str, done: int, total: int) -> None:
         import time
 
         now = time.monotonic()
         if what != self.what:  # a new piece of work: its rate starts now
-            self.what, self.since = what, now
+            self.what, self.since, self.drawn = what, now, 0.0
+        elif done < total and now - self.drawn < REDRAW:
+            return  # a pipe reports every 64 KiB: draw ten times a second, not thousands
         if not self.enabled or now - self.started < self.delay:
             return
+        self.drawn = now
         from ..units import human_size
+        from .render import columns
 
         width = 30
         filled = int(width * done / total) if total else width
         rate = done / (now - self.since) if now > self.since else 0
-        sys.stderr.write(f"\r{what}: [{'#' * filled}{' ' * (width - filled)}] "
-                         f"{100 * done / max(total, 1):5.1f}% {human_size(done)} of "
-                         f"{human_size(total)}, {human_size(rate)}/s   ")
+        text = (f"{what}: [{'#' * filled}{' ' * (width - filled)}] "
+                f"{100 * done / max(total, 1):5.1f}% {human_size(done)} of "
+                f"{human_size(total)}, {human_size(rate)}/s")
+        room = (columns() or 80) - 1  # the last column would wrap the line on some terminals
+        sys.stderr.write("\r" + text[:room].ljust(min(self.longest, room)))
+        self.longest = max(self.longest, len(text))  # what a shorter line must blank out
         sys.stderr.flush()
         self.shown = True
 

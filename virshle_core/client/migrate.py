@@ -49,7 +49,7 @@ def migrate(source, vm: api.Vm, target, live: bool = False,
             b.size for b in offer.bases if b.digest in plan.missing)
         if live:
             carry_files(source, at_source, target, move_id, "static", plan.missing, 0,
-                        lambda n: report("files", n, total))
+                        tally(report, "files", total))
             started_there = target.read(api.MoveStarted, target.post(f"/moves/{move_id}/start",
                                                                      timeout=120))
             pipes = [Pipe(open_tunnel(source, f"{at_source}/stream/{channel}"),
@@ -67,7 +67,7 @@ def migrate(source, vm: api.Vm, target, live: bool = False,
                         started_there.console_size, lambda n: None)
         else:
             carry_files(source, at_source, target, move_id, "all", plan.missing, 0,
-                        lambda n: report("files", n, total))
+                        tally(report, "files", total))
             figures = source._with_progress(f"{at_source}/perform", {}, api.PerformLine,
                                             api.MoveFigures, report)
         performed = True
@@ -97,6 +97,17 @@ def migrate(source, vm: api.Vm, target, live: bool = False,
         figures.bytes = sum(f.size for f in offer.files)
     return api.MigrateResult(vm=moved, source=source.name, target=target.name, live=live,
                              figures=figures)
+
+
+def tally(report: Report, what: str, total: int) -> Callable[[int], None]:
+    """A callback for what a pipe moves a chunk at a time, reporting the running sum."""
+    done = 0
+
+    def count(size: int) -> None:
+        nonlocal done
+        done += size
+        report(what, done, total)
+    return count
 
 
 def carry_files(source, at_source: str, target, move_id: str, what: str, bases: list[str],
