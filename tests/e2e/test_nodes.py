@@ -458,3 +458,57 @@ def wait_for_value(predicate, what: str, timeout: float = 15):
     from tests.support import wait_for
 
     return wait_for(predicate, timeout=timeout, what=what)
+
+
+def test_an_ssh_config_alias_through_proxyjump(cluster, tmp_path):
+    """``ssh://deku/…`` names a ``~/.ssh/config`` alias: its HostName, Port, User,
+    IdentityFile, UserKnownHostsFile and ProxyJump are followed. Its sshd listens on beta's
+    loopback only, so nothing but the jump through beta's sshd reaches it; the key is in no
+    agent and no default place; its host key is in no ``~/.ssh/known_hosts``."""
+    home = fresh_home(cluster, short_dir("pj"))
+    beta = cluster.sshds["beta"]
+    hidden = Sshd(beta.ns, beta.dir.parent / f"sshd-hidden-{os.getpid()}", "127.0.0.1",
+                  cluster.key.with_suffix(".pub"), port=2022)
+    try:
+        key = home / "keys" / "deku"
+        key.parent.mkdir()
+        shutil.copy(cluster.key, key)
+        os.chmod(key, 0o600)
+        (home / ".ssh" / "deku_known_hosts").write_text(hidden.known_hosts_line() + "\n")
+        ssh_config = (f"Host deku\n  HostName 127.0.0.1\n  Port 2022\n  User root\n"
+                      f"  ProxyJump jumper\n  IdentityFile {key}\n"
+                      f"  UserKnownHostsFile ~/.ssh/deku_known_hosts\n"
+                      f"Host jumper\n  HostName {cluster.addresses['beta']}\n  User root\n"
+                      f"  IdentityFile {key}\n")
+        (home / ".ssh" / "config").write_text(ssh_config)
+        socket_path = cluster.nodes["beta"].socket
+        config = cluster.write_config(tmp_path / "alias.toml", [
+            {"name": "deku", "url": f"ssh://deku{socket_path}", "timeout": 5, "persist": 5}])
+        env = {"HOME": str(home), "XDG_CACHE_HOME": None, "SSH_AUTH_SOCK": None}
+
+        first = cluster.cli("node", "ls", "--json", config=config, env=env)
+        assert first.returncode == 0, first.stderr + first.stdout
+        assert first.stderr == ""
+        (node,) = first.json()
+        assert node["status"] == "online", node
+        hidden_log = hidden.dir / "sshd.log"
+        assert "Accepted publickey for root from 127.0.0.1" in hidden_log.read_text()
+
+        # the next command goes through the holder the first one left: no new login
+        wait_for_value(lambda: list((home / ".cache" / "virshle").glob("ssh-*.sock")),
+                       "the holder's socket")
+        wait_for_value(lambda: hidden_log.read_text().count("Accepted publickey") == 2 or None,
+                       "the holder's login")
+        assert cluster.cli("vm", "ls", config=config, env=env).returncode == 0
+        assert hidden_log.read_text().count("Accepted publickey") == 2
+
+        # without the jump the alias leads nowhere: the jump is what reached it
+        (home / ".ssh" / "config").write_text(ssh_config.replace("  ProxyJump jumper\n", ""))
+        alone = cluster.cli("node", "ls", "--json", config=config, env=env)
+        (node,) = alone.json()
+        assert node["status"] == "unreachable", node
+        assert "cannot reach deku (root@127.0.0.1:2022) over SSH" in node["reason"], node
+    finally:
+        for pid in holder_pids(cluster, home):
+            os.kill(pid, 15)
+        hidden.stop()

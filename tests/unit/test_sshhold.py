@@ -19,6 +19,10 @@ def hashed(name: str) -> str:
     return f"|1|{base64.b64encode(salt).decode()}|{base64.b64encode(digest).decode()}"
 
 
+def held(user: str, host: str, port: int):
+    return sshhold.socket_path(sshhold.endpoint(f"ssh://{user}@{host}:{port}/v.sock"))
+
+
 def test_the_name_follows_the_trusted_keys(monkeypatch):
     import shutil
     import tempfile
@@ -29,18 +33,18 @@ def test_the_name_follows_the_trusted_keys(monkeypatch):
     monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
     (tmp_path / ".ssh").mkdir()
     known = tmp_path / ".ssh" / "known_hosts"
-    assert sshhold.socket_path("anon", "deku", 22) is None  # nothing trusted: never held
+    assert held("anon", "deku", 22) is None  # nothing trusted: never held
     known.write_text(f"# a comment\n{hashed('deku')} {KEY}\n[deku]:2222 {OTHER}\n"
                      f"@revoked bakugo {OTHER}\n")
     assert sshhold.trusted_keys("deku", 22) == [KEY]
     assert sshhold.trusted_keys("deku", 2222) == [OTHER]
     assert sshhold.trusted_keys("bakugo", 22) == []  # a revocation: never held
-    first = sshhold.socket_path("anon", "deku", 22)
+    first = held("anon", "deku", 22)
     assert first.parent == tmp_path / ".cache" / "virshle"
     assert (first.parent.stat().st_mode & 0o777) == 0o700
     known.write_text(f"deku {OTHER}\n")  # the host's key changed: another holder
-    assert sshhold.socket_path("anon", "deku", 22) != first
-    assert sshhold.socket_path("root", "deku", 22) != sshhold.socket_path("anon", "deku", 22)
+    assert held("anon", "deku", 22) != first
+    assert held("root", "deku", 22) != held("anon", "deku", 22)
     shutil.rmtree(tmp_path)
 
 
@@ -50,6 +54,6 @@ def test_a_deep_home_gets_a_short_path(tmp_path, monkeypatch):
     (deep / ".ssh" / "known_hosts").write_text(f"deku {KEY}\n")
     monkeypatch.setenv("HOME", str(deep))
     monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
-    path = sshhold.socket_path("anon", "deku", 22)
+    path = held("anon", "deku", 22)
     assert len(str(path)) <= sshhold.MAX_SOCKET_PATH and path.parent.name.startswith("virshle-")
     assert (path.parent.stat().st_mode & 0o777) == 0o700

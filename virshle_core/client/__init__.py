@@ -48,7 +48,7 @@ class Url:
             self.path = urlsplit(url).path
 
 
-_SPAWNED: set[tuple] = set()
+_SPAWNED: set[str] = set()
 """The SSH holders this process started (one per user, host and port)."""
 
 
@@ -96,19 +96,19 @@ class NodeClient:
         holder started for the next command, unless ``[[node]] persist = 0``)."""
         from . import sshhold
 
-        user, host, port, path = sshhold.parse(self.entry.url)
+        target = sshhold.endpoint(self.entry.url)
         persist = getattr(self.entry, "persist", 0)
         if persist > 0:
-            sock = sshhold.connect(user, host, port, path, self.timeout)
+            sock = sshhold.connect(target, self.timeout)
             if sock is not None:
                 return sock
         from . import ssh  # asyncssh only when no holder answers
 
         sock = ssh.open_socket(self.name, self.entry.url, self.timeout)
         sock.settimeout(self.timeout)
-        if persist > 0 and (user, host, port) not in _SPAWNED:
-            _SPAWNED.add((user, host, port))
-            sshhold.spawn(self.name, user, host, port, persist)
+        if persist > 0 and self.entry.url not in _SPAWNED:
+            _SPAWNED.add(self.entry.url)
+            sshhold.spawn(self.name, self.entry.url, persist)
         return sock
 
     def _connect_unix(self, path: str) -> socket.socket:

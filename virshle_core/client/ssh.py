@@ -1,10 +1,13 @@
 """Reaching a node over SSH (asyncssh), as if its unix socket were local.
 
-``ssh://user@host:port/var/lib/virshle/virshle.sock``: the client logs in
-with the keys of the running ssh-agent (``SSH_AUTH_SOCK``) and the user's
-default identities, verifies the host key against ``~/.ssh/known_hosts``
-(an unknown or changed key is refused, with its fingerprint and the line to
-add: there is no silent accept), and opens a ``direct-streamlocal`` channel
+``ssh://user@host:port/var/lib/virshle/virshle.sock``: ``host`` may be an
+alias of ``~/.ssh/config``, which asyncssh reads as ssh(1) does (``sshconfig.py``
+says what the URL's user and port override). The client logs in with the keys
+of the running ssh-agent (``SSH_AUTH_SOCK``) and the identities the config or
+the defaults name, verifies the host key against ``~/.ssh/known_hosts`` (or the
+config's ``UserKnownHostsFile``: an unknown or changed key is refused, with its
+fingerprint and the line to add: there is no silent accept), and opens a
+``direct-streamlocal`` channel
 to the remote daemon's socket for each request. The remote daemon needs
 nothing but its usual socket and an sshd.
 
@@ -20,7 +23,6 @@ import asyncio
 import os
 import socket
 import threading
-from pathlib import Path
 from typing import Any
 
 from ..errors import NodeUnavailable
@@ -60,38 +62,35 @@ def _event_loop() -> asyncio.AbstractEventLoop:
         return _loop
 
 
-from .sshhold import parse  # noqa: E402,F401 -- the URL's parts, read without asyncio
-
-
-def known_hosts_path() -> Path:
-    return Path(os.path.expanduser("~")) / ".ssh" / "known_hosts"
+from .sshconfig import Endpoint, endpoint  # noqa: E402
 
 
 def _host_pattern(host: str, port: int) -> str:
     return host if port == 22 else f"[{host}]:{port}"
 
 
-async def _host_key_problem(node: str, host: str, port: int) -> str | None:
+async def _host_key_problem(node: str, target: Endpoint) -> str | None:
     """Say why the host key was refused: revoked, changed, of a type we do not know, or unknown.
 
     None when known_hosts has nothing against this host (the failure is elsewhere).
     """
     import asyncssh
 
+    host, port = target.key_host, target.port
     pattern = _host_pattern(host, port)
-    path = known_hosts_path()
+    files = [name for name in target.known_hosts if os.path.exists(name)]
+    path = files[0] if files else (target.known_hosts or ["~/.ssh/known_hosts"])[0]
     trusted, revoked = [], []
-    if path.exists():
+    for name in files:
         try:
-            trusted, _, revoked, _, _, _, _ = asyncssh.match_known_hosts(
-                asyncssh.read_known_hosts(str(path)), host, None, port)
+            found, _, cut, _, _, _, _ = asyncssh.match_known_hosts(
+                asyncssh.read_known_hosts(name), host, None, port)
         except Exception:
-            trusted, revoked = [], []
-    key = await _server_key(host, port)
-    if key is None:
-        if not trusted and not revoked:
-            return None
-        return f"node {node!r}: the host key of {pattern} could not be read to verify it"
+            continue
+        trusted, revoked = trusted + list(found), revoked + list(cut)
+    key = await _server_key(target)
+    if key is None:  # not reached at all: the caller says so
+        return None
     line = f"{pattern} {key.export_public_key().decode().strip()}"
     fingerprint = key.get_fingerprint()
     blob = key.public_data
@@ -103,7 +102,7 @@ async def _host_key_problem(node: str, host: str, port: int) -> str | None:
         return None  # the key is known and trusted: the failure was not about it
     listed = sorted({k.get_algorithm() for k in trusted})
     if listed and key.get_algorithm() not in listed:
-        same_type = await _server_key(host, port, listed)
+        same_type = await _server_key(target, listed)
         if same_type is None:
             return (f"node {node!r}: {path} lists only {', '.join(listed)} key(s) for {pattern}, "
                     f"and that host offers no key of that type (it offers {key.get_algorithm()}, "
@@ -122,68 +121,76 @@ async def _host_key_problem(node: str, host: str, port: int) -> str | None:
             f"if it is right, add this line: {line}")
 
 
-async def _server_key(host: str, port: int, algorithms: list[str] | None = None):
+async def _server_key(target: Endpoint, algorithms: list[str] | None = None):
     """The host key the server offers (of one of ``algorithms``), or None."""
     import asyncssh
 
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {"tunnel": target.jump} if target.jump else {}
     if algorithms:  # an RSA key is offered under the names of its signature algorithms
         options["server_host_key_algs"] = [
             name for algorithm in algorithms
             for name in (("rsa-sha2-256", "rsa-sha2-512", "ssh-rsa") if algorithm == "ssh-rsa"
                          else (algorithm,))]
     try:
-        return await asyncio.wait_for(asyncssh.get_server_host_key(host, port, **options),
-                                      CONNECT_TIMEOUT)
+        return await asyncio.wait_for(
+            asyncssh.get_server_host_key(target.host, target.port, **options), CONNECT_TIMEOUT)
     except Exception:
         return None
 
 
-async def _connect(node: str, user: str, host: str, port: int, timeout: float):
+async def _connect(node: str, target: Endpoint):
     import asyncssh
 
-    key = (user, host, port)
+    key = str(target)
     lock = _connect_locks.setdefault(key, asyncio.Lock())
     async with lock:
         connection = _connections.get(key)
         if connection is not None and not connection.is_closed():
             return connection
-        options: dict[str, Any] = {
-            "username": user, "port": port, "known_hosts": str(known_hosts_path()),
-            "connect_timeout": CONNECT_TIMEOUT, "keepalive_interval": 15,
-        }
+        # The rest (HostName, User, Port, IdentityFile, CertificateFile, ProxyJump,
+        # UserKnownHostsFile) comes from ~/.ssh/config, read by asyncssh; with no known-hosts
+        # file at all, asyncssh trusts no key.
+        options: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT, "keepalive_interval": 15}
+        if target.url_user:
+            options["username"] = target.url_user
+        if target.url_port:
+            options["port"] = target.url_port
         if not os.environ.get("SSH_AUTH_SOCK"):
             options["agent_path"] = None
-        if not known_hosts_path().exists():
-            options["known_hosts"] = ()  # trust nothing: every key is "unknown"
+        where = _host_pattern(target.host, target.port)
         try:
-            connection = await asyncio.wait_for(asyncssh.connect(host, **options),
-                                                CONNECT_TIMEOUT + 1)
+            connection = await asyncio.wait_for(asyncssh.connect(target.alias, **options),
+                                                CONNECT_TIMEOUT * (2 if target.jump else 1) + 1)
+        except asyncssh.ConfigParseError as exc:
+            raise NodeUnavailable(f"node {node!r}: cannot read your SSH config: {exc}",
+                                  "Fix that line of ~/.ssh/config.",
+                                  status="unreachable") from None
         except asyncssh.HostKeyNotVerifiable:
-            problem = await _host_key_problem(node, host, port)
-            raise NodeUnavailable(problem or f"node {node!r}: the host key of "
-                                  f"{_host_pattern(host, port)} could not be verified",
+            problem = await _host_key_problem(node, target)
+            raise NodeUnavailable(problem or f"node {node!r}: the host key of {where} could "
+                                  "not be verified",
                                   "Check the host key with the node's administrator.",
                                   status="auth_error") from None
         except asyncssh.PermissionDenied as exc:
             agent = os.environ.get("SSH_AUTH_SOCK")
             hint = ("Load the authorised key into your agent (ssh-add)." if agent else
                     "No ssh-agent is running (SSH_AUTH_SOCK is unset): start one and ssh-add "
-                    "your key, or put it in ~/.ssh/id_ed25519.")
-            raise NodeUnavailable(f"node {node!r}: {user}@{host}:{port} refused every key "
-                                  f"({exc.reason})", hint, status="auth_error") from None
+                    "your key, or put it in ~/.ssh/id_ed25519 (or name it with IdentityFile "
+                    "in ~/.ssh/config).")
+            raise NodeUnavailable(f"node {node!r}: {target} refused every key ({exc.reason})",
+                                  hint, status="auth_error") from None
         except (asyncio.TimeoutError, TimeoutError):
-            raise NodeUnavailable(f"node {node!r}: no SSH answer from {host}:{port} within "
+            raise NodeUnavailable(f"node {node!r}: no SSH answer from {target} within "
                                   f"{CONNECT_TIMEOUT:g}s", "Check the host and port.",
                                   status="unreachable") from None
         except (OSError, asyncssh.Error) as exc:
             # A key exchange cut short may be a host key problem (known_hosts allows only
             # key types the server does not have): ask before calling it unreachable.
-            problem = await _host_key_problem(node, host, port)
+            problem = await _host_key_problem(node, target)
             if problem:
                 raise NodeUnavailable(problem, "Check the host key with the node's administrator.",
                                       status="auth_error") from None
-            raise NodeUnavailable(f"node {node!r}: cannot reach {host}:{port} over SSH: {exc}",
+            raise NodeUnavailable(f"node {node!r}: cannot reach {target} over SSH: {exc}",
                                   "Check the host, the port and that sshd runs there.",
                                   status="unreachable") from None
         _connections[key] = connection
@@ -193,8 +200,9 @@ async def _connect(node: str, user: str, host: str, port: int, timeout: float):
 async def _open_bridge(node: str, url: str, timeout: float) -> socket.socket:
     import asyncssh
 
-    user, host, port, path = parse(url)
-    connection = await _connect(node, user, host, port, timeout)
+    target = endpoint(url)
+    host, path = target.alias, target.path
+    connection = await _connect(node, target)
     try:
         reader, writer = await asyncio.wait_for(connection.open_unix_connection(path), timeout)
     except asyncssh.ChannelOpenError as exc:

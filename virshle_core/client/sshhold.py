@@ -9,8 +9,9 @@ held connection: no handshake, and no asyncssh to import. The holder ends after
 ``[[node]] persist`` seconds (60 by default; 0: nothing is held) with no stream open,
 when its SSH connection ends, or when its socket is taken from it.
 
-The socket is named by the user, host and port, and by the host keys that
-``~/.ssh/known_hosts`` trusts for that host: a changed key means another name, so a
+The socket is named by the user, host, port and route (as ``~/.ssh/config`` gives them:
+``sshconfig.py``), and by the host keys the user's known-hosts files trust for that host:
+a changed key means another name, so a
 holder never serves a connection verified against a key the user no longer trusts. A
 holder serves only its own user (``SO_PEERCRED``). A socket that does not answer is
 stale: it is removed and the command connects afresh, as it does whenever there is no
@@ -27,18 +28,10 @@ import socket
 import sys
 from pathlib import Path
 
+from .sshconfig import Endpoint, endpoint
+
 READY_TIMEOUT = 5.0
 """Seconds a command waits for the holder to open its channel."""
-
-
-def parse(url: str) -> tuple[str, str, int, str]:
-    """``ssh://user@host:port/path``: the user (you by default), host, port (22), path."""
-    import getpass
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    return (parts.username or getpass.getuser(), parts.hostname or "localhost",
-            parts.port or 22, parts.path)
 
 
 def runtime_dir() -> Path:
@@ -51,18 +44,28 @@ def runtime_dir() -> Path:
     return directory
 
 
-def trusted_keys(host: str, port: int) -> list[str]:
-    """The keys ``~/.ssh/known_hosts`` trusts for ``host:port`` (hashed names included)."""
+def trusted_keys(host: str, port: int, files: list[str] | None = None) -> list[str]:
+    """The keys the known-hosts ``files`` (``~/.ssh/known_hosts``) trust for ``host:port``
+    (hashed names included)."""
+    pattern = host if port == 22 else f"[{host}]:{port}"
+    found: list[str] = []
+    for name in files or [os.path.expanduser("~/.ssh/known_hosts")]:
+        try:
+            lines = Path(name).read_text().splitlines()
+        except OSError:
+            continue
+        keys = _trusted_in(lines, pattern)
+        if keys is None:
+            return []  # @revoked, @cert-authority: never held, the direct path judges
+        found += keys
+    return sorted(set(found))
+
+
+def _trusted_in(lines: list[str], pattern: str) -> list[str] | None:
     import base64
     import fnmatch
     import hmac
 
-    pattern = host if port == 22 else f"[{host}]:{port}"
-    path = Path(os.path.expanduser("~")) / ".ssh" / "known_hosts"
-    try:
-        lines = path.read_text().splitlines()
-    except OSError:
-        return []
     found = []
     for line in lines:
         fields = line.split()
@@ -81,21 +84,22 @@ def trusted_keys(host: str, port: int) -> list[str]:
                                               name.startswith("!") and fnmatch.fnmatchcase(
                                                   pattern, name.replace("[", "[[]")))
             if matched and marker is not None:
-                return []  # @revoked, @cert-authority: never held, the direct path judges
+                return None
             if matched:
                 found.append(key)
-    return sorted(set(found))
+    return found
 
 
-def socket_path(user: str, host: str, port: int) -> Path | None:
-    """Where the holder for ``user@host:port`` listens; None when no key is trusted for the
-    host (the direct path then says what is wrong with it)."""
-    keys = trusted_keys(host, port)
+def socket_path(target: Endpoint) -> Path | None:
+    """Where the holder for ``target`` listens; None when no key is trusted for the host
+    (the direct path then says what is wrong with it)."""
+    keys = trusted_keys(target.key_host, target.port, target.known_hosts)
     if not keys:
         return None
-    known = os.path.expanduser("~/.ssh/known_hosts")  # another HOME: another holder
-    name = hashlib.sha256("\n".join([user, host, str(port), known, *keys]).encode()
-                          ).hexdigest()[:24]
+    # another HOME (its known_hosts), another route (ProxyJump): another holder
+    name = hashlib.sha256("\n".join([
+        target.user, target.host, str(target.port), target.jump or "", *target.known_hosts,
+        *keys]).encode()).hexdigest()[:24]
     path = runtime_dir() / f"ssh-{name}.sock"
     if len(str(path)) > MAX_SOCKET_PATH:  # a deep home: a directory of the user's in /tmp
         path = _short_dir() / f"ssh-{name}.sock"
@@ -120,17 +124,17 @@ def _short_dir() -> Path:
     return directory
 
 
-def connect(user: str, host: str, port: int, path: str, timeout: float) -> socket.socket | None:
-    """A stream to the remote socket ``path`` through a held connection, or None when there
-    is no holder (or it does not answer: then its socket is removed)."""
-    held = socket_path(user, host, port)
+def connect(target: Endpoint, timeout: float) -> socket.socket | None:
+    """A stream to the remote socket ``target.path`` through a held connection, or None when
+    there is no holder (or it does not answer: then its socket is removed)."""
+    held = socket_path(target)
     if held is None or not held.exists():
         return None
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(READY_TIMEOUT)
     try:
         sock.connect(str(held))
-        sock.sendall(path.encode() + b"\n")
+        sock.sendall(target.path.encode() + b"\n")
         answer = b""
         while not answer.endswith(b"\n"):
             data = sock.recv(1)  # byte by byte: what follows the line is the daemon's
@@ -163,17 +167,17 @@ def _remove_stale(held: Path) -> None:
         held.unlink(missing_ok=True)
 
 
-def spawn(node: str, user: str, host: str, port: int, persist: float) -> None:
-    """Start a holder for ``user@host:port`` in the background (it logs in by itself)."""
+def spawn(node: str, url: str, persist: float) -> None:
+    """Start a holder for the node at ``url`` in the background (it logs in by itself)."""
     import subprocess
 
-    held = socket_path(user, host, port)
+    held = socket_path(endpoint(url))
     if held is None or persist <= 0 or held.exists() or not _claim(held.with_suffix(".lock")):
         return
     with open(held.with_suffix(".log"), "ab", buffering=0) as log:  # why a holder ended
         os.chmod(log.name, 0o600)
-        subprocess.Popen([sys.executable, "-m", "virshle_core.client.sshholder", node, user, host,
-                          str(port), str(held), str(persist)],
+        subprocess.Popen([sys.executable, "-m", "virshle_core.client.sshholder", node, url,
+                          str(held), str(persist)],
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
                          start_new_session=True, close_fds=True)
 

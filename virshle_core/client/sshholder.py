@@ -10,17 +10,17 @@ import struct
 import sys
 from pathlib import Path
 
-from .sshhold import READY_TIMEOUT
+from .sshhold import READY_TIMEOUT, Endpoint, endpoint
 
 
-async def hold(node: str, user: str, host: str, port: int, held: Path, persist: float) -> None:
+async def hold(node: str, target: Endpoint, held: Path, persist: float) -> None:
     import asyncio
 
     from .ssh import _connect  # first: it imports asyncssh without its DSA warnings
 
     import asyncssh
 
-    connection = await _connect(node, user, host, port, READY_TIMEOUT)
+    connection = await _connect(node, target)
     loop = asyncio.get_running_loop()
     streams = 0
     idle_since = loop.time()
@@ -42,7 +42,7 @@ async def hold(node: str, user: str, host: str, port: int, held: Path, persist: 
                 reason = exc.reason or "connect failed"
                 missing = "no such file" in reason.lower() or "not found" in reason.lower()
                 kind = "socket_not_found" if missing else "offline"
-                writer.write(f"error {kind} node {node!r}: {host} cannot open {path} "
+                writer.write(f"error {kind} node {node!r}: {target.alias} cannot open {path} "
                              f"({reason})\n".encode())
                 await writer.drain()
                 return
@@ -103,11 +103,12 @@ async def _pump(reader, writer) -> None:
 def main(argv: list[str]) -> int:
     import asyncio
 
-    node, user, host, port, held, persist = argv
+    node, url, held, persist = argv
+    target = endpoint(url)
     try:
-        asyncio.run(hold(node, user, host, int(port), Path(held), float(persist)))
+        asyncio.run(hold(node, target, Path(held), float(persist)))
     except Exception as exc:  # the command that comes next connects afresh, and says why
-        print(f"holding {user}@{host}:{port} for node {node!r} failed: "
+        print(f"holding {target} for node {node!r} failed: "
               f"{getattr(exc, 'message', exc)}", file=sys.stderr)
         Path(held).with_suffix(".lock").unlink(missing_ok=True)
         return 1
