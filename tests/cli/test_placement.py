@@ -14,7 +14,8 @@ from virshle_core.testing import Daemon, nodes_config, run_cli, write_config
 def node(directory, cpu_limit: int) -> Daemon:
     directory.mkdir()
     config = write_config(directory)
-    config.write_text(config.read_text().replace("cpu = 100000", f"cpu = {cpu_limit}"))
+    config.write_text(config.read_text().replace(  # room counts every VM created
+        "cpu = 100000", f'cpu = {cpu_limit}\nreserve = "defined"'))
     return Daemon(directory, config).start()
 
 

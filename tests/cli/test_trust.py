@@ -33,13 +33,15 @@ def config_with(directory: Path, text: str) -> Path:
     return config
 
 
-def default_limits(directory: Path) -> Path:
-    """A node config with the default [host.limits] (write_config gives the tests room)."""
+def default_limits(directory: Path, limits: str = "") -> Path:
+    """A node config with the default [host.limits] (write_config gives the tests room),
+    but for the ``limits`` lines given."""
     config = write_config(directory)
     text = config.read_text()
     start = text.index("[host.limits]")
     end = text.index("[[template.vm]]")
-    config.write_text(text[:start] + text[end:])
+    table = f"[host.limits]\n{limits}\n" if limits else ""
+    config.write_text(text[:start] + table + text[end:])
     return config
 
 
@@ -100,8 +102,50 @@ def test_ids_are_ascii_digits(shared_daemon, value):
 # --- 2. limits ---------------------------------------------------------------------------
 
 
+def test_stopped_vms_reserve_nothing_and_a_start_is_checked(tmp_path):
+    """By default only running VMs hold vcpu and vram (as libvirt and Incus count): seven
+    stopped VMs on a node that runs one; the second start is refused, in the transaction
+    that starts it, until the first stops. Before, the second create was refused."""
+    from tests.support import GUEST_DIR, write_guest_config
+
+    cores = os.cpu_count()
+    config = write_guest_config(tmp_path, GUEST_DIR, limits=False)
+    config.write_text(config.read_text().replace(
+        "[[template.vm]]", f"[host.limits]\ncpu = {100 // cores}\n\n[[template.vm]]", 1))
+    node = Daemon(tmp_path, config)
+    node.start()
+    try:
+        created = node.cli("vm", "create", "-t", "tiny", "-n", "7")
+        assert created.returncode == 0, created.stderr
+        names = sorted(vm["name"] for vm in node.cli("vm", "ls", "--json").json())
+        assert node.cli("vm", "start", names[0]).returncode == 0
+        info = node.cli("node", "ls", "--json").json()[0]
+        assert info["cpu"]["reserved"] == 1, info
+        refused = node.cli("vm", "start", names[1])
+        assert refused.returncode == 1
+        line = one_line_error(refused)
+        assert f"cannot take VM {names[1]!r} running: cpu: 1 vcpu more" in line, line
+        assert "Stop VMs, or raise [host.limits] cpu" in refused.stderr
+        second = next(vm for vm in node.cli("vm", "ls", "--json").json()
+                      if vm["name"] == names[1])
+        assert second["state"] == "created" and not second.get("pending"), second
+        assert node.cli("vm", "stop", "--force", names[0]).returncode == 0
+        started = node.cli("vm", "start", names[1])
+        assert started.returncode == 0, started.stderr
+    finally:
+        node.stop()
+
+
+def test_reserve_takes_running_or_defined(tmp_path):
+    config = default_limits(tmp_path, 'reserve = "stopped"')
+    checked = run_cli("node", "init", "--dir", config=config)
+    assert checked.returncode == 2, checked.stderr
+    assert "reserve" in checked.stderr and '"running" or "defined"' in checked.stderr, checked.stderr
+
+
 def test_the_node_refuses_creates_past_its_limits(tmp_path):
-    node = Daemon(tmp_path, default_limits(tmp_path))
+    """With ``reserve = "defined"``, every VM created holds its vcpu and vram."""
+    node = Daemon(tmp_path, default_limits(tmp_path, 'reserve = "defined"'))
     node.start()
     try:
         cores = os.cpu_count()

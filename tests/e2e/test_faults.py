@@ -327,7 +327,8 @@ def test_64_concurrent_creates_never_overshoot(tmp_path):
     limit = 1000 // cores  # room for about 10 VMs of one vcpu
     fits = cores * limit // 100
     config = write_config(tmp_path)
-    config.write_text(config.read_text().replace("cpu = 100000", f"cpu = {limit}"))
+    config.write_text(config.read_text().replace(  # every VM created holds its vcpu
+        "cpu = 100000", f'cpu = {limit}\nreserve = "defined"'))
     node = Daemon(tmp_path, config)
     node.start()
     try:

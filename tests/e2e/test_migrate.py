@@ -288,7 +288,7 @@ def test_refusals_are_one_line_and_change_nothing(pair, tmp_path):
     (tmp_path / "full").mkdir()
     full_config = write_guest_config(tmp_path / "full", GUEST_DIR, limits=False)
     full_config.write_text(full_config.read_text().replace(
-        "[[template.vm]]", "[host.limits]\ncpu = 1\n\n[[template.vm]]"))
+        "[[template.vm]]", '[host.limits]\ncpu = 1\nreserve = "defined"\n\n[[template.vm]]'))
     no_qemu = tmp_path / "noqemu"
     no_qemu.mkdir()
     extra = {"full": Daemon(tmp_path / "full", full_config).start(),

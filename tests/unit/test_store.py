@@ -38,7 +38,10 @@ def test_insert_get_by_id_name_uuid_and_totals(tmp_path):
         assert store.get(ref).uuid == vm.uuid
     store.insert(make_vm("beta"))
     assert store.totals() == {"vms": 2, "vcpu": 4, "vram": 2048, "disk": 200,
+                              "running_vcpu": 0, "running_vram": 0,
                               "by_state": {"created": 2}}
+    store.update(vm, state="running")
+    assert store.totals()["running_vcpu"] == 2 and store.totals()["running_vram"] == 1024
     with pytest.raises(NotFound):
         store.get("gamma")
 

@@ -195,8 +195,7 @@ def _held(node: _Node) -> bool:
         return False
     from ..client import sshhold
 
-    user, host, port, _ = sshhold.parse(node.url)
-    held = sshhold.socket_path(user, host, port)
+    held = sshhold.socket_path(sshhold.endpoint(node.url))
     return held is not None and held.exists()
 
 
@@ -225,8 +224,8 @@ def _answer(group: str, verb: str, settings: _Settings, values: dict, flags: set
 
         render.WIDE = True
     if group == "node":
-        if settings.verbosity >= 2:
-            raise _Decline  # -vv adds the nodes' sizes: the full command asks their info
+        if settings.verbosity >= 2 or as_json:
+            raise _Decline  # -vv and --json add the nodes' sizes: the full command asks
         from . import listing
 
         return listing.list_nodes(settings, node, as_json)

@@ -134,17 +134,20 @@ def node_serve(settings: Settings) -> None:
 @verbosity_options
 @click.pass_obj
 def node_ls(settings: Settings, all_: bool, as_json: bool, node_name: str | None) -> None:
-    """List the managed nodes and their status (with --all, their health)."""
+    """List the managed nodes and their status (with --all, their health).
+
+    --json gives every field: what -vvv and --all show.
+    """
     from ..client import fan_out
 
     clients = settings.clients(node_name)
-    if not all_ and settings.verbosity < 2:
+    if not all_ and settings.verbosity < 2 and not as_json:
         from .listing import list_nodes
 
         list_nodes(settings, node_name, as_json)  # what the fast path runs too
         return
 
-    detailed = all_ or settings.verbosity >= 2  # -vv: counts and sizes, as the original's table
+    detailed = all_ or as_json or settings.verbosity >= 2  # -vv: counts and sizes
 
     def probe(client):
         return client.info() if detailed else client.ping()
@@ -155,12 +158,15 @@ def node_ls(settings: Settings, all_: bool, as_json: bool, node_name: str | None
     results_info = {client.name: answer for client, answer, error in results if detailed and not error}
     documents = []
     for client, answer, error in results:
+        cordon = getattr(answer, "cordon", None)
+        status = "online" if error is None else getattr(error, "status", "offline")
         doc = {"name": client.name, "url": client.entry.url, "weight": client.entry.weight,
-               "status": "online" if error is None else getattr(error, "status", "offline")}
+               "status": "cordoned" if cordon is not None and cordon.cordoned else status}
         if error is not None:
             doc["reason"] = error.message
-        if all_:
-            for key in ("cpu", "ram", "disk", "vms", "saturation", "saturated", "hostname"):
+        if all_ or as_json:
+            for key in ("cpu", "ram", "disk", "vms", "saturation", "saturated", "hostname",
+                        "cordon"):
                 doc[key] = getattr(answer, key, None)
         documents.append(doc)
     if as_json:
@@ -186,7 +192,7 @@ def node_ls(settings: Settings, all_: bool, as_json: bool, node_name: str | None
             row += [info.vms.total, info.cpu.total, human_size(info.ram.total),
                     human_size(info.disk.total)] if info else ["-", "-", "-", "-"]
         if all_:
-            if doc["status"] == "online":
+            if doc["status"] in ("online", "cordoned"):
                 cpu, ram, disk = doc["cpu"], doc["ram"], doc["disk"]
                 row += [
                     doc["vms"].total,

@@ -47,6 +47,13 @@ class NonNegativeSeconds(float):
     """A duration in seconds, >= 0 (0: off)."""
 
 
+class Reserve(str):
+    """What a VM holds against ``[host.limits]`` cpu and ram: "running" or "defined"."""
+
+
+RESERVE_MODES = ("running", "defined")
+
+
 class Bytes(int):
     """A size: a number of GiB, or a string with a unit ("512MiB")."""
 
@@ -86,6 +93,10 @@ class HostLimits:
     cpu: Percent = 300
     ram: Percent = 250
     disk: Percent = 95
+    reserve: Reserve = "running"
+    """Which VMs hold their vcpu and vram: "running" ones (and paused ones), as libvirt and
+    Incus count, checked again at every start; or every "defined" one, checked at create.
+    Disks are always counted."""
 
 
 @attrs.define

@@ -12,7 +12,8 @@ from ..errors import ConfigError
 from ..units import parse_size
 from .schema import (
     MAX_COUNT, MAX_SECONDS, MAX_VCPU, MAX_VRAM, NODE_NAME_PATTERN, RENAMED, TEMPLATE_NAME_PATTERN,
-    Bytes, NodeName, NonNegativeInt, NonNegativeSeconds, Percent, PositiveInt, Seconds,
+    Bytes, NodeName, NonNegativeInt, NonNegativeSeconds, Percent, PositiveInt, RESERVE_MODES,
+    Reserve, Seconds,
     TemplateName, TemplateNet, TemplateNetInFile, VcpuCount,
 )
 
@@ -114,6 +115,10 @@ def converter():
             NonNegativeSeconds, _checked(float, "a number of seconds", lambda v: None
                                          if 0 <= v <= MAX_SECONDS else
                                          ("must be >= 0" if v < 0 else f"must be <= {MAX_SECONDS:g}"))
+        )
+        conv.register_structure_hook(
+            Reserve, _checked(str, "a string", lambda v: None if v in RESERVE_MODES else
+                              "must be " + " or ".join(f'"{m}"' for m in RESERVE_MODES))
         )
         conv.register_structure_hook(Bytes, _bytes)
         conv.register_structure_hook_factory(

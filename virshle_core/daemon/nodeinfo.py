@@ -38,6 +38,7 @@ def host_info(config: Config, store: Store) -> dict[str, Any]:
     disk = psutil.disk_usage(str(root if root.exists() else root.parent))
     totals = store.totals()
     limits = config.host.limits
+    held = "running_" if limits.reserve == "running" else ""  # what holds vcpu and vram
 
     def share(reserved: float, total: float) -> float:
         return round(100.0 * reserved / total, 1) if total else 0.0
@@ -46,8 +47,8 @@ def host_info(config: Config, store: Store) -> dict[str, Any]:
         "total": cpu_total,
         "used": round(usage * cpu_total / 100.0, 2),
         "usage_pct": usage,
-        "reserved": totals["vcpu"],
-        "reserved_pct": share(totals["vcpu"], cpu_total),
+        "reserved": totals[f"{held}vcpu"],
+        "reserved_pct": share(totals[f"{held}vcpu"], cpu_total),
         "limit_pct": limits.cpu,
     }
     ram = {
@@ -55,8 +56,8 @@ def host_info(config: Config, store: Store) -> dict[str, Any]:
         "used": memory.total - memory.available,
         "available": memory.available,
         "used_pct": share(memory.total - memory.available, memory.total),
-        "reserved": totals["vram"],
-        "reserved_pct": share(totals["vram"], memory.total),
+        "reserved": totals[f"{held}vram"],
+        "reserved_pct": share(totals[f"{held}vram"], memory.total),
         "limit_pct": limits.ram,
     }
     disk_info = {
@@ -99,7 +100,8 @@ def fits(info: dict[str, Any], template: VmTemplate, limits: Any, cache: Path) -
     each = admission.Need(vcpu=template.vcpu, vram=template.vram,
                           disk=sum(virtual_size(path) for path in images if path is not None))
     capacity = admission.Capacity(cpu=cpu["total"], ram=ram["total"], disk=disk["total"])
-    totals = {"vcpu": cpu["reserved"], "vram": ram["reserved"], "disk": disk["reserved"]}
+    totals = {"vcpu": cpu["reserved"], "vram": ram["reserved"], "disk": disk["reserved"],
+              "running_vcpu": cpu["reserved"], "running_vram": ram["reserved"]}
     room = admission.room(limits, capacity, totals, each)
     if copied >= disk["available"]:
         return {"fits": False, "reason": f"disk: {copied} bytes needed, {disk['available']} "

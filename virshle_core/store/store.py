@@ -42,6 +42,8 @@ PENDING = ("creating", "starting", "stopping", "deleting",
 snapshot after a colon: ``snapshotting:first``; a move, its id and the other node's name:
 ``migrating:<id>:<node>`` on the source until the target holds everything, then
 ``migrated:<id>:<node>``; ``incoming:<id>:<node>`` on the target until it owns the VM)."""
+RUNS = ("running", "paused")
+"""States in which a VM holds its vcpu and vram under ``[host.limits] reserve = "running"``."""
 UNLISTED = ("creating", "incoming")
 """Rows listings and lookups do not see: a VM not made yet, or not this node's yet."""
 KEEPS_ITS_NICS = ("creating", "incoming", "migrating", "migrated")
@@ -341,7 +343,9 @@ class Store(Moves, Nics, Room, Snapshots):
         return {row[0] for row in self.conn.execute("SELECT name FROM vms").fetchall()}
 
     def totals(self) -> dict[str, int]:
-        """Reserved resources and counts over this node's rows, whatever their state.
+        """Reserved resources and counts over this node's rows, whatever their state
+        (``vcpu``, ``vram``), and over those that run (``running_vcpu``, ``running_vram``:
+        running, paused or starting; a live move's arriving row is running).
 
         Rows still being created count: they are promised to a create in flight.
         """
@@ -349,22 +353,42 @@ class Store(Moves, Nics, Room, Snapshots):
             row = self.conn.execute(
                 "SELECT count(*), coalesce(sum(vcpu), 0), coalesce(sum(vram), 0) FROM vms"
             ).fetchone()
-            listed = self.conn.execute("SELECT disks, state, pending FROM vms").fetchall()
+            listed = self.conn.execute("SELECT disks, state, pending, vcpu, vram FROM vms"
+                                       ).fetchall()
             disk = self.conn.execute("SELECT coalesce(sum(size), 0) FROM snapshots").fetchone()[0]
         by_state: dict[str, int] = {}
-        creating = 0
-        for disks_json, state, pending in listed:
-            if (pending or "").partition(":")[0] in UNLISTED:
+        creating = running_vcpu = running_vram = 0
+        for disks_json, state, pending, vcpu, vram in listed:
+            doing = (pending or "").partition(":")[0]
+            if doing in UNLISTED:
                 creating += 1
             else:
                 by_state[state] = by_state.get(state, 0) + 1
+            if state in RUNS or doing == "starting":
+                running_vcpu, running_vram = running_vcpu + vcpu, running_vram + vram
             for disk_row in json.loads(disks_json or "[]"):
                 disk += int(disk_row.get("size") or 0)
         totals = {"vms": row[0] - creating, "vcpu": row[1], "vram": row[2], "disk": disk,
+                  "running_vcpu": running_vcpu, "running_vram": running_vram,
                   "by_state": by_state}
         if creating:
             totals["creating"] = creating
         return totals
+
+    @_room_kept
+    def mark_admitted(self, vm: Vm, pending: str, admit: Callable[[dict[str, int]], None]) -> Vm:
+        """``mark`` inside one write transaction with ``admit(totals)`` run first: two starts
+        checked against the limits cannot both take the last room."""
+        with self._lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                admit(self.totals())
+                self.mark(vm, pending)
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+        return vm
 
     @_room_kept
     def update_admitted(self, vm: Vm, admit: Callable[[dict[str, int]], None], **fields: Any) -> Vm:

@@ -5,10 +5,14 @@ is checked here against the node's own limits, inside the store's write
 transaction that inserts its rows, with every row still being created
 counted. Concurrent creates therefore cannot jointly overshoot.
 
-A resource's reservation is the sum over the node's VMs, whatever their
-state: vcpu against the host's cores, vram against its memory, the disks'
-virtual sizes against the filesystem of ``[host] root``. A limit is a
-percentage of the host: ``cpu = 300`` lets VMs reserve three vcpu per core.
+A resource's reservation is a sum over the node's VMs: vcpu against the
+host's cores, vram against its memory, the disks' virtual sizes against the
+filesystem of ``[host] root``. A limit is a percentage of the host: ``cpu =
+300`` lets VMs reserve three vcpu per core. Disks count whatever the VM's
+state; vcpu and vram count for the VMs that run (``[host.limits] reserve =
+"running"``, the default, as libvirt and Incus count), checked again at each
+start inside the transaction that marks the VM starting, or for every VM
+defined (``reserve = "defined"``), checked at create.
 """
 
 from __future__ import annotations
@@ -46,12 +50,19 @@ class Need:
     disk: int
 
 
+def counts_running(limits: Any) -> bool:
+    """Whether only running VMs hold their vcpu and vram (``[host.limits] reserve``)."""
+    return getattr(limits, "reserve", "running") == "running"
+
+
 def _resources(limits: Any, capacity: Capacity, totals: dict[str, int], need: Need) -> list:
     """Each resource: its name, what is reserved, what is needed, the host's total, the
     limit %, how to print an amount of it, and what the whole is."""
+    held = "running_" if counts_running(limits) else ""
     return [
-        ("cpu", totals["vcpu"], need.vcpu, capacity.cpu, limits.cpu, _vcpu, f"{capacity.cpu} cores"),
-        ("ram", totals["vram"], need.vram, capacity.ram, limits.ram, human_size,
+        ("cpu", totals[f"{held}vcpu"], need.vcpu, capacity.cpu, limits.cpu, _vcpu,
+         f"{capacity.cpu} cores"),
+        ("ram", totals[f"{held}vram"], need.vram, capacity.ram, limits.ram, human_size,
          human_size(capacity.ram)),
         ("disk", totals["disk"], need.disk, capacity.disk, limits.disk, human_size,
          f"{human_size(capacity.disk)} under its root"),
@@ -59,8 +70,14 @@ def _resources(limits: Any, capacity: Capacity, totals: dict[str, int], need: Ne
 
 
 def check(node: str, limits: Any, capacity: Capacity, totals: dict[str, int], need: Need,
-          what: str) -> None:
-    """Raise Conflict (``limit_exceeded``) naming the resource, the figures and the limit."""
+          what: str, runs: bool = False) -> None:
+    """Raise Conflict (``limit_exceeded``) naming the resource, the figures and the limit.
+
+    ``runs``: what is admitted runs from now on (a start, a running VM's resize, a live
+    move); else its vcpu and vram count only when every defined VM's do.
+    """
+    if counts_running(limits) and not runs:
+        need = Need(vcpu=0, vram=0, disk=need.disk)
     for resource, reserved, needed, total, limit, amount, whole in _resources(
             limits, capacity, totals, need):
         allowed = total * limit // 100
@@ -70,8 +87,10 @@ def check(node: str, limits: Any, capacity: Capacity, totals: dict[str, int], ne
                 f"{amount(reserved + needed)} reserved, {_pct(reserved + needed, total)} of its "
                 f"{whole}; the limit is {limit}% ({amount(allowed)}, "
                 f"{amount(max(0, allowed - reserved))} still free)",
-                f"Remove VMs, create fewer, or raise [host.limits] {resource} in the node's "
-                "config.toml.", code="limit_exceeded")
+                (f"Stop VMs, or raise [host.limits] {resource} in the node's config.toml."
+                 if runs and resource != "disk" else
+                 f"Remove VMs, create fewer, or raise [host.limits] {resource} in the node's "
+                 "config.toml."), code="limit_exceeded")
 
 
 def room(limits: Any, capacity: Capacity, totals: dict[str, int], each: Need) -> int | None:

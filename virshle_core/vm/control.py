@@ -95,10 +95,20 @@ def resize(node: NodeContext, vm: Vm, vcpu: int | None, vram: int | None) -> Vm:
     new_vram = vm.vram if vram is None else vram
     if (new_vcpu, new_vram) == (vm.vcpu, vm.vram):
         return vm
-    need = admission.Need(vcpu=max(0, new_vcpu - vm.vcpu), vram=max(0, new_vram - vm.vram), disk=0)
+    what = f"VM {vm.name!r} at its new size"
+    if admission.counts_running(node.config.host.limits):
+        # Stopped, it holds nothing; but a size it could never start with, even alone, is
+        # refused now rather than at every start.
+        alone = admission.Need(vcpu=new_vcpu, vram=new_vram, disk=0)
+        check = admit(node, alone, what, runs=True)
+
+        def checked(totals: dict[str, int]) -> None:
+            check({**totals, "running_vcpu": 0, "running_vram": 0})
+    else:
+        checked = admit(node, admission.Need(vcpu=max(0, new_vcpu - vm.vcpu),
+                                             vram=max(0, new_vram - vm.vram), disk=0), what)
     old = _size_text(vm.vcpu, vm.vram)
-    node.store.update_admitted(vm, admit(node, need, f"VM {vm.name!r} at its new size"),
-                               vcpu=new_vcpu, vram=new_vram)
+    node.store.update_admitted(vm, checked, vcpu=new_vcpu, vram=new_vram)
     events.emit(events.VM_RESIZED, node.name, vm=vm.to_json(),
                 what=f"{old} -> {_size_text(vm.vcpu, vm.vram)}")
     return vm

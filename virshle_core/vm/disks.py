@@ -52,12 +52,13 @@ def refuse_active(node: NodeContext, vm: Vm, done: str, why: str) -> None:
                        code="vm_running")
 
 
-def admit(node: NodeContext, need: admission.Need, what: str):
-    """The admission check of ``need`` against the node's limits, for the store's write."""
+def admit(node: NodeContext, need: admission.Need, what: str, runs: bool = False):
+    """The admission check of ``need`` against the node's limits, for the store's write
+    (``runs``: see ``admission.check``)."""
     capacity = admission.Capacity.of_host(str(node.root))
 
     def check(totals: dict[str, int]) -> None:
-        admission.check(node.name, node.config.host.limits, capacity, totals, need, what)
+        admission.check(node.name, node.config.host.limits, capacity, totals, need, what, runs)
 
     return check
 

@@ -239,6 +239,8 @@ def with_ips(node: NodeContext, vms: list[Vm]) -> list[Vm]:
 
 def start(node: NodeContext, vm: Vm) -> Vm:
     """Attach every NIC, then boot the VMM; undo the attachments if the boot fails."""
+    from . import admission
+
     state = live_state(node, vm)
     if state in ("running", "paused"):
         raise Conflict(f"VM {vm.name!r} is already {state}",
@@ -246,7 +248,14 @@ def start(node: NodeContext, vm: Vm) -> Vm:
     if vm.hypervisor is None:  # none answered at create (none was installed): ask again
         vm.hypervisor = plugins().hypervisor(wanted=node.config.host.hypervisor, node=node)
     check_if_marked(vm)  # a disk verb failed on its disks since: their leaks go first
-    node.store.mark(vm, "starting")
+    limits = node.config.host.limits
+    if admission.counts_running(limits):  # its vcpu and vram are held from now on
+        need = admission.Need(vcpu=vm.vcpu, vram=vm.vram, disk=0)
+        capacity = admission.Capacity.of_host(str(node.root))
+        node.store.mark_admitted(vm, "starting", lambda totals: admission.check(
+            node.name, limits, capacity, totals, need, f"VM {vm.name!r} running", runs=True))
+    else:
+        node.store.mark(vm, "starting")
     undo = Undo()
     attachments: list = []
     try:

@@ -145,7 +145,8 @@ def accept(node: NodeContext, offer: api.MoveOffer) -> tuple[Vm, api.MovePlan]:
                           + sum(s.get("size") or 0 for s in offer.snapshots))
     capacity = admission.Capacity.of_host(str(node.root))
     node.store.insert_many([vm], admit=lambda totals: admission.check(
-        node.name, node.config.host.limits, capacity, totals, need, f"VM {vm.name!r}"))
+        node.name, node.config.host.limits, capacity, totals, need, f"VM {vm.name!r}",
+        runs=offer.live))
     try:
         for snapshot in offer.snapshots:
             node.store.add_snapshot(vm, api.Snapshot.from_json(snapshot))
