@@ -178,6 +178,15 @@ class ConsoleEndpoint:
 
 
 @attrs.define
+class GuestLogin:
+    """How to log in to a guest, as its console says (``virshle_guest_login``): the user
+    its keys went to, and its SSH host keys (``"ssh-ed25519 AAAA..."``)."""
+
+    user: str | None = None
+    host_keys: list[str] = attrs.Factory(list)
+
+
+@attrs.define
 class Lease:
     """A DHCP lease of one VM NIC, as reported by ``virshle_lease_query``."""
 

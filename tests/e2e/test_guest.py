@@ -189,6 +189,38 @@ def test_a_second_guest_has_its_own_identity(guests):
     assert keys[one] != keys[two]
 
 
+def test_vm_ssh_logs_in_as_the_images_user_against_the_guests_own_keys(guests, tmp_path):
+    """Before, ``vm ssh deb-one -- hostname`` logged in as the local user (root), and
+    Debian's image answered 'Please login as the user "debian"'; and a stale key of the
+    same address in ~/.ssh/known_hosts stopped ssh with 'REMOTE HOST IDENTIFICATION HAS
+    CHANGED'. Now the user and the host keys come from the guest's console."""
+    from tests.support import run_cli
+
+    ip = guests.ssh_ready("deb-one")
+    uuid = guests.vm("deb-one")["uuid"]
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", tmp_path / "another_host"])
+    other = (tmp_path / "another_host.pub").read_text().split()
+    (home / ".ssh" / "known_hosts").write_text(f"{ip} {other[0]} {other[1]}\n")
+    env = {"HOME": str(home), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+
+    def vm_ssh(*command: str):
+        return run_cli("vm", "ssh", "deb-one", "-i", str(guests.key), "-o", "BatchMode=yes",
+                       "-o", "ConnectTimeout=10", "--", *command, config=guests.daemon.config,
+                       env=env, prefix=guests.ns.prefix, timeout=90)
+
+    result = vm_ssh("hostname")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "deb-one"
+    assert vm_ssh("id", "-un").stdout.strip() == "debian"
+    known = tmp_path / "cache" / "virshle" / "known_hosts" / "default" / uuid
+    host_key = guests.ssh(ip, "cat", "/etc/ssh/ssh_host_ed25519_key.pub").stdout.split()[1]
+    assert host_key in known.read_text()  # learnt from the console, before any login
+    dry = run_cli("vm", "ssh", "deb-one", "--dry-run", config=guests.daemon.config, env=env)
+    assert "StrictHostKeyChecking=yes" in dry.stdout and f"debian@{ip}" in dry.stdout, dry.stdout
+
+
 def test_the_template_image_is_never_written_and_rm_takes_the_seed(guests):
     assert sha256_of(guests.image) == guests.image_sha256
     vm = guests.vm("deb-two")

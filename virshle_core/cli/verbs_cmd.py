@@ -342,7 +342,9 @@ def clone_command(settings: Settings, source, vm_id, vm_uuid, node_name, new_nam
 @click.argument("words", nargs=-1, metavar="[NAME] [-- COMMAND...]", shell_complete=vm_names)
 @vm_ref_options
 @click.option("-u", "--user", metavar="USER",
-              help="Log in as USER (default: the user its user-data names, else ssh's own).")
+              help="Log in as USER (default: the user its user-data names, else the "
+                   "template's ssh_user, else the image's default user its console names, "
+                   "else root).")
 @click.option("-i", "--identity", metavar="FILE", help="The private key to use (ssh -i).")
 @click.option("-o", "--ssh-option", "ssh_options", metavar="OPTION", multiple=True,
               help="An ssh option, as ssh -o takes it (repeatable).")
@@ -360,13 +362,15 @@ def vm_ssh(settings: Settings, words, vm_id, vm_name, vm_uuid, node_name, user, 
       virshle vm ssh web-1 --user debian -- uptime
       virshle vm ssh --id 7 -o StrictHostKeyChecking=accept-new
     """
-    from .ssh import ssh_argv
+    from .ssh import login_for, ssh_argv
 
     words = list(words)
     if words and not (vm_id or vm_name or vm_uuid):
         vm_name = words.pop(0)
     client, found = actions.find_vm(settings, one_ref(vm_id, vm_name, vm_uuid), node_name, leases=True)
-    argv = ssh_argv(client, found, words, user, identity, list(ssh_options))
+    ssh_argv(client, found, words, user, identity, [])  # refuses a VM it cannot reach first
+    user, known_hosts = login_for(client, found, user)
+    argv = ssh_argv(client, found, words, user, identity, list(ssh_options), known_hosts)
     if dry_run:
         import shlex
 

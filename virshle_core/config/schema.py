@@ -207,6 +207,9 @@ class VmTemplate:
     firmware: str | None = None
     user_data: str | None = None
     ssh_authorized_keys: list[str] = attrs.Factory(list)
+    ssh_user: str | None = None
+    """The user ``vm ssh`` logs in as when the VM's user-data names none (the image's
+    default user, say "debian")."""
 
     def to_json(self) -> dict:
         from ..wire import api
@@ -218,7 +221,7 @@ class VmTemplate:
             nets=[api.TemplateNet(name=n.name, type=n.type, options=n.options) for n in self.net],
             kernel=self.kernel, initramfs=self.initramfs, cmdline=self.cmdline,
             firmware=self.firmware, user_data=self.user_data,
-            ssh_authorized_keys=list(self.ssh_authorized_keys),
+            ssh_authorized_keys=list(self.ssh_authorized_keys), ssh_user=self.ssh_user,
         ).to_json()
 
 

@@ -19,8 +19,9 @@ if TYPE_CHECKING:
 
     from ..wire.api import Snapshot
     from ..config import TemplateDisk, VmTemplate
-    from ..models import (ApiRoute, ClonedDisk, ConsoleEndpoint, Disk, Lease, Net, NetAttachment,
-                          NodeCandidate, NodeContext, Service, Vm, VmmHandle, VmWatch)
+    from ..models import (ApiRoute, ClonedDisk, ConsoleEndpoint, Disk, GuestLogin, Lease, Net,
+                          NetAttachment, NodeCandidate, NodeContext, Service, Vm, VmmHandle,
+                          VmWatch)
 
 
 class Hooks:
@@ -147,6 +148,11 @@ class Hooks:
     def migration_end(self, vm: "Vm", side: str, outcome: str, node: "NodeContext"
                       ) -> bool | None:
         return self._hook.virshle_migration_end(vm=vm, side=side, outcome=outcome, node=node)
+
+    # --- logging in to a guest ----------------------------------------------------------
+
+    def guest_login(self, vm: "Vm", console: str) -> "GuestLogin | None":
+        return self._hook.virshle_guest_login(vm=vm, console=console)
 
     # --- extending the daemon and the command line ---------------------------------------
 

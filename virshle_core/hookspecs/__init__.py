@@ -13,7 +13,8 @@ Write an implementation with ``from virshle_core import hookimpl``, and
 declare only the arguments you use: pluggy passes arguments by name.
 """
 
-from . import cleanup, creation, disks, extension, hypervisor, migration, network, node, startup
+from . import (cleanup, creation, disks, extension, hypervisor, login, migration, network, node,
+               startup)
 from .startup import virshle_config_sections, virshle_register_commands
 from .node import virshle_node_init, virshle_node_gc, virshle_node_info, virshle_choose_node
 from .creation import virshle_pre_create, virshle_disk_clone, virshle_provision
@@ -22,6 +23,7 @@ from .hypervisor import virshle_hypervisor, virshle_start, virshle_stop, virshle
 from .disks import virshle_snapshot, virshle_disk_resize, virshle_disk_copy
 from .cleanup import virshle_lease_query, virshle_post_delete
 from .extension import virshle_verbs, virshle_routes, virshle_services
+from .login import virshle_guest_login
 from .migration import (virshle_net_types, virshle_migration_support, virshle_migration_receive,
                         virshle_migration_send, virshle_migration_end)
 
@@ -34,6 +36,7 @@ SECTIONS = (
     ("Disks and snapshots", disks),
     ("DHCP and clean-up", cleanup),
     ("Migration", migration),
+    ("Logging in to a guest", login),
     ("Extending the daemon and the command line", extension),
 )
 """The hooks by kind, in the order the reference (docs/plugins.md) shows them."""
@@ -70,4 +73,5 @@ __all__ = [
     "virshle_migration_receive",
     "virshle_migration_send",
     "virshle_migration_end",
+    "virshle_guest_login",
 ]

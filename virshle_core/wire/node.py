@@ -96,6 +96,7 @@ class Template(Record):
     firmware: str | None = None
     user_data: str | None = None
     ssh_authorized_keys: list[str] = []
+    ssh_user: str | None = None
 
 
 class NodeInitRequest(Record):

@@ -39,3 +39,13 @@ def virshle_provision(vm, template, node):
     from .seed import write_seed
 
     return [write_seed(vm, template, node)]
+
+
+@hookimpl
+def virshle_guest_login(console):
+    from virshle_core.models import GuestLogin
+
+    from .login import login_of
+
+    found = login_of(console)
+    return GuestLogin(user=found[0], host_keys=found[1]) if found else None
