@@ -58,3 +58,39 @@ def test_vm_ls_wide_keeps_every_column(node):
     for args in (["vm", "ls", "-vvv", "--wide"], ["vm", "ls", "--wide", "-vvv"]):
         shown = show(node, args, 80)
         assert "uuid" in shown and "created_at" in shown and "provision" in shown
+
+
+def test_dropped_columns_are_said_once_and_names_cut_once(node):
+    """Before, `vm ls -v` at 80 columns dropped columns without a word."""
+    shown = show(node, ["vm", "ls", "-v"], 80)
+    lines = shown.splitlines()
+    assert lines[-1].endswith("hidden (provision, disks), --wide shows them"), shown
+    assert "…" not in shown  # the names fit once the optional columns went
+    assert "hidden" not in show(node, ["vm", "ls", "-v"], 200)
+
+
+def test_vvv_adds_the_uuids_the_help_promises(node):
+    shown = show(node, ["vm", "ls", "-vvv"], 120)
+    uuids = [vm["uuid"] for vm in node.cli("vm", "ls", "--json").json()]
+    assert "uuid" in shown and all(uuid in shown for uuid in uuids), shown
+    assert "hidden" in shown  # the dates went first, and it says so
+    helped = run_cli("vm", "ls", "--help", config=node.config).stdout
+    assert "-vvv uuids" in helped
+
+
+def test_vm_info_wraps_paths_instead_of_cutting_them(node):
+    shown = show(node, ["vm", "info", "a-rather-long-vm-name-1"], 80)
+    assert "…" not in shown
+    vm = node.cli("vm", "info", "a-rather-long-vm-name-1", "--json").json()
+    joined = "".join(line.strip("│ ").split("│")[-1].strip() for line in shown.splitlines())
+    for disk in vm["disks"]:
+        assert disk["path"] in joined  # whole, over several lines
+
+
+def test_wide_fits_a_terminal_wide_enough(node):
+    """Before, --wide drew every column at full width even where cutting long cells to a
+    readable width would fit the terminal."""
+    natural = max(len(line) for line in show(node, ["vm", "ls", "-vvv", "--wide"], 400).splitlines())
+    shown = show(node, ["vm", "ls", "-vvv", "--wide"], natural - 10)
+    assert max(len(line) for line in shown.splitlines()) <= natural - 10
+    assert "created_at" in shown and "hidden" not in shown

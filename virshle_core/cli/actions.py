@@ -159,15 +159,15 @@ def info(settings, ref, node_name: str | None, refresh: bool, as_json: bool) -> 
         ("template", vm.template), ("owner", vm.owner or "-"), ("state", state(vm.state)),
         ("vcpu", vm.vcpu),
         ("vram", human_size(vm.vram)),
-        ("disks", ", ".join(f"{d.name} {human_size(d.size)} {d.path}" for d in vm.disks) or "-"),
-        ("nets", ", ".join(f"{n.name} ({n.type}) {n.mac or ''}" for n in vm.nets) or "-"),
+        ("disks", "\n".join(f"{d.name} {human_size(d.size)} {d.path}" for d in vm.disks) or "-"),
+        ("nets", "\n".join(f"{n.name} ({n.type}) {n.mac or ''}" for n in vm.nets) or "-"),
         ("ips", ", ".join(vm.ips) or "-"),
         ("provision", provision_detail(vm.provision)),
         ("autostart", "on" if vm.autostart else "off"),
         ("snapshots", _snapshot_names(client, vm)),
         ("created", vm.created_at), ("updated", vm.updated_at),
     ]
-    echo(table(["field", "value"], rows))
+    echo(table(["field", "value"], rows, wrap=["value"]))  # paths whole, on more lines
 
 
 def _snapshot_names(client, vm: api.Vm) -> str:

@@ -8,7 +8,7 @@ or the fast path's view of the cached configuration).
 from __future__ import annotations
 
 
-from .render import about, echo, emit_json, state, table, warn
+from .render import echo, emit_json, report_failures, state, table, warn
 
 
 def list_vms(settings, node_name: str | None, state_filter: str | None, as_json: bool,
@@ -55,11 +55,12 @@ def list_vms(settings, node_name: str | None, state_filter: str | None, as_json:
             if v >= 3:
                 row += [vm.uuid]
             rows.append(row)
-        # on a narrow terminal these go first, in this order (--wide keeps them)
-        echo(table(headers, rows, optional=["uuid", "updated_at", "created_at", "provision",
-                                            "disks", "owner", "node"]))
-    for name, error in failures:
-        echo(f"Error: {about(name, error.message)}", err=True)
+        # on a narrow terminal these go first, in this order (--wide keeps them): what a
+        # higher -v asked for last, so that -vvv still shows its uuids at 80 columns
+        if len(failures) < len(results):  # an empty table when no node answered says nothing
+            echo(table(headers, rows, optional=["provision", "disks", "owner", "updated_at",
+                                                "created_at", "uuid", "node"]))
+    report_failures(failures)
     show_node_warnings(settings, [client for client, _, _ in results])
     return 1 if failures and (strict or len(failures) == len(results)) else 0
 

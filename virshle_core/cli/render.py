@@ -132,62 +132,129 @@ WIDE = False
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None,
-          optional: Sequence[str] = (), short: dict[str, str] | None = None) -> str:
+          optional: Sequence[str] = (), short: dict[str, str] | None = None,
+          wrap: Sequence[str] = (), cut: Sequence[str] = ("name",)) -> str:
     """A table with rounded corners, as the original Virshle draws them, that fits the
-    terminal: the ``optional`` columns are dropped first, in that order, then headers take
-    their ``short`` names, then the widest cells are cut (with ``…``). ``--wide``
-    (``WIDE``) keeps everything."""
+    terminal. Where it is too wide: the ``optional`` columns are dropped, in that order
+    (a last line says which, and that ``--wide`` shows them), until the table fits with
+    the ``cut`` columns (names) cut to ``KEPT`` characters at most; then headers take
+    their ``short`` names; then the cells wider than what fits are cut once (with ``…``),
+    those of a ``wrap`` column wrapped onto more lines instead. ``--wide`` (``WIDE``)
+    drops no column and cuts no cell shorter than ``KEPT``: a table that cannot fit so
+    is drawn whole, wider than the terminal."""
     cells = [[str(h) for h in headers]] + [["-" if c is None else str(c) for c in r] for r in rows]
-    limit = None if WIDE else columns()
+    limit = columns()
+    hidden: list[str] = []
     if limit is not None:
-        cells = _fit(cells, list(optional), short or {}, limit)
-    widths = [max(width(row[i]) for row in cells) for i in range(len(cells[0]))]
+        cells, hidden = _fit(cells, [] if WIDE else list(optional), short or {}, limit,
+                             wrap, cut)
+    lines_of = [[cell.split("\n") for cell in row] for row in cells]
+    widths = [max(width(line) for row in lines_of for line in row[i])
+              for i in range(len(cells[0]))]
 
     def line(left: str, mid: str, right: str) -> str:
         return left + mid.join("─" * (w + 2) for w in widths) + right
 
-    def render(row: list[str], bold: bool = False) -> str:
-        parts = []
-        for cell, w in zip(row, widths):
-            text = style(cell, bold=True) if bold else cell
-            parts.append(" " + text + " " * (w - width(cell)) + " ")
-        return "│" + "│".join(parts) + "│"
+    def render(row: list[list[str]], bold: bool = False) -> list[str]:
+        out = []
+        for index in range(max(len(cell) for cell in row)):
+            parts = []
+            for cell, w in zip(row, widths):
+                text = cell[index] if index < len(cell) else ""
+                parts.append(" " + (style(text, bold=True) if bold else text)
+                             + " " * (w - width(text)) + " ")
+            out.append("│" + "│".join(parts) + "│")
+        return out
 
     out = []
     if title:
         out.append(style(title, bold=True))
     out.append(line("╭", "┬", "╮"))
-    out.append(render(cells[0], bold=True))
+    out.extend(render(lines_of[0], bold=True))
     out.append(line("├", "┼", "┤"))
-    out.extend(render(row) for row in cells[1:])
+    for row in lines_of[1:]:
+        out.extend(render(row))
     out.append(line("╰", "┴", "╯"))
+    if hidden:
+        plural = "s" if len(hidden) > 1 else ""
+        footer = f"{len(hidden)} column{plural} hidden ({', '.join(hidden)}), --wide shows them"
+        if limit is not None and len(footer) > limit:
+            footer = f"{len(hidden)} column{plural} hidden, --wide shows them"
+        out.append(footer)
     return "\n".join(out)
 
 
-def _fit(cells: list[list[str]], optional: list[str], short: dict[str, str], limit: int
-         ) -> list[list[str]]:
-    def total(table: list[list[str]]) -> int:
-        count = len(table[0])
-        return sum(max(width(row[i]) for row in table) for i in range(count)) + 3 * count + 1
+KEPT = 20
+"""Characters a name keeps at least before a column is dropped instead."""
 
-    while total(cells) > limit and optional:
+
+def _fit(cells: list[list[str]], optional: list[str], short: dict[str, str], limit: int,
+         wrap: Sequence[str], cut: Sequence[str]) -> tuple[list[list[str]], list[str]]:
+    """The cells made to fit ``limit`` columns, and the names of the columns dropped."""
+    hidden = []
+    while not _fits(cells, limit, cut) and optional:
         name = optional.pop(0)
         if name in cells[0]:
             index = cells[0].index(name)
             cells = [row[:index] + row[index + 1:] for row in cells]
-    if total(cells) > limit:
+            hidden.append(name)
+    if not _fits(cells, limit, ()):
         cells[0] = [short.get(header, header) for header in cells[0]]
-    while total(cells) > limit:
-        sizes = [max(width(row[i]) for row in cells) for i in range(len(cells[0]))]
-        widest = max(range(len(sizes)), key=sizes.__getitem__)
-        if sizes[widest] <= 8:
-            break  # no narrower: the terminal is too narrow for this table
-        cut = max(8, sizes[widest] - (total(cells) - limit))
-        cells = [row[:widest] + [_cut(row[widest], cut)] + row[widest + 1:] for row in cells]
-    return cells
+    cap = _cap(cells, limit)
+    if WIDE and cap < KEPT:
+        return cells, hidden  # everything was asked for: drawn whole
+    cap = max(8, cap)
+    wrapped = {cells[0].index(name) for name in wrap if name in cells[0]}
+    return [[(_wrap(cell, cap) if i in wrapped else _cut(cell, cap)) if _width(cell) > cap
+             else cell for i, cell in enumerate(row)] for row in cells], hidden
+
+
+def _width(cell: str) -> int:
+    """The printed width of a cell: its widest line."""
+    return max(width(line) for line in cell.split("\n"))
+
+
+def _fits(cells: list[list[str]], limit: int, cut: Sequence[str]) -> bool:
+    """Whether the table fits ``limit`` columns with its ``cut`` columns at ``KEPT``."""
+    sizes = [max(_width(row[i]) for row in cells) for i in range(len(cells[0]))]
+    shrunk = [min(size, KEPT) if cells[0][i] in cut else size for i, size in enumerate(sizes)]
+    return sum(shrunk) + 3 * len(sizes) + 1 <= limit
+
+
+def _cap(cells: list[list[str]], limit: int) -> int:
+    """The widest a cell may be for the table to fit ``limit`` columns (cutting only the
+    cells wider than that); more than any cell when it fits as it is."""
+    sizes = [max(_width(row[i]) for row in cells) for i in range(len(cells[0]))]
+    room = limit - 3 * len(sizes) - 1
+    if sum(sizes) <= room:
+        return max(sizes) + 1
+    cap = max(sizes)
+    while cap > 1 and sum(min(size, cap) for size in sizes) > room:
+        cap -= 1
+    return cap
+
+
+def _wrap(cell: str, size: int) -> str:
+    """``cell`` on lines of at most ``size`` characters: broken at spaces, and a long word
+    (a path) after a ``/`` where it can be."""
+    if "\n" in cell:
+        return "\n".join(_wrap(line, size) for line in cell.split("\n"))
+    text, lines = plain(cell), []
+    for word in text.split(" "):
+        while len(word) > size:
+            cut = word.rfind("/", 0, size) + 1 or size
+            lines.append(word[:cut])
+            word = word[cut:]
+        if lines and len(lines[-1]) + 1 + len(word) <= size:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return "\n".join(lines)
 
 
 def _cut(cell: str, size: int) -> str:
+    if "\n" in cell:
+        return "\n".join(_cut(line, size) for line in cell.split("\n"))
     if width(cell) <= size:
         return cell
     return plain(cell)[:size - 1] + "…"  # a coloured cell (a state) loses its colour
@@ -252,6 +319,19 @@ def report_error(code: str, message: str, hint: str, node: str | None, as_json: 
         return
     echo(f"Error: {message}", err=True)
     if hint:
+        echo(f"  Hint: {hint}", err=True)
+
+
+def report_failures(failures: list) -> None:
+    """The nodes a fan-out could not reach, a line each, and each different hint once
+    (five nodes down for the same reason give one hint)."""
+    hints: list[str] = []
+    for name, error in failures:
+        echo(f"Error: {about(name, error.message)}", err=True)
+        hint = getattr(error, "hint", "")
+        if hint and hint not in hints:
+            hints.append(hint)
+    for hint in hints:
         echo(f"  Hint: {hint}", err=True)
 
 

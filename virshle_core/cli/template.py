@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .app import Settings, VirshleGroup, verbosity_options
-from .render import about, emit_json, table
+from .render import emit_json, report_failures, table
 
 
 
@@ -47,8 +47,8 @@ def template_ls(settings: Settings, node_name: str | None, as_json: bool) -> Non
              ", ".join(t["nodes"])]
             for t in documents
         ]
-        click.echo(table(headers, rows))
-    for name, error in failures:
-        click.echo(f"Error: {about(name, error.message)}", err=True)
+        if rows or len(failures) < len(settings.clients(node_name)):  # someone answered
+            click.echo(table(headers, rows))
+    report_failures(failures)
     if failures:
         raise click.exceptions.Exit(1)
