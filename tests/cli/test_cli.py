@@ -65,6 +65,29 @@ url = "unix://{tmp_path}/stale.sock"
     assert "gone: socket_not_found: node 'gone': no socket at" in ping.stderr
 
 
+def test_with_the_daemon_down_vm_ls_and_template_ls_say_how_to_start_it(cli, tmp_path):
+    """Before, a stale socket said only "restart `virshle node serve`", and nothing said
+    that a systemd unit is the way where one is installed."""
+    import socket
+
+    config = write_config(tmp_path)
+    root = Daemon(tmp_path, config).root
+    root.mkdir(parents=True, exist_ok=True)
+    for args in (["vm", "ls"], ["template", "ls"]):
+        gone = cli(*args, config=config)
+        assert gone.returncode == 1
+        assert "Start the node daemon with `virshle node serve`" in gone.stderr, gone.stderr
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(root / "virshle.sock"))
+    try:
+        for args in (["vm", "ls"], ["template", "ls"]):
+            down = cli(*args, config=config)
+            assert down.returncode == 1
+            assert "start it again with `virshle node serve`" in down.stderr, down.stderr
+    finally:
+        stale.close()
+
+
 def test_json_output_is_one_document(cli, shared_daemon):
     for args in (["node", "ls", "--json"], ["node", "ls", "--all", "--json"],
                  ["template", "ls", "--json"], ["plugins", "ls", "--json"],

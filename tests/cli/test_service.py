@@ -58,3 +58,21 @@ def test_without_systemd_the_last_line_says_how_to_start_it_instead(tmp_path):
     how = "`systemctl start virshle`" if running else "`virshle node serve`"
     assert result.stdout.rstrip().endswith(f"Start it with {how}."), result.stdout
 
+
+
+def test_hook_virshle_service_after(tmp_path):
+    """The unit starts after the services the node's plugins use, named by the plugins
+    (the core knows no Kea): Kea through its control agent, and Open vSwitch for taps."""
+    config = write_config(tmp_path, extra='\n[dhcp.kea]\nurl = "http://127.0.0.1:8000"\n')
+    after = next(line for line in installed_unit(tmp_path, config).read_text().splitlines()
+                 if line.startswith("After="))
+    units = after.split("=", 1)[1].split()
+    assert units[0] == "network-online.target" and sorted(units[1:]) == [
+        "kea-ctrl-agent.service", "kea-dhcp4-server.service", "openvswitch-switch.service"]
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    plain = write_config(bare)
+    plain.write_text(plain.read_text().split("[[template.vm.net]]")[0])  # no tap, no Kea
+    after = next(line for line in installed_unit(bare, plain).read_text().splitlines()
+                 if line.startswith("After="))
+    assert after == "After=network-online.target", after

@@ -53,7 +53,7 @@ def node_init(settings: Settings, all_: bool, dir_: bool, db: bool, net: bool, f
     if systemd:
         from ..daemon.service import install
 
-        done["systemd"] = install(settings.config.path)
+        done["systemd"] = install(settings.config)
     if as_json:
         emit_json({"root": str(settings.config.host.root_path), "done": done})
         return

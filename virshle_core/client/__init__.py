@@ -118,10 +118,11 @@ class NodeClient:
             sock.connect(path)
         except FileNotFoundError:
             sock.close()
+            from ..daemon.service import how_to_start
+
             raise NodeUnavailable(
                 f"node {self.name!r}: no socket at {path}",
-                "Start the node daemon with `virshle node serve` (after `virshle node init --all`).",
-                status="socket_not_found",
+                f"Start the node daemon with {how_to_start()}.", status="socket_not_found",
             ) from None
         except PermissionError:
             sock.close()
@@ -132,10 +133,12 @@ class NodeClient:
             ) from None
         except (ConnectionRefusedError, socket.timeout, OSError) as exc:
             sock.close()
+            from ..daemon.service import how_to_start
+
             raise NodeUnavailable(
                 f"node {self.name!r}: the daemon does not answer on {path} ({exc.__class__.__name__})",
-                "The socket is stale; restart `virshle node serve`.",
-                status="offline",
+                f"Its socket is left from a daemon that stopped: start it again with "
+                f"{how_to_start()}.", status="offline",
             ) from None
         sock.settimeout(self.timeout)
         return sock

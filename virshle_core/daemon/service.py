@@ -18,18 +18,28 @@ from ..errors import VirshleError
 from ..locations import DEFAULT_PATH
 from ..log import log_command
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..config import Config
+
 UNIT = "virshle.service"
 UNIT_DIR = Path("/etc/systemd/system")
 
 
-def unit_text(virshle: str, config_path: str | None) -> str:
-    """The unit, its ExecStart naming ``virshle`` (and ``--config`` if not the default)."""
+def unit_text(virshle: str, config_path: str | None, after: list[str] = ()) -> str:
+    """The unit, its ExecStart naming ``virshle`` (and ``--config`` if not the default),
+    ordered ``After=`` the units the plugins name (``virshle_service_after``)."""
     template = (Path(__file__).parent.parent / "systemd" / UNIT).read_text()
     command = f"{virshle} node serve"
     if config_path and os.path.abspath(config_path) != DEFAULT_PATH:
         command = f"{virshle} --config {os.path.abspath(config_path)} node serve"
-    lines = [f"ExecStart={command}" if line.startswith("ExecStart=") else line
-             for line in template.splitlines()]
+    lines = []
+    for line in template.splitlines():
+        if line.startswith("ExecStart="):
+            line = f"ExecStart={command}"
+        elif line.startswith("After=") and after:
+            line = " ".join([line, *after])
+        lines.append(line)
     return "\n".join(lines) + "\n"
 
 
@@ -47,11 +57,26 @@ def systemd_running() -> bool:
     return Path("/run/systemd/system").is_dir() and shutil.which("systemctl") is not None
 
 
-def install(config_path: str | None) -> list[str]:
+def unit_path() -> Path:
+    """Where the unit is installed (``$VIRSHLE_SYSTEMD_UNIT_DIR`` for tests)."""
+    return Path(os.environ.get("VIRSHLE_SYSTEMD_UNIT_DIR") or UNIT_DIR) / UNIT
+
+
+def how_to_start() -> str:
+    """What starts the node daemon on this host, for a hint: its unit where one is
+    installed and systemd runs, else the command."""
+    if systemd_running() and unit_path().exists():
+        return "`systemctl start virshle`"
+    return "`virshle node serve` (after `virshle node init --all`)"
+
+
+def install(config: Config) -> list[str]:
     """Write the unit and enable it where systemd runs; what was done, a line each."""
-    unit_dir = Path(os.environ.get("VIRSHLE_SYSTEMD_UNIT_DIR") or UNIT_DIR)
-    path = unit_dir / UNIT
-    text = unit_text(this_virshle(), config_path)
+    from ..hooks import plugins
+
+    path = unit_path()
+    unit_dir = path.parent
+    text = unit_text(this_virshle(), config.path, plugins().service_after(config=config))
     done = []
     try:
         unit_dir.mkdir(parents=True, exist_ok=True)

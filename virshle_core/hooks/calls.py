@@ -149,6 +149,13 @@ class Hooks:
                       ) -> bool | None:
         return self._hook.virshle_migration_end(vm=vm, side=side, outcome=outcome, node=node)
 
+    def service_after(self, config: Any) -> list[str]:
+        """Every plugin's units for the service's ``After=``, in order, once each."""
+        units: list[str] = []
+        for answer in self._hook.virshle_service_after(config=config):
+            units += [unit for unit in answer or [] if unit not in units]
+        return units
+
     # --- logging in to a guest ----------------------------------------------------------
 
     def guest_login(self, vm: "Vm", console: str) -> "GuestLogin | None":

@@ -16,7 +16,8 @@ declare only the arguments you use: pluggy passes arguments by name.
 from . import (cleanup, creation, disks, extension, hypervisor, login, migration, network, node,
                startup)
 from .startup import virshle_config_sections, virshle_register_commands
-from .node import virshle_node_init, virshle_node_gc, virshle_node_info, virshle_choose_node
+from .node import (virshle_node_init, virshle_node_gc, virshle_node_info, virshle_choose_node,
+                   virshle_service_after)
 from .creation import virshle_pre_create, virshle_disk_clone, virshle_provision
 from .network import virshle_net_attach, virshle_net_detach
 from .hypervisor import virshle_hypervisor, virshle_start, virshle_stop, virshle_vm_state, virshle_vm_watch, virshle_console, virshle_vm_control
@@ -74,4 +75,5 @@ __all__ = [
     "virshle_migration_send",
     "virshle_migration_end",
     "virshle_guest_login",
+    "virshle_service_after",
 ]

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from .marker import hookspec
 
 if TYPE_CHECKING:
+    from ..config import Config
     from ..models import NodeCandidate, NodeContext
 
 
@@ -30,6 +31,27 @@ def virshle_node_init(node: NodeContext, parts: frozenset[str]) -> None:
         def virshle_node_init(node, parts):
             if "net" in parts:
                 ensure_bridge(node.section("ovs").bridge)
+    """
+
+
+@hookspec
+def virshle_service_after(config: Config) -> list[str] | None:
+    """Name the systemd units the node daemon's service must start after.
+
+    Called by ``virshle node init --systemd`` when it writes ``virshle.service``; the
+    answers of every plugin are merged into its ``After=`` line, beside
+    ``network-online.target``. Name a unit only when this node's configuration uses the
+    service it runs (ordering does not start it).
+
+    :param config: the node's configuration (``config.section("dhcp.kea")``: a
+        plugin's table, None when absent).
+    :returns: unit names (``"kea-ctrl-agent.service"``), or None.
+
+    Example::
+
+        @hookimpl
+        def virshle_service_after(config):
+            return ["kea-ctrl-agent.service"] if config.section("dhcp.kea") else None
     """
 
 

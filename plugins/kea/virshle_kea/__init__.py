@@ -69,6 +69,17 @@ def virshle_config_sections(register):
 
 
 @hookimpl
+def virshle_service_after(config):
+    kea = config.section("dhcp.kea")
+    if kea is None or not kea.servers():
+        return None
+    units = ["kea-dhcp4-server.service"] + (["kea-dhcp6-server.service"] if kea.url6 else [])
+    if any(url.startswith(("http://", "https://")) for _, url in kea.servers()):
+        units.append("kea-ctrl-agent.service")  # the leases are asked through the agent
+    return units
+
+
+@hookimpl
 def virshle_node_info(node):
     config = config_of(node)
     return {"dhcp": {"kea": config.url, "kea6": config.url6}}

@@ -52,6 +52,13 @@ def virshle_config_sections(register):
 
 
 @hookimpl
+def virshle_service_after(config):
+    if any(net.type == "tap" for template in config.templates for net in template.net):
+        return ["openvswitch-switch.service"]  # its bridge holds the taps
+    return None
+
+
+@hookimpl
 def virshle_node_init(node, parts):
     if "net" not in parts:
         return
