@@ -24,10 +24,11 @@ test: setup
 test-fast: setup
 	$(VENV)/bin/pytest -m "not e2e"
 
-# Wheels and sdists of every distribution (the core and each plugin), into dist/.
-dist: setup
-	rm -rf dist
-	$(VENV)/bin/python scripts/dist.py dist
+# Wheels and sdists of every distribution (the core and each plugin), and a wheel of every
+# runtime dependency, into dist/: `pip install --no-index --find-links dist/ 'virshle[all]'`
+# then needs no package index. Needs Python's venv, not the test stack.
+dist:
+	scripts/dist.sh dist
 
 # The parts of docs/ written from the code (hook reference, error codes, the VM document).
 docs: setup
@@ -43,4 +44,4 @@ bench: setup
 	$(VENV)/bin/python bench/scale.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info plugins/*/*.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-dist build dist *.egg-info plugins/*/*.egg-info .pytest_cache .hypothesis

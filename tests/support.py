@@ -89,24 +89,29 @@ class Console:
 
 @pytest.fixture(scope="session")
 def installed_wheels(tmp_path_factory):
-    """`virshle[all]` from freshly built wheels, in /opt/virshle-test-<pid>/venv."""
+    """`virshle[all]` from freshly built wheels and the wheelhouse of its dependencies
+    (``make dist``), installed with no package index, in /opt/virshle-test-<pid>/venv."""
     sys.path.insert(0, str(REPO / "scripts"))
     try:
         import dist
     finally:
         sys.path.remove(str(REPO / "scripts"))
     wheels = tmp_path_factory.mktemp("dist")
-    made = dist.build(wheels)
+    warned: list[str] = []
+    made = dist.build(wheels, warned)
+    assert warned == []  # setuptools says nothing: SPDX licence, a README each
     names = {path.name.split("-")[0] for path in made}
     assert names == {"virshle"} | {f"virshle_{name}" for name in BUILT_IN_PLUGINS}
     assert len([p for p in made if p.suffix == ".whl"]) == len(names)  # and an sdist each
+    assert any(p.name.startswith("asyncssh-") for p in dist.wheelhouse(wheels))
     base = Path(f"/opt/virshle-test-{os.getpid()}")
     try:
         base.mkdir(mode=0o755)
         venv = base / "venv"
         subprocess.run([SYSTEM_PYTHON, "-m", "venv", str(venv)], check=True)
         subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check",
-                        "--find-links", str(wheels), "virshle[all]"], check=True, cwd="/")
+                        "--no-index", "--find-links", str(wheels), "virshle[all]"], check=True,
+                       cwd="/")
         yield base
     finally:
         shutil.rmtree(base, ignore_errors=True)
