@@ -150,9 +150,16 @@ def _values(command: list[str], bulk: dict) -> set:
 
 def run(argv: list[str]) -> int | None:
     """Answer ``argv`` here and return the exit status, or None to take the full path."""
-    if os.environ.get("VIRSHLE_NO_FAST") or "_VIRSHLE_COMPLETE" in os.environ \
-            or "_V_COMPLETE" in os.environ:  # a shell asks for completions: click answers
+    if os.environ.get("VIRSHLE_NO_FAST"):
         return None
+    completing = None
+    if "_VIRSHLE_COMPLETE" in os.environ or "_V_COMPLETE" in os.environ:
+        from . import fastcomplete  # a shell asks which VMs there are (Tab)
+
+        completing = fastcomplete.request()
+        if completing is None:
+            return None
+        argv = completing[1]
     from .view import chosen_path, load
 
     path, _ = chosen_path(_config_of(argv))
@@ -160,12 +167,14 @@ def run(argv: list[str]) -> int | None:
     if view is None:
         return None
     bulk = bulk_verbs(view)
-    options = _parse(argv, bulk)
+    options = _parse(argv, bulk) if completing is None else {}
     if options is None:
         return None
     nodes = [_Node(**entry) for entry in view["nodes"]]
     if not all(n.url.startswith("unix://") or _held(n) for n in nodes):
         return None  # an SSH node nobody holds: asyncssh is the cost anyway
+    if completing is not None:
+        return _complete(completing, view, nodes)
     values, flags = options["values"], options["flags"]
     node = values.get("--node")
     if node is not None and node not in {n.name for n in nodes}:
@@ -187,6 +196,26 @@ def run(argv: list[str]) -> int | None:
 
         report_error(exc.code, exc.message, exc.hint, exc.node, "--json" in flags)
         return exc.exit_code
+
+
+def _complete(completing: tuple, view: dict, nodes: list[_Node]) -> int | None:
+    """A VM's name (or id, or uuid) under the cursor, from the nodes; None for any other
+    word (click completes it)."""
+    from ..verbs import Verb, core
+    from . import fastcomplete
+
+    shell, args, incomplete = completing
+    verbs = list(core()) + [Verb.from_json(data) for data in view.get("verbs", ())]
+    naming = {v.name for v in verbs if v.group == "vm" and " " not in v.name
+              and v.path.startswith("/vms/{ref}")} | set(fastcomplete.NAMING)
+    asked = fastcomplete.wanted(args, incomplete, naming)
+    if asked is None:
+        return None
+    field, node = asked
+    if node is not None and node not in {n.name for n in nodes}:
+        return None
+    settings = _Settings(-1, nodes, [])
+    return fastcomplete.answer(shell, field, incomplete, settings.clients(node))
 
 
 def _held(node: _Node) -> bool:
