@@ -162,7 +162,8 @@ def check(node: Node, where: str) -> None:
     vcpu = vram = disk_total = 0
     for row in rows:
         disks = json.loads(row["disks"] or "[]")
-        vcpu, vram = vcpu + row["vcpu"], vram + row["vram"]
+        if row["uuid"] in running:  # [host.limits] reserve = "running", the default
+            vcpu, vram = vcpu + row["vcpu"], vram + row["vram"]
         held_names: set[str] | None = None
         for disk in disks:
             disk_total += disk.get("size") or 0
@@ -189,8 +190,8 @@ def check(node: Node, where: str) -> None:
                          f"its disks hold {sorted(held_names)}")
     info = node.cli("node", "ls", "--all", "--json").json()[0]
     if info["cpu"]["reserved"] != vcpu:
-        raise Broken(f"{node.name} {where}: {info['cpu']['reserved']} vcpu reserved, the rows "
-                     f"hold {vcpu}")
+        raise Broken(f"{node.name} {where}: {info['cpu']['reserved']} vcpu reserved, the "
+                     f"running rows hold {vcpu}")
     if info["ram"]["reserved"] != vram:
         raise Broken(f"{node.name} {where}: {info['ram']['reserved']} bytes of ram reserved, "
                      f"the rows hold {vram}")

@@ -133,7 +133,7 @@ def test_stopped_vms_reserve_nothing_and_a_start_is_checked(tmp_path):
         started = node.cli("vm", "start", names[1])
         assert started.returncode == 0, started.stderr
     finally:
-        node.stop()
+        node.close()  # and its guest
 
 
 def test_reserve_takes_running_or_defined(tmp_path):

@@ -276,7 +276,10 @@ def test_vm_ssh_runs_a_command_and_refuses_a_vm_without_a_lease(lab):
     assert ran.returncode == 0 and ran.stdout.strip() == "ran-in-virshle-guest", ran.stderr
     dry = lab.cli("vm", "ssh", "verb-a", "--user", "root", "--dry-run", "--", "uptime")
     ip = lab.vm_ips("verb-a")[0]
-    assert dry.stdout == f"ssh root@{ip} uptime\n"
+    uuid = lab.cli("vm", "info", "verb-a", "--json").json()["uuid"]
+    assert dry.stdout.startswith("ssh -o UserKnownHostsFile=") and \
+        f" -o HostKeyAlias=virshle-{uuid} " in dry.stdout, dry.stdout  # the guest's own keys
+    assert dry.stdout.endswith(f" root@{ip} uptime\n"), dry.stdout
     assert lab.cli("vm", "stop", "verb-c", "--force").returncode == 0
     stopped = lab.cli("vm", "ssh", "verb-c")
     assert stopped.returncode == 1 and "'verb-c' is shutdown" in one_line_error(stopped)
