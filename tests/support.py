@@ -26,7 +26,7 @@ from virshle_core.testing.sshlab import SshNodes, ssh_nodes  # noqa: F401
 
 REPO = Path(__file__).parent.parent
 SYSTEM_PYTHON = "/usr/bin/python3"
-BUILT_IN_PLUGINS = {"ch", "cloudinit", "kea", "lb", "macvtap", "ovs", "qemu"}
+BUILT_IN_PLUGINS = {"ch", "cloudinit", "kea", "lb", "macvtap", "metrics", "ovs", "qemu", "web"}
 GUEST_DIR = REPO / ".cache" / "guest"
 
 
@@ -118,6 +118,13 @@ def installed_wheels(tmp_path_factory):
 
 
 # --- helpers several test modules share ---------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def exchange(daemon, method: str, target: str, body: bytes | None = None,

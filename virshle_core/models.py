@@ -178,6 +178,17 @@ class ConsoleEndpoint:
 
 
 @attrs.define
+class VmStats:
+    """What a running VM's VMM counts (``virshle_vm_stats``): its process's cpu time and
+    resident memory, and each disk's ``{"name", "read_bytes", "written_bytes", "reads",
+    "writes"}`` since the VMM started."""
+
+    cpu_seconds: float
+    rss_bytes: int
+    disks: list[dict] = attrs.Factory(list)
+
+
+@attrs.define
 class GuestLogin:
     """How to log in to a guest, as its console says (``virshle_guest_login``): the user
     its keys went to, and its SSH host keys (``"ssh-ed25519 AAAA..."``)."""

@@ -31,7 +31,8 @@ def test_the_contract_has_every_design_hook():
         "virshle_snapshot", "virshle_disk_resize", "virshle_disk_copy", "virshle_node_gc",
         "virshle_verbs", "virshle_routes", "virshle_services", "virshle_net_types",
         "virshle_migration_support", "virshle_migration_receive", "virshle_migration_send",
-        "virshle_migration_end", "virshle_guest_login", "virshle_service_after"])
+        "virshle_migration_end", "virshle_guest_login", "virshle_service_after",
+        "virshle_vm_stats"])
 
 
 @pytest.mark.parametrize("hook", HOOKS)

@@ -8,7 +8,7 @@ import pytest
 
 from tests.support import make_plugin_dist
 
-BUILT_IN = {"ch", "qemu", "ovs", "macvtap", "kea", "lb", "cloudinit"}
+BUILT_IN = {"ch", "cloudinit", "kea", "lb", "macvtap", "metrics", "ovs", "qemu", "web"}
 
 
 def names(result) -> set[str]:

@@ -76,15 +76,8 @@ def _console_login(client, vm):
     """What the ``virshle_guest_login`` hook reads in the end of the VM's console log."""
     from ..hooks import plugins
 
-    tail = b""
-    try:
-        response = client.logs(vm.uuid)
-        try:
-            for chunk in response.iter_chunks():
-                tail = (tail + chunk)[-CONSOLE_TAIL:]
-        finally:
-            response.close()
-    except (VirshleError, OSError):
+    tail = client.console_tail(vm.uuid, CONSOLE_TAIL)
+    if not tail:
         return None  # no console log: nothing learnt
     return plugins().guest_login(vm=vm, console=tail.decode(errors="replace"))
 

@@ -342,6 +342,21 @@ class NodeClient:
         path = f"/vms/{quote(str(ref))}/logs" + ("?follow=1" if follow else "")
         return self.stream("GET", path, read_timeout=None if follow else self.timeout)
 
+    def console_tail(self, ref: str, size: int) -> bytes:
+        """The last ``size`` bytes of what the VM's console printed; empty when there is no
+        log (or it cannot be read now)."""
+        tail = b""
+        try:
+            response = self.logs(ref)
+            try:
+                for chunk in response.iter_chunks():
+                    tail = (tail + chunk)[-size:]
+            finally:
+                response.close()
+        except (VirshleError, OSError, http.HttpError):
+            pass
+        return tail
+
     def console(self, ref: str):
         """The VM's serial console as a WebSocket (raw bytes both ways)."""
         import json

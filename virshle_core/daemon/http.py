@@ -75,6 +75,7 @@ class Request:
         self.query: dict[str, str] = dict(parse_qsl(parts.query, keep_blank_values=True))
         self.headers = Headers((k.decode("latin-1"), v.decode("latin-1")) for k, v in event.headers)
         self.match_info: dict[str, str] = {}
+        self.route: str | None = None  # the path template that matched (routes.py)
         self.connection_state = connection.state  # what handlers keep per connection (its peer)
         length = self.headers.get("content-length")
         self.content_length = int(length) if length is not None else None

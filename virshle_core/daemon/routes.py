@@ -10,7 +10,10 @@ from __future__ import annotations
 import asyncio
 import re
 import json
+import time
 from typing import Any, Callable
+
+import blinker
 
 from ..wire import api
 from ..vm import lifecycle
@@ -42,12 +45,13 @@ class Router:
 
     def resolve(self, request: Request) -> Handler:
         allowed = False
-        for method, _, pattern, handler, head in self._routes:
+        for method, path, pattern, handler, head in self._routes:
             match = pattern.match(request.path)
             if match is None:
                 continue
             if method == request.method or (head and request.method == "HEAD"):
                 request.match_info = match.groupdict()
+                request.route = path
                 return handler
             allowed = True
         if allowed:
@@ -58,6 +62,10 @@ class Router:
 
 
 API = "/api/v1"
+REQUEST_HANDLED = blinker.signal("request-handled")
+"""Sent after each request with ``method``, ``route`` (its path template, as
+``/api/v1/vms/{ref}``), ``status`` and ``seconds`` (for a stream: until it ended). Not an
+event of ``GET /events``: the daemon's own observation, for the metrics plugin."""
 
 
 class Api:
@@ -119,7 +127,16 @@ class Api:
         return router
 
     async def handle(self, request: Request) -> Response:
-        """Route one request; every error becomes a reply in the JSON error shape."""
+        """Route one request; every error becomes a reply in the JSON error shape; then
+        announce it (``request-handled``: the metrics plugin counts it)."""
+        started = time.perf_counter()
+        response = await self._handle(request)
+        REQUEST_HANDLED.send(self.node.name, method=request.method,
+                             route=getattr(request, "route", None) or "(none)",
+                             status=response.status, seconds=time.perf_counter() - started)
+        return response
+
+    async def _handle(self, request: Request) -> Response:
         state = request.connection_state
         if "caller" not in state:  # the peer of the socket, once per connection
             state["caller"] = access.peer(state.get("socket"), self.node.config.host.admin_group)

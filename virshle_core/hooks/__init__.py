@@ -7,5 +7,5 @@ deny lists), the typed hook calls (``calls``), and the core's own fallbacks
 
 from .manager import (  # noqa: F401 -- the names the rest of the core and plugin tests use
     PluginInfo, broken_plugins, config_sections, get_plugin_manager, hypervisor_names,
-    plugin_infos, plugins,
+    plugin_infos, plugins, time_hook_calls,
 )

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ..config import TemplateDisk, VmTemplate
     from ..models import (ApiRoute, ClonedDisk, ConsoleEndpoint, Disk, GuestLogin, Lease, Net,
                           NetAttachment, NodeCandidate, NodeContext, Service, Vm, VmmHandle,
-                          VmWatch)
+                          VmStats, VmWatch)
 
 
 class Hooks:
@@ -155,6 +155,9 @@ class Hooks:
         for answer in self._hook.virshle_service_after(config=config):
             units += [unit for unit in answer or [] if unit not in units]
         return units
+
+    def vm_stats(self, vm: "Vm", node: "NodeContext") -> "VmStats | None":
+        return self._hook.virshle_vm_stats(vm=vm, node=node)
 
     # --- logging in to a guest ----------------------------------------------------------
 

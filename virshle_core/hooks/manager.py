@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import attrs
 import pluggy
@@ -190,6 +190,32 @@ def _build() -> pluggy.PluginManager:
     if os.environ.get("VIRSHLE_TRACE_HOOKS"):
         _trace(pm)
     return pm
+
+
+def time_hook_calls(record: Callable[[str, str, float], None]) -> None:
+    """Call ``record(hook, plugin, seconds)`` after each hook implementation runs (the
+    metrics plugin's histogram). Safe to call again: implementations timed already, and
+    hook wrappers, are left as they are; a reload's new plugins get timed by the next call.
+    """
+    import time
+
+    pm = get_plugin_manager()
+    for hook_name in pm.hook.__dict__:
+        caller = getattr(pm.hook, hook_name)
+        for impl in caller.get_hookimpls():
+            if getattr(impl.function, "_timed", False) or impl.hookwrapper or impl.wrapper:
+                continue
+            plugin = pm.get_name(impl.plugin) or "?"
+
+            def timed(*args, _function=impl.function, _hook=hook_name, _plugin=plugin):
+                started = time.perf_counter()
+                try:
+                    return _function(*args)
+                finally:
+                    record(_hook, _plugin, time.perf_counter() - started)
+
+            timed._timed = True
+            impl.function = timed
 
 
 def _trace(pm: pluggy.PluginManager) -> None:

@@ -20,7 +20,8 @@ from .node import (virshle_node_init, virshle_node_gc, virshle_node_info, virshl
                    virshle_service_after)
 from .creation import virshle_pre_create, virshle_disk_clone, virshle_provision
 from .network import virshle_net_attach, virshle_net_detach
-from .hypervisor import virshle_hypervisor, virshle_start, virshle_stop, virshle_vm_state, virshle_vm_watch, virshle_console, virshle_vm_control
+from .hypervisor import (virshle_hypervisor, virshle_start, virshle_stop, virshle_vm_state,
+                         virshle_vm_watch, virshle_console, virshle_vm_control, virshle_vm_stats)
 from .disks import virshle_snapshot, virshle_disk_resize, virshle_disk_copy
 from .cleanup import virshle_lease_query, virshle_post_delete
 from .extension import virshle_verbs, virshle_routes, virshle_services
@@ -76,4 +77,5 @@ __all__ = [
     "virshle_migration_end",
     "virshle_guest_login",
     "virshle_service_after",
+    "virshle_vm_stats",
 ]

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from .marker import hookspec
 
 if TYPE_CHECKING:
+    from ..models import VmStats
     from ..models import ConsoleEndpoint, NetAttachment, NodeContext, Vm, VmmHandle, VmWatch
 
 
@@ -215,4 +216,33 @@ def virshle_vm_control(vm: Vm, action: str, force: bool, node: NodeContext) -> b
             api(vm).put({"pause": "vm.pause", "resume": "vm.resume",
                          "reboot": "vm.reboot"}[action])
             return True
+    """
+
+
+@hookspec(firstresult=True)
+def virshle_vm_stats(vm: Vm, node: NodeContext) -> VmStats | None:
+    """Count what a running VM's VMM has used: cpu time, resident memory, disk I/O.
+
+    Called by the metrics plugin in a worker thread, at most once per its sampling
+    interval, for each running or paused VM; never by a command line. Ask the VMM (QMP
+    ``query-blockstats``, cloud-hypervisor's ``vm.counters``), not the guest, with a
+    short timeout; return None for a VM that is not yours or whose VMM is gone.
+
+    Stops at first non-None result.
+
+    :param vm: a running or paused VM.
+    :param node: the local node.
+    :returns: a ``VmStats`` (counters since the VMM started), or None.
+
+    Example::
+
+        @hookimpl
+        def virshle_vm_stats(vm):
+            pid = my_pid(vm)
+            if pid is None:
+                return None
+            process = psutil.Process(pid)
+            times = process.cpu_times()
+            return VmStats(cpu_seconds=times.user + times.system,
+                           rss_bytes=process.memory_info().rss)
     """

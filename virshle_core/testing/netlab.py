@@ -202,6 +202,21 @@ class Ovs:
         kill_pidfile(self.dir / "ovsdb-server.pid")
 
 
+class HostNs(Netns):
+    """The host's own namespace, where a test runs what it reaches on loopback (an sshd
+    for a node over ``ssh://127.0.0.1``): nothing to create or delete."""
+
+    def __init__(self) -> None:
+        self.name = "(the host)"
+
+    @property
+    def prefix(self) -> list[str]:
+        return []
+
+    def delete(self) -> None:
+        pass
+
+
 def listening(ns: Netns, port: int, address: str = "127.0.0.1") -> bool:
     """Whether something accepts TCP connections on ``address:port`` in ``ns``."""
     return ns.exec(["bash", "-c", f"exec 3<>/dev/tcp/{address}/{port}"], check=False).returncode == 0

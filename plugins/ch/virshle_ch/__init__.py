@@ -54,6 +54,15 @@ def virshle_vm_control(vm, action, force, node):
 
 
 @hookimpl
+def virshle_vm_stats(vm, node):
+    if vm.hypervisor != "ch":
+        return None
+    from .vmm import stats
+
+    return stats(vm)
+
+
+@hookimpl
 def virshle_migration_support(vm, node):
     """cloud-hypervisor's ``vm.send-migration`` and ``vm.receive-migration`` move memory and
     devices only: its disks must already be on both hosts (shared storage), which a node's

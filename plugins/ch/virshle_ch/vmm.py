@@ -268,3 +268,29 @@ def stop(vm, force: bool, timeout: float) -> None:
             _wait_gone(pid, marker, 5)
     _stop_console_keeper(vm)
     _clean(vm)
+
+
+def stats(vm):
+    """The VMM's cpu time and RSS (its process) and each disk's I/O (``vm.counters``, keyed
+    by the ids ``vm_config`` gives the disks); None when it is not running."""
+    import psutil
+
+    from virshle_core.models import VmStats
+
+    p = paths(vm)
+    pid = read_pid(p["pid"])
+    if pid is None or not alive(pid, str(p["api"])):
+        return None
+    process = psutil.Process(pid)
+    times, rss = process.cpu_times(), process.memory_info().rss
+    try:
+        counters = ChApi(str(p["api"]), timeout=2).request("GET", "vm.counters") or {}
+    except ChApiError:
+        counters = {}
+    disks = []
+    for disk in vm.disks:
+        counted = counters.get(f"disk-{disk.name}") or {}
+        disks.append({"name": disk.name, "read_bytes": counted.get("read_bytes", 0),
+                      "written_bytes": counted.get("write_bytes", 0),
+                      "reads": counted.get("read_ops", 0), "writes": counted.get("write_ops", 0)})
+    return VmStats(cpu_seconds=times.user + times.system, rss_bytes=rss, disks=disks)

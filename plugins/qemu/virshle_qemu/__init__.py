@@ -85,6 +85,15 @@ def virshle_snapshot(vm, action, snapshot, node):
 
 
 @hookimpl
+def virshle_vm_stats(vm, node):
+    if vm.hypervisor not in (None, "qemu"):
+        return None
+    from .control import stats
+
+    return stats(vm)
+
+
+@hookimpl
 def virshle_migration_support(vm, node):
     return "" if vm.hypervisor == NAME else None
 

@@ -98,3 +98,31 @@ def _devices(vm) -> list[str]:
                            "disks", "Restart the VM, then take the snapshot again.",
                            code="vmm_failed")
     return found
+
+
+def stats(vm):
+    """The QEMU's cpu time and RSS (its process) and each disk's I/O (``query-blockstats``,
+    matched to the disks by file through ``query-block``); None when it is not running."""
+    import psutil
+
+    from virshle_core.models import VmStats
+
+    from .vmm import alive, read_pid
+
+    pid = read_pid(vm)
+    if pid is None or not alive(pid, vm):
+        return None
+    process = psutil.Process(pid)
+    times, rss = process.cpu_times(), process.memory_info().rss
+    by_file = {disk.path: disk.name for disk in vm.disks}
+    devices = {block["device"]: by_file.get(block["inserted"]["file"])
+               for block in qmp(vm, "query-block", timeout=2) if block.get("inserted")}
+    disks = []
+    for entry in qmp(vm, "query-blockstats", timeout=2):
+        name, counted = devices.get(entry.get("device")), entry.get("stats") or {}
+        if name:
+            disks.append({"name": name, "read_bytes": counted.get("rd_bytes", 0),
+                          "written_bytes": counted.get("wr_bytes", 0),
+                          "reads": counted.get("rd_operations", 0),
+                          "writes": counted.get("wr_operations", 0)})
+    return VmStats(cpu_seconds=times.user + times.system, rss_bytes=rss, disks=disks)
