@@ -309,6 +309,8 @@ class ApiRoute:
     path: str
     handler: Callable[..., Any]
     summary: str = ""
+    content_type: str | None = None
+    """What it answers when not JSON (``text/plain``), for the OpenAPI document."""
 
 
 @attrs.define

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.support import follow_events, raw, wait_for
+from tests.support import exchange, follow_events, raw, wait_for
 from virshle_core.client import http
 
 
@@ -120,6 +120,9 @@ def test_openapi_describes_exactly_the_routes_served(shared_daemon):
             "{snapshot}", "first")
         if path.endswith("/events"):
             continue  # a stream; checked in test_events_stream
+        if path.startswith("/api/v1/x/"):  # a plugin's (the metrics' is text)
+            assert exchange(shared_daemon, method, probe)[0] == 200, path
+            continue
         body = {"/node/init": b'{"parts": ["dir"]}',  # not the host's net
                 "/gc": b'{"dry_run": true}',  # nor its devices
                 "/snapshots": b'{"name": "first"}',
@@ -155,6 +158,7 @@ def test_openapi_describes_exactly_the_routes_served(shared_daemon):
         ("GET", "/api/v1/moves"), ("POST", "/api/v1/moves"), ("DELETE", "/api/v1/moves/{id}"),
         ("GET", "/api/v1/moves/{id}/stream/{channel}"), ("POST", "/api/v1/moves/{id}/start"),
         ("POST", "/api/v1/moves/{id}/finish"),
+        ("GET", "/api/v1/x/metrics"),  # the metrics plugin's
     }
     assert documented == expected
 

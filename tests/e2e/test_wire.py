@@ -116,6 +116,7 @@ def test_every_reply_matches_the_openapi_document(node):
     wait_for(lambda: b"login" in exchange(node, "GET", f"/api/v1/vms/{ref}/logs")[2]
              or b"#" in exchange(node, "GET", f"/api/v1/vms/{ref}/logs")[2], timeout=120)
     wire.send("GET", f"/api/v1/vms/{ref}/logs")
+    wire.send("GET", "/api/v1/x/metrics")  # the metrics plugin's, in Prometheus' text format
     assert wire.send("POST", f"/api/v1/vms/{ref}/pause")["state"] == "paused"
     assert wire.send("POST", f"/api/v1/vms/{ref}/resume")["state"] == "running"
     wire.send("POST", f"/api/v1/vms/{ref}/reboot", {"force": True})

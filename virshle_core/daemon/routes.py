@@ -117,7 +117,7 @@ class Api:
         for plugin, route in plugins().routes():
             made.append(Route(route.method, f"/x/{plugin}{route.path}", _plugin_handler(
                 route.handler, self.node), route.summary or f"Plugin {plugin}'s route.",
-                response="PluginReply"))
+                response="PluginReply", content_type=route.content_type))
         return made
 
     def make_router(self) -> Router:

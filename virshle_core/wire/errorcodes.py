@@ -54,6 +54,9 @@ class ErrorCode(StrEnum):
     NAME_TAKEN = "name_taken"
     IFNAME_TAKEN = "ifname_taken"
     VM_NOT_FOUND = "vm_not_found"
+    NODE_NOT_FOUND = "node_not_found"  # the dashboard's: a node its configuration lacks
+    BAD_ACTION = "bad_action"  # the dashboard's: an action it does not know
+    BAD_LISTEN = "bad_listen"  # `virshle web --listen`: not HOST:PORT, or not loopback
     TEMPLATE_NOT_FOUND = "template_not_found"
     TEMPLATE_DISK_MISSING = "template_disk_missing"
     DIGEST_MISMATCH = "digest_mismatch"

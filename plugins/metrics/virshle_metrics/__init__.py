@@ -43,7 +43,7 @@ def virshle_routes():
     from .work import exposition
 
     return [ApiRoute("GET", "", exposition, "Prometheus metrics of the node and its VMs, in "
-                     "the text exposition format.")]
+                     "the text exposition format.", content_type="text/plain")]
 
 
 @hookimpl
