@@ -26,7 +26,7 @@ from virshle_core.testing.sshlab import SshNodes, ssh_nodes  # noqa: F401
 
 REPO = Path(__file__).parent.parent
 SYSTEM_PYTHON = "/usr/bin/python3"
-BUILT_IN_PLUGINS = {"ch", "cloudinit", "kea", "lb", "macvtap", "metrics", "ovs", "qemu", "web"}
+BUILT_IN_PLUGINS = {"ch", "cloudinit", "etcd", "kea", "lb", "macvtap", "metrics", "ovs", "qemu", "web"}
 GUEST_DIR = REPO / ".cache" / "guest"
 
 

@@ -32,7 +32,7 @@ def test_the_contract_has_every_design_hook():
         "virshle_verbs", "virshle_routes", "virshle_services", "virshle_net_types",
         "virshle_migration_support", "virshle_migration_receive", "virshle_migration_send",
         "virshle_migration_end", "virshle_guest_login", "virshle_service_after",
-        "virshle_vm_stats"])
+        "virshle_vm_stats", "virshle_discover_nodes"])
 
 
 @pytest.mark.parametrize("hook", HOOKS)

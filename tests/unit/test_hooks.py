@@ -518,3 +518,46 @@ def test_hook_virshle_hypervisor(register, node):
     (other,) = lifecycle.create(node, CreateRequest(template="xs", name="mine"))
     assert other.hypervisor == "mine"
     assert node.store.get(f"uuid:{vm.uuid}").hypervisor == expected  # the first one keeps its own
+
+
+# --- discovery ----------------------------------------------------------------------------
+
+
+def test_hook_virshle_discover_nodes(register, tmp_path, monkeypatch):
+    """Catalogues' nodes join the [[node]] entries: one per node id across catalogues, a
+    [[node]] entry of the same name or URL wins, and with a catalogue configured there is
+    no implicit local node; not configured (None): the configuration alone."""
+    from virshle_core.cli.app import Settings
+    from virshle_core.config import DiscoveredNode
+
+    monkeypatch.setenv("VIRSHLE_NO_CACHE", "1")  # the plugins change within this process
+
+    def found(name: str, node_id: str, url: str | None = None) -> DiscoveredNode:
+        return DiscoveredNode(name=name, url=url or f"ssh://root@{name}/v.sock", source="test",
+                              id=node_id)
+
+    class One:
+        @hookimpl
+        def virshle_discover_nodes(self, config, probe):
+            return [] if probe else [found("a", "id-a"), found("b", "id-b")]
+
+    class Other:
+        @hookimpl
+        def virshle_discover_nodes(self, config, probe):
+            return [] if probe else [found("a-again", "id-a"), found("c", "id-c"),
+                                     found("local-dup", "id-x", "unix:///here.sock")]
+
+    config = tmp_path / "config.toml"
+    config.write_text('[[node]]\nname = "c"\nurl = "unix:///c.sock"\n\n'
+                      '[[node]]\nname = "here"\nurl = "unix:///here.sock"\n')
+    assert [e.name for e in Settings(config_path=str(config)).entries()] == ["c", "here"]
+    register(One())
+    register(Other())
+    entries = Settings(config_path=str(config)).entries()
+    assert [e.name for e in entries[:2]] == ["c", "here"]  # static first; c and here won
+    assert sorted(e.id for e in entries[2:]) == ["id-a", "id-b"]  # id-a once
+    assert {e.source for e in entries[2:]} == {"test"}
+    bare = tmp_path / "bare.toml"
+    bare.write_text("")
+    assert sorted(e.id for e in Settings(config_path=str(bare)).entries()) == [
+        "id-a", "id-b", "id-c", "id-x"]  # no implicit "default" node

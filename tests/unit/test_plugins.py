@@ -8,7 +8,7 @@ import pytest
 
 from tests.support import make_plugin_dist
 
-BUILT_IN = {"ch", "cloudinit", "kea", "lb", "macvtap", "metrics", "ovs", "qemu", "web"}
+BUILT_IN = {"ch", "cloudinit", "etcd", "kea", "lb", "macvtap", "metrics", "ovs", "qemu", "web"}
 
 
 def names(result) -> set[str]:

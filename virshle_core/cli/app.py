@@ -40,6 +40,7 @@ class Settings:
         self.config_path = config_path
         self._config: Any = None
         self._view: Any = False  # not looked up yet
+        self._entries: list | None = None
 
     @property
     def config(self):
@@ -101,12 +102,19 @@ class Settings:
         self._warn_disks({"disks": view.disks_of(self.config)})
 
     def entries(self) -> list:
-        """The managed nodes: name, url, weight and timeout of each."""
-        if self._config is None and self.view is not None:
+        """The managed nodes: name, url, weight and timeout of each; with a catalogue
+        (``virshle_discover_nodes``), its nodes too, asked once per command."""
+        if self._config is None and self.view is not None and not self.view.get("discovery"):
             from .fast import _Node
 
             return [_Node(**entry) for entry in self.view["nodes"]]
-        return self.config.managed_nodes()
+        if self._entries is None:
+            from ..hooks import plugins
+
+            discovered = plugins().discover_nodes(config=self.config)
+            self._entries = (self.config.managed_nodes() if discovered is None
+                             else merge_nodes(self.config, discovered))
+        return self._entries
 
     def clients(self, node: str | None = None, param: str = "--node") -> list:
         """Clients of the managed nodes, or of ``node`` alone (an unknown name is exit 2,
@@ -123,6 +131,27 @@ class Settings:
                 )
             entries = chosen
         return [NodeClient(e) for e in entries]
+
+
+def merge_nodes(config, discovered: list) -> list:
+    """The ``[[node]]`` entries, then the discovered nodes that are not one of them (by
+    name or URL): a static entry says how this command line reaches a node. Without
+    ``[[node]]``, the local node is one when its daemon runs here (a node's own config
+    registers it in the catalogue), and its own entry in the catalogue is left out."""
+    import os
+
+    static, here = list(config.nodes), None
+    if not static and os.path.exists(config.host.socket_path):
+        from ..marks import NODE_ID
+
+        static = config.managed_nodes()
+        try:
+            here = (config.host.root_path / NODE_ID).read_text().strip() or None
+        except OSError:
+            here = None
+    names, urls = {e.name for e in static}, {e.url for e in static}
+    return static + [n for n in discovered
+                     if n.name not in names and n.url not in urls and (here is None or n.id != here)]
 
 
 def _add_verbosity(ctx: click.Context, param: click.Parameter, value: Any) -> None:

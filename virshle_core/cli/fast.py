@@ -164,8 +164,8 @@ def run(argv: list[str]) -> int | None:
 
     path, _ = chosen_path(_config_of(argv))
     view = load(path)
-    if view is None:
-        return None
+    if view is None or view.get("discovery"):
+        return None  # (a catalogue: the full command line asks it)
     bulk = bulk_verbs(view)
     options = _parse(argv, bulk) if completing is None else {}
     if options is None:

@@ -79,7 +79,7 @@ def list_nodes(settings, node_name: str | None, as_json: bool) -> int:
         if pong is not None and pong.cordoned:  # up, but the balancer skips it
             status = "cordoned"
         doc = {"name": client.name, "url": client.entry.url, "weight": client.entry.weight,
-               "status": status}
+               "status": status, **catalogued(client.entry)}
         if error is not None:
             doc["reason"] = error.message
         documents.append(doc)
@@ -87,8 +87,12 @@ def list_nodes(settings, node_name: str | None, as_json: bool) -> int:
         emit_json(documents)
         return 0
     v = settings.verbosity
-    headers = ["name", "status"] + (["url", "weight"] if v >= 1 else [])
+    seen = any("seen" in doc for doc in documents)
+    headers = ["name", "status"] + (["url", "weight"] if v >= 1 else []) + (
+        ["source", "seen"] if seen else [])
     rows = [[doc["name"], state(doc["status"])] + ([doc["url"], doc["weight"]] if v >= 1 else [])
+            + ([doc.get("source", "config"), _ago(doc.get("seen"), doc.get("cached"))]
+               if seen else [])
             for doc in documents]
     echo(table(headers, rows))
     for doc in documents:
@@ -97,6 +101,23 @@ def list_nodes(settings, node_name: str | None, as_json: bool) -> int:
     if v < 1 and any("reason" in d for d in documents):
         echo("Some nodes are not online; -v says why.", err=True)
     return 0
+
+
+def catalogued(entry) -> dict:
+    """What a catalogue said of a node (``DiscoveredNode``), for ``node ls``."""
+    if not getattr(entry, "source", None):
+        return {}
+    return {"source": entry.source, "id": entry.id, "seen": entry.seen, "cached": entry.cached,
+            "labels": entry.labels}
+
+
+def _ago(seen: float | None, cached: bool = False) -> str:
+    """``4 s ago`` (and that it comes from a cache)."""
+    if seen is None:
+        return "-"
+    import time
+
+    return f"{max(0, time.time() - seen):.0f} s ago" + (" (cached)" if cached else "")
 
 
 def provision_summary(provision: dict | None) -> str:

@@ -153,6 +153,7 @@ def node_ls(settings: Settings, all_: bool, as_json: bool, node_name: str | None
         return client.info() if detailed else client.ping()
 
     from ..units import human_size
+    from .listing import catalogued
 
     results = fan_out(clients, probe)
     results_info = {client.name: answer for client, answer, error in results if detailed and not error}
@@ -161,7 +162,8 @@ def node_ls(settings: Settings, all_: bool, as_json: bool, node_name: str | None
         cordon = getattr(answer, "cordon", None)
         status = "online" if error is None else getattr(error, "status", "offline")
         doc = {"name": client.name, "url": client.entry.url, "weight": client.entry.weight,
-               "status": "cordoned" if cordon is not None and cordon.cordoned else status}
+               "status": "cordoned" if cordon is not None and cordon.cordoned else status,
+               **catalogued(client.entry)}
         if error is not None:
             doc["reason"] = error.message
         if all_ or as_json:

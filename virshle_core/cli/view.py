@@ -95,6 +95,8 @@ def store(path: str, config) -> None:
                       for n in config.managed_nodes()],
             "disks": disks_of(config),
             "verbs": plugin_verbs(),  # the fast path knows them without loading plugins
+            # a catalogue of nodes: asked by the full command line each time
+            "discovery": _discovery(config),
         }
         fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
         with os.fdopen(fd, "w") as handle:
@@ -102,6 +104,12 @@ def store(path: str, config) -> None:
         os.replace(tmp, _file(path))
     except Exception:
         return  # without a view, commands take the full path: slower, never wrong
+
+
+def _discovery(config) -> bool:
+    from ..hooks import plugins
+
+    return plugins().discover_nodes(config=config, probe=True) is not None
 
 
 def plugin_verbs() -> list[dict]:

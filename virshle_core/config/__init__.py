@@ -20,7 +20,8 @@ from .lines import locate  # noqa: F401
 from .loading import disk_warnings, load_config, parse_config, warn  # noqa: F401
 from .schema import (  # noqa: F401
     DEFAULT_PATH, DEFAULT_ROOT, KEY_TYPES, MAX_COUNT, MAX_SECONDS, MAX_VCPU, MAX_VRAM,
-    NODE_NAME_PATTERN, RENAMED, TEMPLATE_NAME_PATTERN, Bytes, Config, CoreConfig, HostConfig,
+    NODE_NAME_PATTERN, RENAMED, TEMPLATE_NAME_PATTERN, Bytes, Config, CoreConfig, DiscoveredNode,
+    HostConfig,
     HostDownloads, HostLimits, NodeEntry, NodeName, NonNegativeInt, Percent, PositiveInt, Seconds, TemplateDisk,
     TemplateName, TemplateNet, Templates, VcpuCount, VmTemplate, config_path, field_check,
     key_entry_problem, url_problem,

@@ -124,6 +124,9 @@ class HostConfig:
     downloads: HostDownloads = attrs.Factory(HostDownloads)
     admin_group: str = "virshle-admin"
     """Its members act on every VM of the node, as root does (docs/operating.md, "Owners")."""
+    advertise_url: str | None = None
+    """How command lines on other hosts reach this node (``ssh://user@host:22/var/lib/
+    virshle/virshle.sock``): what a catalogue plugin registers."""
 
     @property
     def root_path(self) -> Path:
@@ -149,6 +152,22 @@ class NodeEntry:
     persist: NonNegativeSeconds = 60.0
     """An ``ssh://`` node's connection is held this long after the last command (0: not
     held; OpenSSH's ControlPersist)."""
+    labels: dict[str, str] = attrs.Factory(dict)
+    """Words about the node (``rack = "a"``), as catalogues give them too."""
+
+
+@attrs.define
+class DiscoveredNode(NodeEntry):
+    """A node a catalogue listed (``virshle_discover_nodes``), managed as a ``[[node]]``
+    entry: which catalogue (``source``), the node's id, when it last renewed its entry
+    (``seen``, epoch seconds), whether the list came from the catalogue's cache, and the
+    cordon the entry says."""
+
+    source: str = ""
+    id: str | None = None
+    seen: float | None = None
+    cached: bool = False
+    cordoned: bool = False
 
 
 @attrs.define

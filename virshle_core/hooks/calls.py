@@ -149,6 +149,19 @@ class Hooks:
                       ) -> bool | None:
         return self._hook.virshle_migration_end(vm=vm, side=side, outcome=outcome, node=node)
 
+    def discover_nodes(self, config: Any, probe: bool = False) -> list | None:
+        """Every catalogue's nodes, one per node id; None when no catalogue is configured."""
+        answers = [a for a in self._hook.virshle_discover_nodes(config=config, probe=probe)
+                   if a is not None]
+        if not answers:
+            return None
+        found, ids = [], set()
+        for node in (node for answer in answers for node in answer):
+            if node.id is None or node.id not in ids:
+                ids.add(node.id)
+                found.append(node)
+        return found
+
     def service_after(self, config: Any) -> list[str]:
         """Every plugin's units for the service's ``After=``, in order, once each."""
         units: list[str] = []

@@ -17,7 +17,7 @@ from . import (cleanup, creation, disks, extension, hypervisor, login, migration
                startup)
 from .startup import virshle_config_sections, virshle_register_commands
 from .node import (virshle_node_init, virshle_node_gc, virshle_node_info, virshle_choose_node,
-                   virshle_service_after)
+                   virshle_service_after, virshle_discover_nodes)
 from .creation import virshle_pre_create, virshle_disk_clone, virshle_provision
 from .network import virshle_net_attach, virshle_net_detach
 from .hypervisor import (virshle_hypervisor, virshle_start, virshle_stop, virshle_vm_state,
@@ -78,4 +78,5 @@ __all__ = [
     "virshle_guest_login",
     "virshle_service_after",
     "virshle_vm_stats",
+    "virshle_discover_nodes",
 ]

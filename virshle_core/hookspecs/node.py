@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from .marker import hookspec
 
 if TYPE_CHECKING:
-    from ..config import Config
+    from ..config import Config, DiscoveredNode
     from ..models import NodeCandidate, NodeContext
 
 
@@ -31,6 +31,39 @@ def virshle_node_init(node: NodeContext, parts: frozenset[str]) -> None:
         def virshle_node_init(node, parts):
             if "net" in parts:
                 ensure_bridge(node.section("ovs").bridge)
+    """
+
+
+@hookspec
+def virshle_discover_nodes(config: Config, probe: bool) -> list[DiscoveredNode] | None:
+    """List the nodes a catalogue knows, beside the configuration's ``[[node]]`` entries.
+
+    Called by the command line (and ``virshle web``) when it needs the managed nodes,
+    once per command; the answers of every plugin are put together: a node two
+    catalogues list (the same id) counts once, and a ``[[node]]`` entry of the same name
+    or URL wins over a discovered one. With discovered nodes and no ``[[node]]`` entry,
+    there is no implicit local node.
+
+    Never hang: give up on your catalogue after a few seconds, say so in one line
+    (``virshle_core.cli.render.warn``) and answer from a cache, saying it is cached.
+    Refuse entries you cannot trust (a ``unix://`` URL from a remote catalogue).
+
+    :param config: the command line's configuration (``config.section(...)``: your table,
+        conventionally ``[discovery.<name>]``).
+    :param probe: only say whether you are configured, without any I/O: return ``[]``
+        if so (the command line then never answers from the fast path), None if not.
+    :returns: the nodes (``virshle_core.config.DiscoveredNode``: name, url, weight,
+        labels, and ``source``, ``id``, ``seen``, ``cached``), or None when your
+        catalogue is not configured.
+
+    Example::
+
+        @hookimpl
+        def virshle_discover_nodes(config, probe):
+            if not config.section("discovery.file"):
+                return None
+            return [] if probe else [DiscoveredNode(name=n, url=u, source="file")
+                                     for n, u in read_my_file()]
     """
 
 
