@@ -40,7 +40,10 @@ def virshle_config_sections(register):
 def virshle_routes():
     from virshle_core.models import ApiRoute
 
-    from .work import exposition
+    async def exposition(request, node):  # prometheus_client comes with the first scrape
+        from .work import exposition
+
+        return await exposition(request, node)
 
     return [ApiRoute("GET", "", exposition, "Prometheus metrics of the node and its VMs, in "
                      "the text exposition format.", content_type="text/plain")]
@@ -50,9 +53,14 @@ def virshle_routes():
 def virshle_services(node):
     from virshle_core.models import Service
 
-    from .work import listener, watcher
+    from .tally import watcher
 
     services = [Service("metrics-watch", watcher)]
     if config_of(node).listen:
+        async def listener(node):
+            from .work import listener
+
+            await listener(node)
+
         services.append(Service("metrics-listen", listener))
     return services

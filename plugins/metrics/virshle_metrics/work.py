@@ -1,5 +1,5 @@
-"""The metrics plugin's work, in the daemon only: what is counted as it happens (requests,
-hook calls), the sample of the node and its VMs, and the exposition."""
+"""The metrics plugin's exposition, in the daemon only, imported at the first scrape: the
+sample of the node and its VMs, the counts of ``tally.py``, and prometheus_client's text."""
 
 from __future__ import annotations
 
@@ -7,22 +7,15 @@ import asyncio
 import time
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4 as CONTENT_TYPE, generate_latest
 
 from virshle_core import logger
 
+from . import tally
+
 REGISTRY = CollectorRegistry(auto_describe=True)
-REQUESTS = Counter("virshle_http_requests", "Requests the node's API answered, by route and "
-                   "status.", ["node", "method", "route", "status"], registry=REGISTRY)
-LATENCY = Histogram("virshle_http_request_duration_seconds", "Time the node's API took to "
-                    "answer, by route (streams: until their head was sent).",
-                    ["node", "method", "route"], registry=REGISTRY)
-HOOK_TIME = Histogram("virshle_hook_duration_seconds", "Time each plugin's implementation of "
-                      "a hook took, by hook and plugin.", ["node", "hook", "plugin"],
-                      buckets=(.0005, .001, .005, .01, .05, .1, .5, 1, 5, 30, 120),
-                      registry=REGISTRY)
 ProcessCollector(registry=REGISTRY)  # the daemon's own process_* figures
 
 RUNS = ("running", "paused")
@@ -98,10 +91,31 @@ class NodeCollector:
         self.node = ""
 
     def collect(self):
+        yield from counted_families()
         if self.sample is None:
             return
         yield from node_families(self.node, self.sample["info"])
         yield from vm_families(self.node, self.sample["vms"], self.sample["counters"])
+
+
+def counted_families() -> list:
+    """What ``tally.py`` counted: requests by route, and the time of requests and hooks."""
+    requests = CounterMetricFamily("virshle_http_requests", "Requests the node's API "
+                                   "answered, by route and status.",
+                                   labels=["node", "method", "route", "status"])
+    for labels, count in list(tally.REQUESTS.items()):
+        requests.add_metric(list(labels), count)
+    families = [requests]
+    for name, doc, labels, kept in (
+            ("virshle_http_request_duration_seconds", "Time the node's API took to answer, by "
+             "route (a stream: until it ended).", ["node", "method", "route"], tally.REQUEST_TIME),
+            ("virshle_hook_duration_seconds", "Time each plugin's implementation of a hook "
+             "took, by hook and plugin.", ["node", "hook", "plugin"], tally.HOOK_TIME)):
+        family = HistogramMetricFamily(name, doc, labels=labels)
+        for values, buckets, total in kept.cumulative():
+            family.add_metric(list(values), buckets, total)
+        families.append(family)
+    return families
 
 
 COLLECTOR = NodeCollector()
@@ -201,34 +215,6 @@ async def render(node) -> bytes:
     COLLECTOR.node = node.name
     COLLECTOR.sample = await SAMPLER.fresh(node)
     return generate_latest(REGISTRY)
-
-
-# --- counted as it happens -------------------------------------------------------------
-
-
-def on_request(sender, method: str, route: str, status: int, seconds: float, **_) -> None:
-    REQUESTS.labels(sender, method, route, str(status)).inc()
-    LATENCY.labels(sender, method, route).observe(seconds)
-
-
-async def watcher(node) -> None:
-    """Count the API's requests and time the hooks while the daemon runs."""
-    import blinker
-
-    from virshle_core.hooks import time_hook_calls
-
-    signal = blinker.signal("request-handled")
-    signal.connect(on_request)
-
-    def on_hook(hook: str, plugin: str, seconds: float) -> None:
-        HOOK_TIME.labels(node.name, hook, plugin).observe(seconds)
-
-    try:
-        while True:  # again after a reload, which loads the plugins anew
-            time_hook_calls(on_hook)
-            await asyncio.sleep(5)
-    finally:
-        signal.disconnect(on_request)
 
 
 # --- a port for Prometheus ---------------------------------------------------------------
