@@ -10,7 +10,9 @@ sockets) and for one that has only the catalogue (N nodes registered):
     vm ls; node ls --all; a placement of `vm create -n 50` (and the rm of what it made);
     the peak RSS of the command line's process;
 
-and once, `node drain` of one node with its VMs (cold moves to the others).
+and once, `node drain` of one node with its VMs (cold moves to the others). The same
+`vm ls` through one sshd on loopback, every node an `ssh://` URL, warm: one held
+connection (its holder) carries the channels to every node's socket.
 """
 
 from __future__ import annotations
@@ -79,10 +81,11 @@ def main() -> None:
     parser.add_argument("--vms", type=int, default=5)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    counts = sorted(int(n) for n in args.nodes.split(","))
+    counts = sorted({1, *(int(n) for n in args.nodes.split(","))})  # one node: the baseline
     base = Path(tempfile.mkdtemp(prefix="fleet-", dir="/tmp"))
     etcd = Etcd(base) if shutil.which("etcd") else None
     daemons: list[Daemon] = []
+    ssh = None
     try:
         started = time.monotonic()
         for index in range(counts[-1]):
@@ -105,6 +108,7 @@ def main() -> None:
               f"{statistics.median(_rss(d.pid) for d in daemons):.1f} MiB (median)")
         print(f"{'nodes':>5} {'source':<10} {'vm ls':>9} {'node ls --all':>14} "
               f"{'create -n 50':>13} {'CLI RSS':>9}")
+        floors: dict = {}
         for count in counts:
             static = base / f"static-{count}.toml"
             static.write_text("".join(f'[[node]]\nname = "f{i}"\nurl = "unix://{d.socket}"\n\n'
@@ -118,7 +122,10 @@ def main() -> None:
             for label, path in sources:
                 env = {**os.environ, "VIRSHLE_CONFIG": str(path)}
                 subprocess.run([VIRSHLE, "node", "ls"], env=env, stdout=subprocess.DEVNULL)
+                spent = _cpu(daemons[:count])
                 listing = timed(["vm", "ls"], env, args.runs)
+                spent = (_cpu(daemons[:count]) - spent) / args.runs  # the daemons' own work
+                floors[(count, label)] = spent / (os.cpu_count() or 1)
                 health = timed(["node", "ls", "--all"], env, args.runs)
                 start = time.perf_counter()
                 made = subprocess.run([VIRSHLE, "vm", "create", "-t", "xs", "-n", "50", "--name",
@@ -131,20 +138,76 @@ def main() -> None:
                                stdout=subprocess.DEVNULL)
                 rss = peak_rss(["vm", "ls"], env)
                 print(f"{count:>5} {label:<10} {listing * 1000:>7.0f}ms {health * 1000:>12.0f}ms "
-                      f"{placement * 1000:>11.0f}ms {rss:>7.1f}MiB", flush=True)
-        env = {**os.environ, "VIRSHLE_CONFIG": str(base / f"static-{counts[0]}.toml")}
+                      f"{placement * 1000:>11.0f}ms {rss:>7.1f}MiB   (the daemons' cpu for one "
+                      f"vm ls: {spent * 1000:.0f} ms, {floors[(count, label)] * 1000:.0f} ms on "
+                      f"{os.cpu_count()} cores)", flush=True)
+        ssh = SshFront(base, daemons)
+        for count in counts:
+            env = ssh.env(count)
+            subprocess.run([VIRSHLE, "vm", "ls"], env=env, stdout=subprocess.DEVNULL)
+            time.sleep(1.5)  # the holder logs in
+            listing = timed(["vm", "ls"], env, args.runs)
+            rss = peak_rss(["vm", "ls"], env)
+            print(f"{count:>5} {'ssh, warm':<10} {listing * 1000:>7.0f}ms {'':>14} {'':>13} "
+                  f"{rss:>7.1f}MiB", flush=True)
+        drain_over = counts[1] if len(counts) > 1 else counts[0]
+        env = {**os.environ, "VIRSHLE_CONFIG": str(base / f"static-{drain_over}.toml")}
         start = time.perf_counter()
         drained = subprocess.run([VIRSHLE, "node", "drain", "f0"], env=env, capture_output=True,
                                  text=True)
-        print(f"node drain of one node with {args.vms} VMs over {counts[0]} nodes: "
+        print(f"node drain of one node with {args.vms} VMs over {drain_over} nodes: "
               f"{(time.perf_counter() - start) * 1000:.0f} ms (exit {drained.returncode})")
     finally:
+        if ssh is not None:
+            ssh.stop()
         for daemon in daemons:
             daemon.close()
         if etcd is not None:
             etcd.stop()
         remove_short_dirs()
         shutil.rmtree(base, ignore_errors=True)
+
+
+class SshFront:
+    """One sshd on loopback in front of every node, an agent, and a HOME that trusts it."""
+
+    def __init__(self, base: Path, daemons: list[Daemon]):
+        from tests.support import free_port
+        from virshle_core.testing.netlab import HostNs, run
+        from virshle_core.testing.sshlab import SshAgent, Sshd
+
+        self.base, self.daemons = base, daemons
+        key = base / "id_ed25519"
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key])
+        self.agent = SshAgent(base / "agent", [key])
+        self.sshd = Sshd(HostNs(), base / "sshd", "127.0.0.1", key.with_suffix(".pub"),
+                         port=free_port())
+        self.home = base / "home"
+        (self.home / ".ssh").mkdir(parents=True)
+        (self.home / ".ssh" / "known_hosts").write_text(self.sshd.known_hosts_line() + "\n")
+
+    def env(self, count: int) -> dict:
+        path = self.base / f"ssh-{count}.toml"
+        path.write_text("".join(
+            f'[[node]]\nname = "f{i}"\nurl = "ssh://root@127.0.0.1:{self.sshd.port}{d.socket}"\n\n'
+            for i, d in enumerate(self.daemons[:count])))
+        return {**os.environ, "VIRSHLE_CONFIG": str(path), "HOME": str(self.home),
+                "SSH_AUTH_SOCK": str(self.agent.socket), "XDG_CACHE_HOME": str(self.home / ".cache")}
+
+    def stop(self) -> None:
+        self.sshd.stop()
+        self.agent.stop()
+
+
+def _cpu(daemons: list[Daemon]) -> float:
+    """Cpu seconds the daemons have used (user and system)."""
+    import psutil
+
+    total = 0.0
+    for daemon in daemons:
+        times = psutil.Process(daemon.pid).cpu_times()
+        total += times.user + times.system
+    return total
 
 
 def _rss(pid: int) -> float:
