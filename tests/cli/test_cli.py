@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import BIN, Daemon, write_config
+from tests.support import BIN, Daemon, run_cli, write_config
 
 
 def test_version_and_alias(cli):
@@ -368,3 +368,27 @@ def test_bulk_verbs_span_the_nodes_or_one(daemon, cli, tmp_path):
         assert missing.returncode == 1 and "no VM 'a-1' on any node" in missing.stderr
     finally:
         other.close()
+
+
+def test_a_selector_targets_the_nodes_with_its_labels(tmp_path):
+    """--selector rack=a (or VIRSHLE_SELECTOR): only the nodes with that label, from
+    [[node]] labels as from a catalogue's; none matching is a usage error (exit 2)."""
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[[node]]\nname = "a1"\nurl = "unix:///nowhere/a1.sock"\nlabels = { rack = "a" }\n\n'
+        '[[node]]\nname = "b1"\nurl = "unix:///nowhere/b1.sock"\nlabels = { rack = "b" }\n\n'
+        '[[node]]\nname = "a2"\nurl = "unix:///nowhere/a2.sock"\n'
+        'labels = { rack = "a", disk = "ssd" }\n')
+    for env in ({}, {"VIRSHLE_NO_FAST": "1"}):
+        listed = run_cli("--selector", "rack=a", "node", "ls", "--json", config=config, env=env)
+        assert sorted(n["name"] for n in listed.json()) == ["a1", "a2"], listed.stderr
+    both = run_cli("-l", "rack=a", "-l", "disk=ssd", "node", "ls", "--json", config=config)
+    assert [n["name"] for n in both.json()] == ["a2"]
+    from_env = run_cli("node", "ls", "--json", config=config, env={"VIRSHLE_SELECTOR": "rack=b"})
+    assert [n["name"] for n in from_env.json()] == ["b1"]
+    listing = run_cli("vm", "ls", config=config, env={"VIRSHLE_SELECTOR": "rack=b"})
+    assert "b1" in listing.stderr and "a1" not in listing.stderr  # the fast path stood aside
+    none = run_cli("--selector", "rack=z", "vm", "ls", config=config)
+    assert none.returncode == 2 and "no managed node has the labels rack=z" in none.stderr
+    bad = run_cli("--selector", "rack", "vm", "ls", config=config)
+    assert bad.returncode == 2 and "not KEY=VALUE" in bad.stderr

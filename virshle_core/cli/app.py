@@ -41,6 +41,7 @@ class Settings:
         self._config: Any = None
         self._view: Any = False  # not looked up yet
         self._entries: list | None = None
+        self.selector: dict[str, str] = {}  # --selector: only the nodes with these labels
 
     @property
     def config(self):
@@ -103,7 +104,20 @@ class Settings:
 
     def entries(self) -> list:
         """The managed nodes: name, url, weight and timeout of each; with a catalogue
-        (``virshle_discover_nodes``), its nodes too, asked once per command."""
+        (``virshle_discover_nodes``), its nodes too, asked once per command; with
+        ``--selector``, those with its labels."""
+        entries = self._all_entries()
+        if not self.selector:
+            return entries
+        chosen = [e for e in entries if all(getattr(e, "labels", {}).get(key) == value
+                                            for key, value in self.selector.items())]
+        if not chosen:
+            wanted = ", ".join(f"{k}={v}" for k, v in self.selector.items())
+            raise click.UsageError(f"no managed node has the labels {wanted} (of "
+                                   f"{len(entries)} nodes)")
+        return chosen
+
+    def _all_entries(self) -> list:
         if self._config is None and self.view is not None and not self.view.get("discovery"):
             from .fast import _Node
 
@@ -131,6 +145,17 @@ class Settings:
                 )
             entries = chosen
         return [NodeClient(e) for e in entries]
+
+
+def _labels(selectors: tuple[str, ...]) -> dict[str, str]:
+    """``--selector rack=a``, each as a label and its value (a comma also separates)."""
+    labels = {}
+    for given in (part for selector in selectors for part in selector.split(",") if part):
+        key, sep, value = given.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{given!r} is not KEY=VALUE", param_hint="--selector")
+        labels[key.strip()] = value.strip()
+    return labels
 
 
 def merge_nodes(config, discovered: list) -> list:
@@ -239,9 +264,14 @@ def make_cli(with_plugins: bool = True) -> click.Group:
     @click.option("-q", "--quiet", is_flag=True, help="Only print errors.")
     @click.option("--config", "config_path", metavar="PATH", envvar="VIRSHLE_CONFIG",
                   help="Configuration file [env VIRSHLE_CONFIG; default /etc/virshle/config.toml].")
+    @click.option("-l", "--selector", "selectors", metavar="KEY=VALUE", multiple=True,
+                  envvar="VIRSHLE_SELECTOR",
+                  help="Only the nodes with this label ([[node]] labels, or a catalogue's); "
+                       "repeatable.")
     @click.version_option(package_name=None, version=_version(), prog_name="virshle")
     @click.pass_context
-    def cli(ctx: click.Context, verbose: int, quiet: bool, config_path: str | None) -> None:
+    def cli(ctx: click.Context, verbose: int, quiet: bool, config_path: str | None,
+            selectors: tuple[str, ...]) -> None:
         """Manage virtual machines on one or many nodes.
 
         Start a node with `virshle node init --all` and `virshle node serve`,
@@ -250,6 +280,7 @@ def make_cli(with_plugins: bool = True) -> click.Group:
         from .. import log
 
         settings = Settings(verbosity=-1 if quiet else verbose, config_path=config_path)
+        settings.selector = _labels(selectors)
         log.configure(settings.verbosity)
         ctx.obj = settings
         # The whole configuration is checked before any command runs (once per version of it).

@@ -24,9 +24,10 @@ from ..wire.api import STATES
 class _Node:
     """A managed node as the view holds it (what NodeClient reads of a [[node]] entry)."""
 
-    def __init__(self, name: str, url: str, weight: int, timeout: float, persist: float = 0):
+    def __init__(self, name: str, url: str, weight: int, timeout: float, persist: float = 0,
+                 labels: dict | None = None):
         self.name, self.url, self.weight, self.timeout = name, url, weight, timeout
-        self.persist = persist
+        self.persist, self.labels = persist, labels or {}
 
 
 class _Settings:
@@ -150,8 +151,8 @@ def _values(command: list[str], bulk: dict) -> set:
 
 def run(argv: list[str]) -> int | None:
     """Answer ``argv`` here and return the exit status, or None to take the full path."""
-    if os.environ.get("VIRSHLE_NO_FAST"):
-        return None
+    if os.environ.get("VIRSHLE_NO_FAST") or os.environ.get("VIRSHLE_SELECTOR"):
+        return None  # (--selector: the full command line chooses the nodes)
     completing = None
     if "_VIRSHLE_COMPLETE" in os.environ or "_V_COMPLETE" in os.environ:
         from . import fastcomplete  # a shell asks which VMs there are (Tab)

@@ -91,7 +91,7 @@ def store(path: str, config) -> None:
         view = {
             "identity": identity(path),
             "nodes": [{"name": n.name, "url": n.url, "weight": n.weight, "timeout": n.timeout,
-                       "persist": n.persist}
+                       "persist": n.persist, "labels": n.labels}
                       for n in config.managed_nodes()],
             "disks": disks_of(config),
             "verbs": plugin_verbs(),  # the fast path knows them without loading plugins
