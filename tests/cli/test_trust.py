@@ -102,14 +102,14 @@ def test_ids_are_ascii_digits(shared_daemon, value):
 # --- 2. limits ---------------------------------------------------------------------------
 
 
-def test_stopped_vms_reserve_nothing_and_a_start_is_checked(tmp_path):
+def test_stopped_vms_reserve_nothing_and_a_start_is_checked(tmp_path, guest):
     """By default only running VMs hold vcpu and vram (as libvirt and Incus count): seven
     stopped VMs on a node that runs one; the second start is refused, in the transaction
     that starts it, until the first stops. Before, the second create was refused."""
-    from tests.support import GUEST_DIR, write_guest_config
+    from tests.support import write_guest_config
 
     cores = os.cpu_count()
-    config = write_guest_config(tmp_path, GUEST_DIR, limits=False)
+    config = write_guest_config(tmp_path, guest, limits=False)
     config.write_text(config.read_text().replace(
         "[[template.vm]]", f"[host.limits]\ncpu = {100 // cores}\n\n[[template.vm]]", 1))
     node = Daemon(tmp_path, config)

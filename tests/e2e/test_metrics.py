@@ -111,7 +111,7 @@ def test_a_scrape_does_not_sample_again_within_the_interval(scraped):
     assert cpu(first) == cpu(second)
 
 
-def test_a_public_address_is_refused_without_public(tmp_path):
+def test_a_public_address_is_refused_without_public(tmp_path, guest):
     port = free_port()
     config = write_guest_config(tmp_path, GUEST_DIR,
                                 extra=f'\n[metrics]\nlisten = "0.0.0.0:{port}"\n')
