@@ -68,7 +68,10 @@ def wait_gone(pid: int, still_alive: Callable[[int], bool], timeout: float) -> b
     still runs after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
-        if reap(pid) or not still_alive(pid):
+        if reap(pid):
+            return True
+        if not still_alive(pid):
+            reap(pid)  # it may have died between the two looks: a zombie of ours is reaped
             return True
         if time.monotonic() >= deadline:
             return False
