@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from virshle_core.testing import VIRSHLE, Daemon, remove_short_dirs, short_dir, write_config  # noqa: E402
+from virshle_core.testing.etcdlab import Etcd  # noqa: E402
 
 
 def timed(argv: list[str], env: dict, runs: int) -> float:
@@ -53,26 +54,6 @@ def peak_rss(argv: list[str], env: dict) -> float:
     out = subprocess.run([sys.executable, "-c", probe, VIRSHLE, *argv], env=env,
                          capture_output=True, text=True, check=True)
     return int(out.stdout.strip()) / 1024
-
-
-class Etcd:
-    def __init__(self, directory: Path):
-        from tests.support import free_port
-
-        port, peer = free_port(), free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.process = subprocess.Popen(
-            ["etcd", "--name", "b", f"--data-dir={directory / 'etcd'}",
-             f"--listen-client-urls={self.url}", f"--advertise-client-urls={self.url}",
-             f"--listen-peer-urls=http://127.0.0.1:{peer}",
-             f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
-             f"--initial-cluster=b=http://127.0.0.1:{peer}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(2)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(20)
 
 
 def main() -> None:
@@ -172,8 +153,7 @@ class SshFront:
     """One sshd on loopback in front of every node, an agent, and a HOME that trusts it."""
 
     def __init__(self, base: Path, daemons: list[Daemon]):
-        from tests.support import free_port
-        from virshle_core.testing.netlab import HostNs, run
+        from virshle_core.testing.netlab import HostNs, free_port, run
         from virshle_core.testing.sshlab import SshAgent, Sshd
 
         self.base, self.daemons = base, daemons

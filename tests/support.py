@@ -22,6 +22,7 @@ from virshle_core.testing import (  # noqa: F401
     BIN, LIMITS, MARKER, VIRSHLE, Daemon, Result, alive, make_plugin_dist, network_config,
     remove_short_dirs, run_cli, short_dir, wait_for, write_config, write_guest_config,
 )
+from virshle_core.testing.netlab import free_port  # noqa: F401
 from virshle_core.testing.sshlab import SshNodes, ssh_nodes  # noqa: F401
 
 REPO = Path(__file__).parent.parent
@@ -118,13 +119,6 @@ def installed_wheels(tmp_path_factory):
 
 
 # --- helpers several test modules share ---------------------------------------------
-
-
-def free_port() -> int:
-    """A TCP port free on loopback now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def exchange(daemon, method: str, target: str, body: bytes | None = None,

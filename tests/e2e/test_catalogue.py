@@ -9,10 +9,10 @@ import shutil
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
+from virshle_core.testing.etcdlab import Etcd
 from virshle_core.testing.netlab import HostNs, run
 from virshle_core.testing.sshlab import SshAgent, Sshd
 from tests.support import Daemon, free_port, run_cli, wait_for, write_config
@@ -22,34 +22,6 @@ if not shutil.which("etcd"):
     pytestmark.append(pytest.mark.skip(reason="etcd is not installed (Debian: etcd-server)"))
 
 TTL = 3  # seconds (10 by default): the test waits for a lease to expire
-
-
-class Etcd:
-    def __init__(self, directory: Path):
-        self.directory, self.port, peer = directory, free_port(), free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            ["etcd", "--name", "t", f"--data-dir={directory / 'data'}",
-             f"--listen-client-urls={self.url}", f"--advertise-client-urls={self.url}",
-             f"--listen-peer-urls=http://127.0.0.1:{peer}",
-             f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
-             f"--initial-cluster=t=http://127.0.0.1:{peer}"],
-            stdout=subprocess.DEVNULL, stderr=open(directory / "etcd.log", "ab"))
-        wait_for(self.healthy, timeout=20, what="etcd to answer")
-
-    def healthy(self) -> bool:
-        import urllib.request
-
-        try:
-            with urllib.request.urlopen(self.url + "/health", timeout=1) as reply:
-                return b"true" in reply.read()
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(20)
 
 
 def table(etcd: Etcd, extra: str = "") -> str:

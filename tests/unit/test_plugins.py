@@ -6,9 +6,7 @@ import json
 
 import pytest
 
-from tests.support import make_plugin_dist
-
-BUILT_IN = {"ch", "cloudinit", "etcd", "kea", "lb", "macvtap", "metrics", "ovs", "qemu", "web"}
+from tests.support import BUILT_IN_PLUGINS as BUILT_IN, make_plugin_dist
 
 
 def names(result) -> set[str]:

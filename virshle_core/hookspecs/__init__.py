@@ -15,19 +15,6 @@ declare only the arguments you use: pluggy passes arguments by name.
 
 from . import (cleanup, creation, disks, extension, hypervisor, login, migration, network, node,
                startup)
-from .startup import virshle_config_sections, virshle_register_commands
-from .node import (virshle_node_init, virshle_node_gc, virshle_node_info, virshle_choose_node,
-                   virshle_service_after, virshle_discover_nodes)
-from .creation import virshle_pre_create, virshle_disk_clone, virshle_provision
-from .network import virshle_net_attach, virshle_net_detach
-from .hypervisor import (virshle_hypervisor, virshle_start, virshle_stop, virshle_vm_state,
-                         virshle_vm_watch, virshle_console, virshle_vm_control, virshle_vm_stats)
-from .disks import virshle_snapshot, virshle_disk_resize, virshle_disk_copy
-from .cleanup import virshle_lease_query, virshle_post_delete
-from .extension import virshle_verbs, virshle_routes, virshle_services
-from .login import virshle_guest_login
-from .migration import (virshle_net_types, virshle_migration_support, virshle_migration_receive,
-                        virshle_migration_send, virshle_migration_end)
 
 SECTIONS = (
     ("Start-up", startup),
@@ -43,40 +30,9 @@ SECTIONS = (
 )
 """The hooks by kind, in the order the reference (docs/plugins.md) shows them."""
 
-__all__ = [
-    "virshle_config_sections",
-    "virshle_register_commands",
-    "virshle_node_init",
-    "virshle_node_gc",
-    "virshle_node_info",
-    "virshle_choose_node",
-    "virshle_pre_create",
-    "virshle_disk_clone",
-    "virshle_provision",
-    "virshle_net_attach",
-    "virshle_net_detach",
-    "virshle_hypervisor",
-    "virshle_start",
-    "virshle_stop",
-    "virshle_vm_state",
-    "virshle_vm_watch",
-    "virshle_console",
-    "virshle_vm_control",
-    "virshle_snapshot",
-    "virshle_disk_resize",
-    "virshle_disk_copy",
-    "virshle_lease_query",
-    "virshle_post_delete",
-    "virshle_verbs",
-    "virshle_routes",
-    "virshle_services",
-    "virshle_net_types",
-    "virshle_migration_support",
-    "virshle_migration_receive",
-    "virshle_migration_send",
-    "virshle_migration_end",
-    "virshle_guest_login",
-    "virshle_service_after",
-    "virshle_vm_stats",
-    "virshle_discover_nodes",
-]
+# Each hook is declared once, in its section's module; the package holds them all (pluggy
+# reads them from here), so adding a hook is one function in one module.
+HOOKS = {name: spec for _, module in SECTIONS for name, spec in vars(module).items()
+         if name.startswith("virshle_") and callable(spec)}
+globals().update(HOOKS)
+__all__ = sorted(HOOKS)

@@ -202,6 +202,15 @@ class Ovs:
         kill_pidfile(self.dir / "ovsdb-server.pid")
 
 
+def free_port() -> int:
+    """A TCP port free on loopback now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 class HostNs(Netns):
     """The host's own namespace, where a test runs what it reaches on loopback (an sshd
     for a node over ``ssh://127.0.0.1``): nothing to create or delete."""
