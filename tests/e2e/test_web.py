@@ -114,7 +114,7 @@ def dashboard(tmp_path_factory, guest):
             browser.quit()
         if web is not None:
             web.terminate()
-            web.wait(20)
+            web.wait(5)  # it stops within its 2 s shutdown timeout (it took 10 s and more)
         for part in reversed(started):
             part.close() if isinstance(part, Daemon) else part.stop()
 

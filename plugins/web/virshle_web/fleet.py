@@ -28,7 +28,7 @@ def nodes(settings) -> list[dict]:
             card.update(status="cordoned" if cordon and cordon.cordoned else "online",
                         reason=cordon.reason if cordon and cordon.cordoned else "",
                         vms=info.vms.total, by_state=info.vms.by_state,
-                        resources=[_bar("cpu", info.cpu, "cpus"), _bar("memory", info.ram),
+                        resources=[_bar("cpu", info.cpu, "cpu"), _bar("memory", info.ram),
                                    _bar("disk", info.disk)])
         cards.append(card)
     return cards
@@ -39,13 +39,15 @@ def _bar(name: str, usage, unit: str = "bytes") -> dict:
     from virshle_core.units import human_size
 
     def amount(value: float) -> str:
-        return f"{value:g} {unit}" if unit != "bytes" else human_size(value)
+        return human_size(value) if unit == "bytes" else f"{value:g}"
 
     total = usage.total or 1
+    whole = f"{amount(usage.total)} cpus" if unit == "cpu" else amount(usage.total)
+    reserved = f"{amount(usage.reserved)} vcpu" if unit == "cpu" else amount(usage.reserved)
     return {"name": name, "used_pct": round(100 * usage.used / total, 1),
             "reserved_pct": usage.reserved_pct, "limit_pct": usage.limit_pct,
-            "text": f"{amount(usage.used)} used, {amount(usage.reserved)} reserved of "
-                    f"{amount(usage.total)} (limit {usage.limit_pct:g}%)"}
+            "text": f"{amount(usage.used)} of {whole} used; {reserved} reserved "
+                    f"(limit {usage.limit_pct:g}%)"}
 
 
 def vms(settings, text: str = "", state: str = "", sort: str = "name",

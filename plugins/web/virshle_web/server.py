@@ -224,6 +224,7 @@ def serve(settings, host: str, port: int, cert: str | None, key: str | None) -> 
     shown = f"[{host}]" if ":" in host else host
     print(f"Virshle web on {scheme}://{shown}:{port}/ ; open it with its token:\n"
           f"  {scheme}://{shown}:{port}/?token={dashboard.token}", flush=True)
+    # the event streams stay open: a stop waits for them at most a moment
     web.run_app(dashboard.app(), host=host, port=port, ssl_context=context, print=None,
-                access_log=None, handle_signals=True)
+                access_log=None, handle_signals=True, shutdown_timeout=2)
     sys.stdout.flush()
